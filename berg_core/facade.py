@@ -1,0 +1,100 @@
+"""``BERG``: the drop-in facade for BERG's Python API (same method names and arguments)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg_core.encoder import Encoder, check_subject, load_metadata
+from berg_core.errors import InvalidParameterError
+from berg_core.paths import resolve_berg_dir
+from berg_core.registry import get_registry
+from berg_core.spec import EncoderSpec, import_object
+
+
+def resolve_spec(model_id: str | os.PathLike[str]) -> EncoderSpec:
+    """A registered model id, or the folder of a trained encoder (``berg train`` output)."""
+    text = os.fspath(model_id)
+    if text not in get_registry().specs and Path(text).is_dir():
+        from berg_core.trained import spec_from_dir
+
+        return spec_from_dir(Path(text))
+    return get_registry().get(text)
+
+
+class BERG:
+    """Entry point mirroring BERG: ``BERG(berg_dir)`` then ``get_encoding_model`` and ``encode``.
+
+    ``berg_dir`` holds BERG's files in BERG's layout (``encoding_models/modality-fmri/...``); default
+    ``$BERG_DIR``, else the platformdirs user data dir. Missing files are fetched on first use.
+    """
+
+    def __init__(self, berg_dir: str | os.PathLike[str] | None = None) -> None:
+        self.berg_dir: Path = resolve_berg_dir(berg_dir)
+
+    def list_models(self, pattern: str | None = None, expand_brainscore_language: bool = True) -> list[str]:
+        """Ids of the installed models, optionally filtered (substring or glob, case-insensitive)."""
+        ids = [s.model_id for s in get_registry().find(pattern)]
+        if not expand_brainscore_language:
+            collapsed = [i for i in ids if not i.startswith("brainscore_language-")]
+            if len(collapsed) != len(ids):
+                collapsed.append("brainscore_language")
+            ids = sorted(collapsed)
+        return ids
+
+    def get_encoding_model(
+        self,
+        model_id: str,
+        subject: str | int | None = None,
+        selection: dict[str, Any] | None = None,
+        device: str = "auto",
+        **options: Any,
+    ) -> Encoder:
+        """Load a model (its backbone and weights; files fetched if missing)."""
+        spec = resolve_spec(model_id)
+        factory = import_object(spec.factory)
+        return factory(spec, subject=subject, selection=selection, device=device, berg_dir=self.berg_dir, **options)
+
+    def encode(
+        self, model: Encoder, stimulus: Any, return_metadata: bool = False, show_progress: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+        """Predicted responses (float32); with ``return_metadata`` also the model's metadata."""
+        if not isinstance(model, Encoder):
+            raise InvalidParameterError(f"model must be a loaded model from get_encoding_model, got {type(model).__name__}")
+        responses = model.encode(stimulus, show_progress=show_progress)
+        return (responses, model.metadata) if return_metadata else responses
+
+    def get_model_metadata(self, model_id: str, subject: str | int | None = None) -> dict[str, Any]:
+        """The model's metadata without loading its backbone."""
+        spec = resolve_spec(model_id)
+        return load_metadata(spec, check_subject(spec, subject), self.berg_dir)
+
+    def describe(self, model_id: str) -> str:
+        """The model card and berg's facts about the model, as text."""
+        spec = resolve_spec(model_id)
+        lines = [spec.model_id, "=" * len(spec.model_id), spec.description.strip(), ""]
+        if spec.subjects is not None:
+            lines.append(f"subjects: {', '.join(spec.subjects)}")
+        if spec.rois:
+            lines.append(f"ROIs: {', '.join(spec.rois)}")
+        for key, text in spec.selection.items():
+            lines.append(f"selection[{key!r}]: {text}")
+        lines.append(f"stimulus: {spec.stimulus}")
+        for key, value in spec.options.items():
+            lines.append(f"option {key} = {value!r}")
+        for key, value in spec.info.items():
+            lines.append(f"{key}: {value}")
+        lines.append(f"plugin: {spec.plugin}")
+        if spec.card:
+            lines += ["", spec.card.strip()]
+        return "\n".join(lines).strip() + "\n"
+
+    def fetch(self, model_id: str, subject: str | int | None = None, show_progress: bool = True) -> list[Path]:
+        """Download (or verify) every file the model needs for ``subject`` into berg_dir."""
+        from berg_core.fetch import fetch_model_files
+
+        spec = resolve_spec(model_id)
+        return fetch_model_files(spec, check_subject(spec, subject), self.berg_dir, show_progress=show_progress)

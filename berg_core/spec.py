@@ -1,0 +1,118 @@
+"""``EncoderSpec``: the light, import-free description of one model a plugin registers.
+
+The heavy code stays behind ``factory`` and ``metadata`` strings (``"package.module:attr"``) that are
+imported only when the model is loaded (npe2's lazy factories).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from berg_core.errors import PluginError
+
+StimulusKind = Literal["sentences", "timed_words"]
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file of BERG's bucket a model needs.
+
+    ``path`` is relative to berg_dir (= the bucket root) and may contain ``{subject}``.
+    ``sha256``/``size`` are optional known values; otherwise they are recorded on first download.
+    """
+
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+    per_subject: bool = False
+
+    def for_subject(self, subject: str | None) -> str:
+        return self.path.format(subject=subject) if "{subject}" in self.path else self.path
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One model as a plugin registers it (data only).
+
+    Attributes:
+        model_id: BERG's model id, e.g. ``"fmri-tuckute_2024-GPT2_XL"``.
+        family: plugin namespace (``"tuckute"``, ``"lebel"``, ...).
+        factory: ``"module:attr"`` of a callable ``(spec, *, subject, selection, device, berg_dir,
+            **options) -> Encoder`` (usually the Encoder subclass itself).
+        modality: ``"fmri"``.
+        description: one paragraph for ``berg info``.
+        subjects: valid subject ids, or ``None`` when the model has no subjects.
+        selection: selection schema: key -> description (e.g. ``{"roi": "lang_LH_IFG, ..."}``).
+        rois: the default output columns when they are fixed ROIs (e.g. Tuckute's six), else ``()``.
+        stimulus: ``"sentences"`` (list of str) or ``"timed_words"`` (dict of words + word_onsets).
+        metadata: ``"module:attr"`` of ``(spec, subject, berg_dir) -> dict`` (no backbone load).
+        remote_files: files of BERG's bucket the model needs (``berg fetch`` gets them).
+        card: the model card text (``berg info``).
+        options: documented load options and their defaults (``backbone``, ``layer``, ...).
+        info: any further JSON-able facts shown by ``berg info`` (status, layer, reason, ...).
+        plugin: ``"distribution version"`` of the plugin that registered it (set by the registry).
+    """
+
+    model_id: str
+    family: str
+    factory: str
+    modality: str = "fmri"
+    description: str = ""
+    subjects: tuple[str, ...] | None = None
+    selection: dict[str, str] = field(default_factory=dict)
+    rois: tuple[str, ...] = ()
+    stimulus: StimulusKind = "sentences"
+    metadata: str | None = None
+    remote_files: tuple[RemoteFile, ...] = ()
+    card: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    plugin: str = ""
+
+    def with_plugin(self, plugin: str) -> EncoderSpec:
+        return replace(self, plugin=plugin)
+
+    def files_for(self, subject: str | None) -> list[RemoteFile]:
+        """The remote files this model needs for ``subject`` (paths with the subject filled in)."""
+        out = []
+        for f in self.remote_files:
+            if "{subject}" in f.path and subject is None:
+                continue
+            out.append(replace(f, path=f.for_subject(subject)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able view used by ``berg info --json`` and ``describe``."""
+        return {
+            "model_id": self.model_id,
+            "family": self.family,
+            "modality": self.modality,
+            "description": self.description,
+            "subjects": list(self.subjects) if self.subjects is not None else None,
+            "selection": dict(self.selection),
+            "rois": list(self.rois),
+            "stimulus": self.stimulus,
+            "remote_files": [f.path for f in self.remote_files],
+            "options": dict(self.options),
+            "info": dict(self.info),
+            "plugin": self.plugin,
+        }
+
+
+def import_object(path: str) -> Any:
+    """Import ``"package.module:attr"`` (attr may be dotted)."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise PluginError(f"bad factory path {path!r}: expected 'package.module:attr'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(f"cannot import {module_name!r} for {path!r}: {exc}; is its plugin installed with its dependencies?") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise PluginError(f"{module_name!r} has no attribute {attr!r} (from {path!r})") from exc
+    return obj
