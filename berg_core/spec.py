@@ -49,6 +49,8 @@ class EncoderSpec:
         stimulus: ``"sentences"`` (list of str) or ``"timed_words"`` (dict of words + word_onsets).
         metadata: ``"module:attr"`` of ``(spec, subject, berg_dir) -> dict`` (no backbone load).
         remote_files: files of BERG's bucket the model needs (``berg fetch`` gets them).
+        prepare: optional ``"module:attr"`` of ``(spec, subject, berg_dir, show_progress) -> None`` that
+            ``berg fetch`` runs after the remote files (e.g. to build a cache ahead of first use).
         card: the model card text (``berg info``).
         options: documented load options and their defaults (``backbone``, ``layer``, ...).
         info: any further JSON-able facts shown by ``berg info`` (status, layer, reason, ...).
@@ -66,6 +68,7 @@ class EncoderSpec:
     stimulus: StimulusKind = "sentences"
     metadata: str | None = None
     remote_files: tuple[RemoteFile, ...] = ()
+    prepare: str | None = None
     card: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,61 @@
+"""``berg encode MODEL [--subject S] [--roi R ...] [--voxels FILE] (TEXT... | --input FILE) [--output FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from berg_core.commands import print_json
+from berg_core.errors import InvalidParameterError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="predict fMRI responses to text")
+    p.add_argument("model", help="model id or trained-encoder folder")
+    p.add_argument("text", nargs="*", help="sentences to encode (or use --input)")
+    p.add_argument("--subject", default=None)
+    p.add_argument("--roi", nargs="+", default=None, help="ROI name(s) to keep, in this order where the model keeps order")
+    p.add_argument("--voxels", default=None, help="0/1 voxel mask file (.npy or text), for voxelwise models")
+    p.add_argument("--input", "-i", default=None, help=".txt (one sentence a line) or .json/.csv/.tsv (words + onsets)")
+    p.add_argument("--output", "-o", default=None, help="write .npy, .csv or .h5 (default: print)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (sentence models)")
+    p.add_argument("--json", action="store_true", help="print JSON (rows with column names)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(func=run)
+
+
+def selection_from_args(args: argparse.Namespace) -> dict | None:
+    from berg_core.io import read_voxel_index
+
+    selection: dict = {}
+    if args.roi:
+        selection["roi"] = list(args.roi)
+    if args.voxels:
+        selection["voxel_index"] = read_voxel_index(args.voxels)
+    return selection or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from berg_core.facade import BERG
+    from berg_core.io import read_stimulus, write_responses
+
+    if bool(args.text) == bool(args.input):
+        raise InvalidParameterError("give the text to encode either as arguments or with --input FILE (not both)")
+    stimulus = read_stimulus(args.input) if args.input else list(args.text)
+    options = {"batch_size": args.batch_size} if args.batch_size else {}
+    berg = BERG(args.berg_dir)
+    with berg.get_encoding_model(args.model, subject=args.subject, selection=selection_from_args(args), device=args.device, **options) as model:
+        responses = model.encode(stimulus, show_progress=args.progress)
+        columns = list(model.output_names)
+    if args.output:
+        write_responses(args.output, responses, columns, attrs={"model_id": model.model_id, "subject": model.subject or ""})
+        print(f"wrote {responses.shape[0]} x {responses.shape[1]} responses to {args.output}", file=sys.stderr)
+    elif args.json:
+        print_json({"model_id": model.model_id, "columns": columns, "responses": responses.tolist()})
+    else:
+        print("\t".join(columns))
+        np.savetxt(sys.stdout, responses, delimiter="\t", fmt="%.6g")
+    return 0

@@ -1,0 +1,60 @@
+"""Test sessions. `nox` runs them all; `nox -s "tests(core)"` runs one.
+
+- tests(core): the core alone (no plugin) + the test plugins under tests/plugins/
+- tests(tuckute), tests(lebel): core + that one plugin
+- integration: core + every plugin that shares numpy 2 (listing, id uniqueness, lazy imports, CLI)
+- brainscore: core + berg-brainscore with brainscore-language 2.3.0's pins (numpy<2, transformers<5)
+- lint: ruff
+
+torch is pinned to 2.13.0 (a CPU build installs from the local wheel cache on CI machines; an
+unpinned torch would pull gigabytes of CUDA packages).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests", "integration", "brainscore"]
+nox.options.reuse_existing_virtualenvs = True
+
+TORCH = "torch==2.13.0"
+TEST_PLUGINS = ["./tests/plugins/berg_testplugin", "./tests/plugins/berg_brokenplugin"]
+PLUGINS = {"tuckute": "./plugins/berg_tuckute", "lebel": "./plugins/berg_lebel"}
+
+
+def _env(session: nox.Session) -> dict[str, str]:
+    tmp = session.create_tmp()
+    return {"BERG_CACHE_DIR": f"{tmp}/cache", "BERG_DIR": f"{tmp}/berg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@nox.session
+@nox.parametrize("package", ["core", "tuckute", "lebel"], ids=["core", "tuckute", "lebel"])
+def tests(session: nox.Session, package: str) -> None:
+    session.install(TORCH)
+    if package == "core":
+        session.install("-e", ".[test,train,hf]", *TEST_PLUGINS)
+    else:
+        session.install("-e", ".[test,hf]", "-e", PLUGINS[package])
+    session.run("pytest", f"tests/{package}", *session.posargs, env=_env(session))
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    session.install(TORCH)
+    session.install("-e", ".[test,train,hf]", *[f"-e{p}" for p in PLUGINS.values()], *TEST_PLUGINS)
+    session.run("pytest", "tests/integration", *session.posargs, env=_env(session))
+
+
+@nox.session
+def brainscore(session: nox.Session) -> None:
+    session.install(TORCH)
+    session.install("numpy<2", "transformers>=4.51,<5", "brainscore-language==2.3.0")
+    session.install("-e", ".[test]", "-e", "./plugins/berg_brainscore")
+    session.run("pytest", "tests/brainscore", *session.posargs, env={**_env(session), "BS_INSTALL_DEPENDENCIES": "no"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")

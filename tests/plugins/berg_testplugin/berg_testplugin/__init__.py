@@ -1,0 +1,1 @@
+"""A tiny berg plugin for tests."""

@@ -1,0 +1,34 @@
+"""Registers two toy models: a sentence model with fixed ROIs and a duplicate-id probe."""
+
+from berg_core import EncoderSpec, hookimpl
+
+ROIS = ("roi_a", "roi_b", "roi_c")
+
+
+@hookimpl
+def berg_register_encoders(register):
+    register(
+        EncoderSpec(
+            model_id="test-sentence_length",
+            family="testplugin",
+            factory="berg_testplugin.encoder:LengthEncoder",
+            metadata="berg_testplugin.encoder:load_metadata",
+            description="Toy model: responses are functions of sentence length (tests only).",
+            rois=ROIS,
+            selection={"roi": ", ".join(ROIS)},
+            options={"scale": 1.0, "batch_size": 8},
+            card="A toy card.",
+        )
+    )
+    register(
+        EncoderSpec(
+            model_id="test-timed_words",
+            family="testplugin",
+            factory="berg_testplugin.encoder:WordRateEncoder",
+            description="Toy timed-words model: words per 2-s TR (tests only).",
+            subjects=("S1", "S2"),
+            stimulus="timed_words",
+            selection={"roi": "all", "voxel_index": "0/1 mask of length 4"},
+        )
+    )
+    register(EncoderSpec(model_id="test-duplicate", family="testplugin", factory="berg_testplugin.encoder:LengthEncoder"))
