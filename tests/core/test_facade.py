@@ -97,3 +97,11 @@ def test_device_unavailable_is_an_error():
         pytest.skip("this machine has CUDA")
     with pytest.raises(InvalidParameterError, match="CUDA is not available"):
         BERG().get_encoding_model("test-sentence_length", device="cuda")
+
+
+def test_berg_import_name_is_an_alias():
+    import berg
+
+    import berg_core
+
+    assert berg.BERG is berg_core.BERG
