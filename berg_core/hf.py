@@ -3,8 +3,9 @@
 ``load_backbone(name, layer=k)`` builds the model with its first ``k`` blocks only (the remaining
 blocks' weights are never materialised) and with the final LayerNorm (and OPT's ``project_out``)
 removed, so ``model(...).last_hidden_state`` equals the full model's ``hidden_states[k]`` — the raw
-residual stream after block ``k``. Pitfall avoided: simply cutting the block list leaves ``ln_f`` on
-the last hidden state.
+residual stream after block ``k`` (for ``k`` = the model's depth, HF's ``hidden_states[k]`` includes the
+final norm, and so does ours). Pitfall avoided: simply cutting the block list leaves ``ln_f`` on the
+last hidden state.
 
 torch and transformers are imported inside the functions, never at module import.
 """
@@ -127,7 +128,7 @@ def load_backbone(
         transformers.logging.set_verbosity(verbosity)
     if len(_get(model, blocks_path)) != layer:
         raise ModelLoadError(f"backbone {name!r} built {len(_get(model, blocks_path))} blocks, expected {layer}")
-    for attr in final_norms:
+    for attr in final_norms if layer < n_layers else ():  # HF applies the final norm to hidden_states[n_layers] only
         try:
             current = _get(model, attr)
         except AttributeError:
