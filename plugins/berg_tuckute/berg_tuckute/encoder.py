@@ -1,0 +1,108 @@
+"""``TuckuteEncoder``: sentences -> GPT2-XL block-22 last-token features -> ridge readout (6 fROIs).
+
+The computation (spec/tuckute.md; parity target = BERG's ``FMRITextEncodingModel``):
+
+1. each sentence alone (no context across sentences), raw string, GPT-2 tokenizer, no BOS/EOS added,
+   no lowercasing or stripping;
+2. feature = the residual stream after block ``layer`` (22) at the sentence's last token, 1600-d — what
+   Hugging Face returns as ``GPT2Model(...).hidden_states[22]`` (no final LayerNorm);
+3. prediction = ``features @ coef.T + intercept`` (float64, returned as float32), rows in input order,
+   columns in ROI order (the user's order when ``selection={"roi": [...]}``).
+
+How berg runs it (same numbers, less work): only blocks 1..``layer`` are built and loaded (22 of 48,
+``berg_core.hf.load_backbone``), sentences are sorted by length and batched with right padding and an
+attention mask (the feature is read at each row's last *real* token), under ``torch.inference_mode``,
+and a sentence repeated in one call is computed once. BERG runs the full 48 blocks one sentence at a time
+with autograd on, keeps all 49 hidden states, and crashes on duplicate sentences.
+
+Precision: float32 on CPU (equal to the full model's fp32 ``hidden_states[22]`` to ~1e-6). On a GPU the
+backbone runs in float16 by default — about 2x faster and half the memory (GPT2-XL's first 22 blocks take
+2.8 GB instead of 5.6 GB), at the cost of ~1e-3 relative error in the features, far below the model's
+noise ceiling; pass ``dtype="float32"`` for fp32 parity on a GPU. Predictions are always float32.
+
+"Last token" is the true last token of the tokenized sentence. BERG reads the first token whose
+character span reaches the end of the string; for a sentence ending in a character that byte-level BPE
+splits into several tokens (an emoji, some rare unicode) that is an earlier token. On ASCII text
+(BERG's training and test sentences) the two are the same token.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from berg_core.encoder import Encoder
+from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.spec import EncoderSpec
+from berg_tuckute.weights import load_readout, select_rois
+
+TRAINED_WORDS = 6  # the training sentences all had six words
+
+
+class SentenceLengthWarning(UserWarning):
+    """Sentences other than six words long: the model was trained on six-word sentences only."""
+
+
+class TuckuteEncoder(Encoder):
+    """fmri-tuckute_2024-GPT2_XL: ``encode(sentences) -> (n_sentences, n_rois)`` float32, z units.
+
+    Options (``get_encoding_model(..., **options)``): ``backbone`` (hub id or local folder, default
+    ``"gpt2-xl"``), ``layer`` (default 22), ``batch_size`` (default 32), ``dtype`` (None = float32 on
+    CPU / float16 on GPU), ``revision`` (hub revision of the backbone).
+    """
+
+    def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
+        super().__init__(spec, **kwargs)
+        self.rois: list[str] = select_rois(self.selection)  # checked before anything is loaded
+        batch_size = self.options["batch_size"]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidParameterError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        layer = self.options["layer"]
+        if isinstance(layer, bool) or not isinstance(layer, int):
+            raise InvalidParameterError(f"layer must be an int (a GPT-2 block, 1-based), got {layer!r}")
+        self.readout = load_readout(self.berg_dir).select(self.rois)
+
+        from berg_core.hf import load_backbone
+
+        self.backbone = load_backbone(str(self.options["backbone"]), layer=layer, device=self.device,
+                                      dtype=self.options["dtype"], revision=self.options["revision"])
+        if self.backbone.hidden_size != self.readout.n_features:
+            hidden = self.backbone.hidden_size
+            self.backbone.release()
+            raise ModelLoadError(f"backbone {self.options['backbone']!r} gives {hidden}-d features but the readout "
+                                 f"expects {self.readout.n_features} (GPT2-XL's width); use a GPT2-XL-shaped backbone")
+        self._warned_length = False
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.rois)
+
+    def _encode(self, sentences: list[str], show_progress: bool) -> np.ndarray:
+        from berg_core.hf import sentence_features
+
+        self._warn_length(sentences)
+        features = sentence_features(self.backbone, sentences, batch_size=self.options["batch_size"],
+                                     pooling="last", show_progress=show_progress)
+        return self.readout.predict(features).astype(np.float32)
+
+    def _warn_length(self, sentences: list[str]) -> None:
+        """One warning per loaded model (as BERG) when some sentences do not have six words."""
+        if self._warned_length:
+            return
+        other = sum(1 for s in sentences if len(s.split()) != TRAINED_WORDS)
+        if other:
+            self._warned_length = True
+            warnings.warn(f"{self.model_id} was trained on six-word sentences; {other} of {len(sentences)} sentence(s) "
+                          "have another word count, so their predictions are extrapolations (warned once per loaded model)",
+                          SentenceLengthWarning, stacklevel=4)
+
+    def _release(self) -> None:
+        backbone, self.backbone = getattr(self, "backbone", None), None
+        if backbone is not None:
+            backbone.release()
+            if str(self.device).startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()

@@ -1,0 +1,121 @@
+"""A pickle-free store for BERG's metadata dicts: one ``.npz`` read with ``allow_pickle=False``.
+
+BERG ships metadata as a pickled dict inside a ``.npy``. After one read through the allow-list
+unpickler, the dict is written here as a JSON tree (entry ``__tree__``: a 0-d unicode array) plus one
+npz entry per array, so later loads never unpickle anything. Round trip is exact for:
+``dict`` (str/int keys), ``list``, ``tuple``, ``str``, ``int``, ``float`` (NaN/inf included), ``bool``,
+``None``, ``bytes``, numpy scalars, numeric/bool/unicode arrays, and object arrays (of str: stored as
+a unicode array; of anything else: stored element by element) — the latter come back as object arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg_core.errors import ModelLoadError
+
+TREE_KEY = "__tree__"
+
+
+def save_tree(path: Path | str, obj: Any) -> None:
+    """Write ``obj`` to ``path`` (a file path; written as is, no ``.npz`` suffix added)."""
+    arrays: dict[str, np.ndarray] = {}
+    tree = _encode(obj, arrays)
+    arrays[TREE_KEY] = np.array(json.dumps(tree, allow_nan=True))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_tree(path: Path | str) -> Any:
+    """Read what ``save_tree`` wrote (``allow_pickle=False``: nothing is unpickled)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+        raise ModelLoadError(f"cached file {path} is unreadable ({exc}); delete it and load the model again") from exc
+    if TREE_KEY not in arrays:
+        raise ModelLoadError(f"cached file {path} lacks its {TREE_KEY} entry; delete it and load the model again")
+    return _decode(json.loads(str(arrays.pop(TREE_KEY)[()])), arrays)
+
+
+def is_valid_tree(path: Path | str) -> bool:
+    """True when ``path`` is a complete zip holding the tree entry (a cheap check, no array is read)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return f"{TREE_KEY}.npy" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if obj is None or isinstance(obj, (bool, str)):
+        return {"t": "v", "v": obj}
+    if isinstance(obj, (int, float)) and not isinstance(obj, np.generic):
+        return {"t": "int" if isinstance(obj, int) else "float", "v": obj}
+    if isinstance(obj, bytes):
+        return {"t": "bytes", "v": base64.b64encode(obj).decode("ascii")}
+    if isinstance(obj, np.generic):
+        if obj.dtype.kind in "biuf":
+            return {"t": "npscalar", "dtype": obj.dtype.str, "v": obj.item()}
+        return _encode(np.asarray(obj), arrays) | {"scalar": True}
+    if isinstance(obj, np.ndarray):
+        name = f"a{len(arrays)}"
+        if obj.dtype.hasobject:
+            flat = obj.ravel().tolist()
+            if flat and all(isinstance(x, str) for x in flat):
+                arrays[name] = np.array(flat, dtype=str).reshape(obj.shape)
+                return {"t": "strobjarray", "name": name}
+            return {"t": "objarray", "shape": list(obj.shape), "items": [_encode(x, arrays) for x in flat]}
+        if obj.dtype.kind not in "biufcUS":
+            raise ModelLoadError(f"cannot store an array of dtype {obj.dtype} without pickle")
+        arrays[name] = obj
+        return {"t": "array", "name": name}
+    if isinstance(obj, Mapping):
+        items = []
+        for key, value in obj.items():
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                raise ModelLoadError(f"cannot store a dict key of type {type(key).__name__} without pickle")
+            items.append([key, _encode(value, arrays)])
+        return {"t": "dict", "items": items}
+    if isinstance(obj, (list, tuple)):
+        return {"t": "list" if isinstance(obj, list) else "tuple", "items": [_encode(x, arrays) for x in obj]}
+    raise ModelLoadError(f"cannot store a {type(obj).__name__} without pickle")
+
+
+def _decode(node: Any, arrays: dict[str, np.ndarray]) -> Any:
+    kind = node["t"]
+    if kind == "v":
+        return node["v"]
+    if kind == "int":
+        return int(node["v"])
+    if kind == "float":
+        return float(node["v"])
+    if kind == "bytes":
+        return base64.b64decode(node["v"])
+    if kind == "npscalar":
+        return np.dtype(node["dtype"]).type(node["v"])
+    if kind == "array":
+        arr = arrays[node["name"]]
+        return arr[()] if node.get("scalar") else arr
+    if kind == "strobjarray":
+        return arrays[node["name"]].astype(object)
+    if kind == "objarray":
+        flat = [_decode(x, arrays) for x in node["items"]]
+        out = np.empty(len(flat), dtype=object)
+        for i, item in enumerate(flat):  # element by element: never let numpy broadcast nested items
+            out[i] = item
+        return out.reshape(node["shape"])
+    if kind == "dict":
+        return {key: _decode(value, arrays) for key, value in node["items"]}
+    if kind == "list":
+        return [_decode(x, arrays) for x in node["items"]]
+    if kind == "tuple":
+        return tuple(_decode(x, arrays) for x in node["items"])
+    raise ModelLoadError(f"unknown node type {kind!r} in a cached metadata file; delete it and load the model again")

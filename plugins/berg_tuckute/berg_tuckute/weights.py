@@ -1,0 +1,187 @@
+"""BERG's Tuckute files -> safe cached arrays (each source file unpickled once, never again).
+
+Sources (paths relative to berg_dir, fetched on first use by ``berg_core.fetch.ensure_file``):
+
+* the RidgeCV pickle: a dict ``{"clf": RidgeCV, "neuroid_order": ROI names, "X_scaler": None,
+  "y_scaler": None}``; read through berg's allow-list unpickler (sklearn is never imported; the
+  estimator comes back as a plain attribute holder) and converted to
+  ``<cache>/tuckute/readout-<key>.npz``: ``coef`` (n_roi, n_features) float64, ``intercept`` (n_roi,)
+  float64, ``neuroid_order`` (n_roi,) unicode, ``alpha`` (n_roi,) float64;
+* ``metadata.npy``: a pickled dict in a ``.npy``; converted to ``<cache>/tuckute/metadata-<key>.npz``
+  (see ``berg_tuckute.safe_store``).
+
+``<key>`` hashes the source file's sha256 and size and the converter version, so a re-fetched or
+changed file is converted again; ``build_once`` makes two processes convert it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg_core.cache import build_once, cache_key, cache_path
+from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.fetch import ensure_file, sha256_file
+from berg_core.spec import EncoderSpec
+from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
+from berg_tuckute.safe_store import is_valid_tree, load_tree, save_tree
+
+CACHE_NAMESPACE = "tuckute"
+FORMAT_VERSION = 1  # bump when the converted layout changes
+_READOUT_KEYS = ("coef", "intercept", "neuroid_order", "alpha")
+_REFETCH = f"delete it and run `berg fetch {MODEL_ID}` to download it again"
+
+
+@dataclass(frozen=True)
+class Readout:
+    """The linear readout: ``prediction = features @ coef.T + intercept``.
+
+    ``coef``: (n_roi, n_features) float64; ``intercept``: (n_roi,) float64 (z units);
+    ``rois``: ROI name of each row; ``alpha``: (n_roi,) ridge penalty per ROI (information only).
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    rois: tuple[str, ...]
+    alpha: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        return int(self.coef.shape[1])
+
+    def select(self, rois: list[str] | tuple[str, ...]) -> Readout:
+        """The rows of ``rois``, in that order."""
+        missing = [r for r in rois if r not in self.rois]
+        if missing:
+            raise ModelLoadError(f"the weight file has no row for ROI(s) {', '.join(missing)} (it has {', '.join(self.rois)}); {_REFETCH}")
+        idx = [self.rois.index(r) for r in rois]
+        return Readout(self.coef[idx], self.intercept[idx], tuple(rois), self.alpha[idx])
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """(n, n_features) features -> (n, n_roi) predictions, computed in float64."""
+        return np.asarray(features, dtype=np.float64) @ self.coef.T + self.intercept
+
+
+# ------------------------------------------------------------------------------------ selection
+
+
+def select_rois(selection: dict[str, Any]) -> list[str]:
+    """The output ROIs: ``selection["roi"]`` in the user's order, or all six in BERG's order."""
+    if "roi" not in selection or selection["roi"] is None:
+        return list(ROIS)
+    value = selection["roi"]
+    rois = [value] if isinstance(value, str) else value
+    if not isinstance(rois, (list, tuple, np.ndarray)) or len(rois) == 0:
+        raise InvalidParameterError(f"selection['roi'] must be a non-empty list of ROI names; valid ROIs: {', '.join(ROIS)}")
+    rois = [r.item() if isinstance(r, np.generic) else r for r in rois]
+    for roi in rois:
+        if not isinstance(roi, str) or roi not in ROIS:
+            raise InvalidParameterError(f"unknown ROI {roi!r} for {MODEL_ID}; valid ROIs: {', '.join(ROIS)}")
+    dupes = sorted({r for r in rois if rois.count(r) > 1})
+    if dupes:
+        raise InvalidParameterError(f"ROI {dupes[0]!r} is selected twice; list each ROI once")
+    return list(rois)
+
+
+# -------------------------------------------------------------------------------------- readout
+
+
+def read_berg_readout(path: Path | str) -> Readout:
+    """Read BERG's RidgeCV pickle (allow-list unpickler, no sklearn) into a ``Readout``."""
+    from berg_core.safe_pickle import load_pickle
+
+    obj = load_pickle(path)
+    if not isinstance(obj, dict) or "clf" not in obj or "neuroid_order" not in obj:
+        got = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        raise ModelLoadError(f"{path} is not BERG's Tuckute mapping (expected a dict with 'clf' and 'neuroid_order', got {got}); {_REFETCH}")
+    for scaler in ("X_scaler", "y_scaler"):
+        if obj.get(scaler) is not None:
+            raise ModelLoadError(f"{path} has a {scaler}, which BERG's Tuckute model does not use; this is not BERG's file: {_REFETCH}")
+    clf = obj["clf"]
+    try:
+        coef = np.array(clf.coef_, dtype=np.float64)
+        intercept = np.array(clf.intercept_, dtype=np.float64)
+    except AttributeError as exc:
+        raise ModelLoadError(f"the estimator in {path} has no coef_/intercept_ ({exc}); {_REFETCH}") from exc
+    if coef.ndim == 1:  # a single-target fit
+        coef = coef[None, :]
+    rois = tuple(str(r) for r in np.asarray(obj["neuroid_order"]).ravel().tolist())
+    if intercept.size == 1 and coef.shape[0] == 1:  # a single-target fit stores a scalar intercept_
+        intercept = intercept.reshape(1)
+    if coef.ndim != 2 or intercept.shape != (coef.shape[0],) or len(rois) != coef.shape[0]:
+        raise ModelLoadError(f"{path}: coef_ {coef.shape}, intercept_ {intercept.shape} and {len(rois)} ROI names do not match; {_REFETCH}")
+    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+        raise ModelLoadError(f"{path} holds NaN/inf weights; {_REFETCH}")
+    alpha = np.asarray(getattr(clf, "alpha_", np.nan), dtype=np.float64).ravel()
+    alpha = np.full(coef.shape[0], alpha[0]) if alpha.size == 1 else alpha if alpha.size == coef.shape[0] else np.full(coef.shape[0], np.nan)
+    return Readout(coef, intercept, rois, alpha)
+
+
+def _key(src: Path) -> str:
+    return cache_key(kind="readout" if src.suffix == ".pkl" else "metadata", sha256=sha256_file(src),
+                     size=src.stat().st_size, version=FORMAT_VERSION)
+
+
+def readout_cache_file(src: Path) -> Path:
+    """The converted readout of BERG pickle ``src``, converted now if not cached."""
+    dest = cache_path(CACHE_NAMESPACE, f"readout-{_key(src)}.npz")
+
+    def build(tmp: Path) -> None:
+        r = read_berg_readout(src)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, coef=r.coef, intercept=r.intercept, neuroid_order=np.array(r.rois, dtype=str), alpha=r.alpha)
+
+    return build_once(dest, build, _readout_valid)
+
+
+def _readout_valid(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return all(f"{k}.npy" in zf.namelist() for k in _READOUT_KEYS)
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_readout(berg_dir: Path, *, show_progress: bool = True) -> Readout:
+    """The readout of all six ROIs (the weight file fetched and converted on first use)."""
+    src = ensure_file(WEIGHTS_PATH, Path(berg_dir), show_progress=show_progress)
+    with np.load(readout_cache_file(src), allow_pickle=False) as npz:
+        return Readout(npz["coef"], npz["intercept"], tuple(str(r) for r in npz["neuroid_order"]), npz["alpha"])
+
+
+# ------------------------------------------------------------------------------------- metadata
+
+
+def metadata_cache_file(src: Path) -> Path:
+    """The converted metadata of BERG's ``metadata.npy`` ``src``, converted now if not cached."""
+    from berg_core.safe_pickle import load_npy_object
+
+    dest = cache_path(CACHE_NAMESPACE, f"metadata-{_key(src)}.npz")
+
+    def build(tmp: Path) -> None:
+        data = load_npy_object(src)
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{src} holds a {type(data).__name__}, not BERG's metadata dict; {_REFETCH}")
+        save_tree(tmp, data)
+
+    return build_once(dest, build, is_valid_tree)
+
+
+def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dict[str, Any]:
+    """BERG's metadata dict (``rois``, ``noise_ceiling``, ``optimal_layer``, train/drive/suppress sentences, ...).
+
+    No backbone is loaded; the file is fetched and converted on first use, later calls read the cache.
+    """
+    src = ensure_file(METADATA_PATH, Path(berg_dir), show_progress=True)
+    return load_tree(metadata_cache_file(src))
+
+
+def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool) -> None:
+    """Run by ``berg fetch``: convert both files now so the first load unpickles nothing."""
+    readout_cache_file(ensure_file(WEIGHTS_PATH, Path(berg_dir), show_progress=show_progress))
+    metadata_cache_file(ensure_file(METADATA_PATH, Path(berg_dir), show_progress=show_progress))
