@@ -1,0 +1,67 @@
+"""``berg search MODEL --input CORPUS.txt --top-k K --output RESULTS.csv [--roi R ...] [...]``.
+
+Streams a corpus (one candidate sentence per line, any size) through a sentence model and writes the
+``K`` sentences with the highest ("drive") and lowest ("suppress") predicted response per ROI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from berg_core.errors import InvalidParameterError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="find the corpus sentences predicted to drive / suppress each ROI most",
+                       description="Score every line of a corpus with a sentence model and keep, per ROI, the top-k "
+                                   "(drive) and bottom-k (suppress) sentences. Ties: the earlier line ranks higher; "
+                                   "a repeated sentence is kept once.")
+    p.add_argument("model", help="model id of a sentence model (e.g. fmri-tuckute_2024-GPT2_XL)")
+    p.add_argument("--input", "-i", required=True, help="corpus: UTF-8 text, one sentence a line (blank lines skipped; - = stdin)")
+    p.add_argument("--output", "-o", required=True, help="results .csv: roi, direction, rank, sentence, one column per ROI, line")
+    p.add_argument("--top-k", "-k", type=int, default=10, help="sentences kept per ROI and direction (default 10)")
+    p.add_argument("--roi", nargs="+", default=None, help="ROI name(s) to rank (default: all of the model's outputs)")
+    p.add_argument("--subject", default=None)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (the model's batch_size option)")
+    p.add_argument("--chunk-size", type=int, default=1024, help="sentences read and encoded at once (default 1024)")
+    p.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
+                   help="a load option of the model, e.g. -O backbone=/path/to/gpt2-xl -O dtype=float32 (JSON values parsed)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["layer=22", "backbone=gpt2-xl"]`` -> ``{"layer": 22, "backbone": "gpt2-xl"}`` (JSON values, else str)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterError(f"--option needs KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from berg_core.facade import BERG
+    from berg_core.search import search, write_hits_csv
+
+    if not str(args.output).lower().endswith(".csv"):
+        raise InvalidParameterError(f"berg search writes CSV; give an --output ending in .csv, not {args.output!r}")
+    options = parse_options(args.option)
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
+    selection = {"roi": list(args.roi)} if args.roi else None
+    berg = BERG(args.berg_dir)
+    with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
+        result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=not args.quiet)
+    write_hits_csv(args.output, result)
+    print(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "
+          f"({len(result.hits)} rows) to {args.output}", file=sys.stderr)
+    return 0

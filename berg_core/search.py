@@ -1,0 +1,258 @@
+"""Search a corpus for the sentences a model predicts to drive or suppress each output most.
+
+This is the drive/suppress selection of Tuckute et al. (2024) as one streaming pass, for any model whose
+stimulus is sentences: read candidates (one per line) in chunks, encode each chunk, and keep, per
+output column (ROI), the ``k`` highest ("drive") and ``k`` lowest ("suppress") predicted responses.
+Memory is constant in the corpus size: one chunk of sentences plus ``2 * k`` kept rows per column.
+
+Rules:
+* blank lines are skipped; every other line is one sentence, taken as is (only the line ending is
+  removed; a UTF-8 byte-order mark at the start of the file is dropped);
+* a sentence is kept at most once per (column, direction): a repeated line is skipped when the same
+  text is already in that list (the first occurrence is the one kept);
+* ties: among equal predicted responses the sentence that comes first in the corpus ranks higher, in
+  both directions, so the result does not depend on the chunk size;
+* rank 1 is the most extreme: the highest response for "drive", the lowest for "suppress".
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from berg_core.cache import atomic_path
+from berg_core.errors import BergError, InvalidParameterError, ResourceError, StimulusError
+from berg_core.progress import progress_bar
+
+DRIVE = "drive"
+SUPPRESS = "suppress"
+#: memory allowed for the kept rows (2 * k entries per column, each holding a full output row), bytes
+MAX_KEPT_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One kept sentence: its place in a (column, direction) list and its predicted responses.
+
+    ``line``: 1-based line number in the corpus; ``responses``: (n_columns,) float32, every output column.
+    """
+
+    column: str
+    direction: str
+    rank: int
+    sentence: str
+    line: int
+    responses: np.ndarray
+
+
+@dataclass
+class _Extremes:
+    """The ``k`` best entries of one (column, direction) as a min-heap of ``(key, -line, line, text, row)``.
+
+    ``key`` is the response for drive and minus the response for suppress, so the heap root is the entry
+    the next better candidate evicts; ``-line`` makes the later line the weaker one on a tie.
+    """
+
+    k: int
+    heap: list[tuple[float, int, int, str, np.ndarray]] = field(default_factory=list)
+    texts: set[str] = field(default_factory=set)
+
+    def threshold(self) -> float:
+        return self.heap[0][0] if len(self.heap) >= self.k else -np.inf
+
+    def offer(self, key: float, line: int, text: str, row: np.ndarray) -> bool:
+        """Keep the candidate if it beats the weakest kept one; False only when it was too weak."""
+        if text in self.texts:
+            return True  # already kept (an earlier line with the same text): skip, keep looking
+        entry = (key, -line, line, text, row)
+        if len(self.heap) < self.k:
+            heapq.heappush(self.heap, entry)
+        elif entry[:2] > self.heap[0][:2]:
+            self.texts.discard(heapq.heapreplace(self.heap, entry)[3])
+        else:
+            return False
+        self.texts.add(text)
+        return True
+
+    def ranked(self) -> list[tuple[float, int, int, str, np.ndarray]]:
+        return sorted(self.heap, key=lambda e: (-e[0], e[2]))
+
+
+class ExtremesTracker:
+    """Top-k and bottom-k sentences per output column over a stream of encoded chunks."""
+
+    def __init__(self, columns: list[str], k: int) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidParameterError(f"top-k must be an int >= 1, got {k!r}")
+        kept = 2 * k * len(columns) * len(columns) * 4
+        if kept > MAX_KEPT_BYTES:
+            raise InvalidParameterError(f"keeping {k} sentences per direction for {len(columns)} outputs needs "
+                                        f"{kept / 2**30:.1f} GiB; select fewer outputs (--roi) or a smaller --top-k")
+        self.columns = list(columns)
+        self.k = k
+        self.n_seen = 0
+        self._lists = {(c, d): _Extremes(k) for c in self.columns for d in (DRIVE, SUPPRESS)}
+
+    def add(self, sentences: list[str], lines: list[int], responses: np.ndarray) -> None:
+        """Offer a chunk: ``responses`` (len(sentences), n_columns); ``lines`` increasing across calls."""
+        responses = np.asarray(responses, dtype=np.float32)
+        if responses.shape != (len(sentences), len(self.columns)):
+            raise BergError(f"the model returned shape {responses.shape} for {len(sentences)} sentences and "
+                            f"{len(self.columns)} outputs (a plugin bug)")
+        bad = ~np.isfinite(responses)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise BergError(f"the model predicted {responses[i, j]} for line {lines[i]} ({self.columns[j]}); "
+                            "check the model and that line")
+        line_arr = np.asarray(lines)
+        for j, column in enumerate(self.columns):
+            scores = responses[:, j]
+            for direction, keys in ((DRIVE, scores), (SUPPRESS, -scores)):
+                extremes = self._lists[(column, direction)]
+                candidates = np.flatnonzero(keys >= extremes.threshold())
+                # best first: higher key, then earlier line; stop at the first one that cannot get in
+                for i in candidates[np.lexsort((line_arr[candidates], -keys[candidates]))]:
+                    if not extremes.offer(float(keys[i]), int(lines[i]), sentences[i], responses[i].copy()):
+                        break  # too weak: every later candidate is weaker still
+        self.n_seen += len(sentences)
+
+    def hits(self) -> list[Hit]:
+        """All kept sentences: per column (in column order), drive ranks 1..k then suppress ranks 1..k."""
+        out: list[Hit] = []
+        for column in self.columns:
+            for direction in (DRIVE, SUPPRESS):
+                for rank, (_, _, line, text, row) in enumerate(self._lists[(column, direction)].ranked(), start=1):
+                    out.append(Hit(column, direction, rank, text, line, row))
+        return out
+
+
+# ------------------------------------------------------------------------------------- corpus
+
+
+def count_lines(path: Path) -> int:
+    """Number of lines of a file (a final line without a newline counts), read in 1 MiB blocks."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def iter_corpus(source: str | os.PathLike[str] | IO[str] | Iterable[str]) -> Iterator[tuple[int, str]]:
+    """``(line number, sentence)`` for each non-blank line, lazily.
+
+    ``source``: a path (``"-"`` = stdin), an open text file, or any iterable of lines.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        if str(source) == "-":
+            yield from _lines(sys.stdin, "<stdin>")
+            return
+        path = Path(source)
+        if not path.is_file():
+            raise ResourceError(f"corpus file {str(path)!r} not found")
+        with open(path, encoding="utf-8-sig", newline=None) as fh:
+            yield from _lines(fh, str(path))
+        return
+    yield from _lines(source, "the corpus")
+
+
+def _lines(lines: Iterable[str], name: str) -> Iterator[tuple[int, str]]:
+    number = 0
+    try:
+        for number, raw in enumerate(lines, start=1):
+            text = raw.rstrip("\r\n")
+            if text.strip():
+                yield number, text
+    except UnicodeDecodeError as exc:
+        raise StimulusError(f"{name}: line {number + 1} is not valid UTF-8 ({exc.reason}); save the corpus as UTF-8") from exc
+
+
+def _chunks(items: Iterator[tuple[int, str]], size: int) -> Iterator[tuple[list[int], list[str]]]:
+    lines: list[int] = []
+    texts: list[str] = []
+    for number, text in items:
+        lines.append(number)
+        texts.append(text)
+        if len(texts) == size:
+            yield lines, texts
+            lines, texts = [], []
+    if texts:
+        yield lines, texts
+
+
+# ------------------------------------------------------------------------------------- search
+
+
+@dataclass
+class SearchResult:
+    """What ``search`` found: ``hits`` (see ``ExtremesTracker.hits``), the output ``columns``, counts."""
+
+    model_id: str
+    columns: list[str]
+    k: int
+    n_sentences: int
+    hits: list[Hit]
+
+
+def search(
+    model: Any,
+    corpus: str | os.PathLike[str] | IO[str] | Iterable[str],
+    *,
+    top_k: int,
+    chunk_size: int = 1024,
+    show_progress: bool = False,
+) -> SearchResult:
+    """Stream ``corpus`` through ``model`` (a loaded sentence ``Encoder``) and keep the extremes per output.
+
+    ``chunk_size``: sentences read and passed to ``model.encode`` at once (the model batches inside).
+    """
+    if getattr(model.spec, "stimulus", None) != "sentences":
+        raise InvalidParameterError(f"berg search needs a model whose stimulus is sentences; {model.model_id} takes "
+                                    f"{model.spec.stimulus}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InvalidParameterError(f"chunk size must be an int >= 1, got {chunk_size!r}")
+    columns = list(model.output_names)
+    tracker = ExtremesTracker(columns, top_k)
+    total = None
+    if isinstance(corpus, (str, os.PathLike)) and str(corpus) != "-" and Path(corpus).is_file():
+        total = count_lines(Path(corpus))
+    bar = progress_bar(show=show_progress, total=total, desc=f"search {model.model_id}", unit="line")
+    done = 0
+    try:
+        for lines, texts in _chunks(iter_corpus(corpus), chunk_size):
+            tracker.add(texts, lines, model.encode(texts, show_progress=False))
+            bar.update(lines[-1] - done)
+            done = lines[-1]
+        if total is not None:
+            bar.update(max(total - done, 0))
+    finally:
+        bar.close()
+    if tracker.n_seen == 0:
+        raise StimulusError("the corpus has no sentences (only blank lines or nothing); give one sentence per line")
+    return SearchResult(model.model_id, columns, top_k, tracker.n_seen, tracker.hits())
+
+
+def write_hits_csv(path: str | os.PathLike[str], result: SearchResult) -> Path:
+    """Write the hits as CSV (atomically): ``roi, direction, rank, sentence, <one column per output>, line``."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        raise InvalidParameterError(f"berg search writes CSV; give an --output ending in .csv, not {path.name!r}")
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["roi", "direction", "rank", "sentence", *result.columns, "line"])
+        for hit in result.hits:
+            writer.writerow([hit.column, hit.direction, hit.rank, hit.sentence,
+                             *(repr(float(v)) for v in hit.responses), hit.line])
+    return path
+
+
+__all__ = ["DRIVE", "SUPPRESS", "ExtremesTracker", "Hit", "SearchResult", "count_lines", "iter_corpus", "search", "write_hits_csv"]
