@@ -101,7 +101,6 @@ def test_device_unavailable_is_an_error():
 
 def test_berg_import_name_is_an_alias():
     import berg
-
     import berg_core
 
     assert berg.BERG is berg_core.BERG
