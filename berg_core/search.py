@@ -150,7 +150,8 @@ def count_lines(path: Path) -> int:
 def iter_corpus(source: str | os.PathLike[str] | IO[str] | Iterable[str]) -> Iterator[tuple[int, str]]:
     """``(line number, sentence)`` for each non-blank line, lazily.
 
-    ``source``: a path (``"-"`` = stdin), an open text file, or any iterable of lines.
+    ``source``: a path (``"-"`` = stdin), an open text file, or any iterable of lines. Files are read
+    as bytes and decoded line by line (UTF-8), so a bad byte is reported with its line number.
     """
     if isinstance(source, (str, os.PathLike)):
         if str(source) == "-":
@@ -159,21 +160,26 @@ def iter_corpus(source: str | os.PathLike[str] | IO[str] | Iterable[str]) -> Ite
         path = Path(source)
         if not path.is_file():
             raise ResourceError(f"corpus file {str(path)!r} not found")
-        with open(path, encoding="utf-8-sig", newline=None) as fh:
+        with open(path, "rb") as fh:
             yield from _lines(fh, str(path))
         return
     yield from _lines(source, "the corpus")
 
 
-def _lines(lines: Iterable[str], name: str) -> Iterator[tuple[int, str]]:
-    number = 0
-    try:
-        for number, raw in enumerate(lines, start=1):
-            text = raw.rstrip("\r\n")
-            if text.strip():
-                yield number, text
-    except UnicodeDecodeError as exc:
-        raise StimulusError(f"{name}: line {number + 1} is not valid UTF-8 ({exc.reason}); save the corpus as UTF-8") from exc
+def _lines(lines: Iterable[str | bytes], name: str) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # UTF-8 byte-order mark
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise StimulusError(f"{name}: line {number} is not valid UTF-8 ({exc.reason}); save the corpus as UTF-8") from exc
+        elif number == 1:
+            raw = raw.removeprefix("\ufeff")
+        text = raw.rstrip("\r\n")
+        if text.strip():
+            yield number, text
 
 
 def _chunks(items: Iterator[tuple[int, str]], size: int) -> Iterator[tuple[list[int], list[str]]]:

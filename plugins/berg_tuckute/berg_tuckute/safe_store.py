@@ -55,16 +55,16 @@ def is_valid_tree(path: Path | str) -> bool:
 
 
 def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if obj is None or isinstance(obj, (bool, str)):
-        return {"t": "v", "v": obj}
-    if isinstance(obj, (int, float)) and not isinstance(obj, np.generic):
-        return {"t": "int" if isinstance(obj, int) else "float", "v": obj}
-    if isinstance(obj, bytes):
-        return {"t": "bytes", "v": base64.b64encode(obj).decode("ascii")}
-    if isinstance(obj, np.generic):
+    if isinstance(obj, np.generic):  # first: np.str_ / np.float64 are also str / float
         if obj.dtype.kind in "biuf":
             return {"t": "npscalar", "dtype": obj.dtype.str, "v": obj.item()}
         return _encode(np.asarray(obj), arrays) | {"scalar": True}
+    if obj is None or isinstance(obj, (bool, str)):
+        return {"t": "v", "v": str(obj) if isinstance(obj, str) else obj}
+    if isinstance(obj, (int, float)):
+        return {"t": "int" if isinstance(obj, int) else "float", "v": obj}
+    if isinstance(obj, bytes):
+        return {"t": "bytes", "v": base64.b64encode(obj).decode("ascii")}
     if isinstance(obj, np.ndarray):
         name = f"a{len(arrays)}"
         if obj.dtype.hasobject:

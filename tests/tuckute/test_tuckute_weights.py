@@ -1,0 +1,182 @@
+"""BERG's files: safe reading (no sklearn, no plain unpickling), one conversion, metadata without a backbone."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from berg_core import BERG, ModelLoadError
+from berg_core.errors import UnsafePickleError
+from berg_tuckute import weights
+from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
+from berg_tuckute.safe_store import load_tree, save_tree
+from berg_tuckute.testing import write_berg_files
+
+
+def assert_same(a, b, path="metadata"):
+    """Deep equality of BERG metadata values, types included (arrays: dtype kind, shape, values)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), path
+        for key in a:
+            assert_same(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype.kind == b.dtype.kind, path
+        assert a.tolist() == b.tolist(), path
+    else:
+        assert type(a) is type(b) and a == b, path
+
+
+def test_readout_matches_the_sklearn_estimator(berg_files, berg_dir):
+    readout = weights.load_readout(berg_dir)
+    assert readout.rois == ROIS
+    np.testing.assert_array_equal(readout.coef, berg_files.clf.coef_)
+    np.testing.assert_array_equal(readout.intercept, berg_files.clf.intercept_)
+    np.testing.assert_array_equal(readout.alpha, berg_files.clf.alpha_)
+    x = np.random.default_rng(0).standard_normal((7, readout.n_features))
+    np.testing.assert_allclose(readout.predict(x), berg_files.clf.predict(x), rtol=1e-12, atol=1e-12)
+    sub = readout.select(["lang_LH_netw", "lang_LH_IFG"])
+    np.testing.assert_allclose(sub.predict(x), berg_files.clf.predict(x)[:, [5, 1]], rtol=1e-12, atol=1e-12)
+
+
+def test_converted_once_then_never_unpickled(berg_files, berg_dir, monkeypatch):
+    first = weights.load_readout(berg_dir)
+    meta = BERG(berg_dir).get_model_metadata(MODEL_ID)
+    cached = sorted(p.name for p in (Path(os.environ["BERG_CACHE_DIR"]) / "tuckute").glob("*.npz"))
+    assert len(cached) == 2 and cached[0].startswith("metadata-") and cached[1].startswith("readout-")
+
+    import berg_core.safe_pickle as safe_pickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickled again")
+
+    monkeypatch.setattr(safe_pickle, "load_pickle", refuse)
+    monkeypatch.setattr(safe_pickle, "load_npy_object", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    again = weights.load_readout(berg_dir)
+    np.testing.assert_array_equal(again.coef, first.coef)
+    assert_same(meta, BERG(berg_dir).get_model_metadata(MODEL_ID))
+
+
+def test_a_refetched_new_version_is_converted_again(berg_dir, tmp_path, monkeypatch):
+    from berg_core.testing import serve_directory
+
+    bucket = tmp_path / "bucket"
+    old_files = write_berg_files(bucket, n_features=32, seed=1)
+    with serve_directory(bucket) as url:
+        monkeypatch.setenv("BERG_BASE_URL", url)
+        old = weights.load_readout(berg_dir)
+        new_files = write_berg_files(bucket, n_features=32, seed=7)  # the bucket now holds another version
+        (berg_dir / WEIGHTS_PATH).unlink()
+        new = weights.load_readout(berg_dir)
+    np.testing.assert_array_equal(old.coef, old_files.clf.coef_)
+    np.testing.assert_array_equal(new.coef, new_files.clf.coef_)
+    assert not np.allclose(old.coef, new.coef)
+    assert len(list((Path(os.environ["BERG_CACHE_DIR"]) / "tuckute").glob("readout-*.npz"))) == 2
+
+
+def test_loading_needs_no_sklearn(berg_files, berg_dir):
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"  # any `import sklearn` now raises ImportError
+        "from berg_tuckute.weights import load_readout\n"
+        f"r = load_readout({str(berg_dir)!r})\n"
+        "print(r.coef.shape, ','.join(r.rois))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(6,", "32)", ",".join(ROIS)]
+
+
+def test_metadata_without_loading_the_backbone(berg_files, berg_dir):
+    code = (
+        "import sys, json\n"
+        "from berg_core import BERG\n"
+        f"m = BERG({str(berg_dir)!r}).get_model_metadata({MODEL_ID!r})\n"
+        "heavy = sorted(n for n in ('torch', 'transformers', 'sklearn') if n in sys.modules)\n"
+        "print(json.dumps({'heavy': heavy, 'layer': m['optimal_layer'], 'nc': list(m['noise_ceiling'])}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"heavy": [], "layer": 22, "nc": [0.4577, 0.4525, 0.4522, 0.5154, 0.5789, 0.5592]}
+
+
+def test_metadata_round_trip_is_exact(berg_files, berg_dir):
+    meta = BERG(berg_dir).get_model_metadata(MODEL_ID)
+    assert_same(berg_files.metadata, meta)
+    assert meta["train_sentences"].dtype == object  # BERG hands out object arrays of str; so do we
+
+
+def test_safe_store_round_trip(tmp_path):
+    value = {
+        "a": [1, 2.5, float("nan"), None, True, "x", b"\x00\xff"],
+        "t": (np.int64(3), np.float32(0.25), np.bool_(False), np.str_("s")),
+        "arr": np.arange(6, dtype=np.int16).reshape(2, 3),
+        "u": np.array(["ab", "c"]),
+        "objs": np.array(["only", "strings"], dtype=object),
+        "mixed": np.array([1, "two", None, np.arange(2)], dtype=object),
+        3: {"nested": np.array([])},
+    }
+    save_tree(tmp_path / "x.npz", value)
+    back = load_tree(tmp_path / "x.npz")
+    assert back["a"][:2] == [1, 2.5] and np.isnan(back["a"][2]) and back["a"][3:] == [None, True, "x", b"\x00\xff"]
+    assert [type(v) for v in back["t"]] == [np.int64, np.float32, np.bool_, np.str_] and back["t"][1] == np.float32(0.25)
+    assert back["arr"].dtype == np.int16 and back["arr"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert back["u"].tolist() == ["ab", "c"] and back["objs"].dtype == object
+    assert back["mixed"][:3].tolist() == [1, "two", None] and back["mixed"][3].tolist() == [0, 1]
+    assert back[3]["nested"].shape == (0,)
+
+
+def test_truncated_pickle_is_detected(berg_files, berg_dir):
+    path = berg_dir / WEIGHTS_PATH
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="truncated or corrupt"):
+        weights.load_readout(berg_dir)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_malicious_pickle_is_refused(berg_files, berg_dir):
+    (berg_dir / WEIGHTS_PATH).write_bytes(pickle.dumps({"clf": Evil(), "neuroid_order": list(ROIS)}))
+    with pytest.raises(UnsafePickleError):
+        weights.load_readout(berg_dir)
+
+
+def test_malicious_metadata_is_refused(berg_files, berg_dir):
+    np.save(berg_dir / METADATA_PATH, {"rois": Evil()}, allow_pickle=True)
+    with pytest.raises(UnsafePickleError):
+        BERG(berg_dir).get_model_metadata(MODEL_ID)
+
+
+@pytest.mark.parametrize("content, match", [
+    ({"neuroid_order": list(ROIS)}, "'clf'"),
+    ([1, 2, 3], "expected a dict"),
+    ({"clf": {"coef_": 1}, "neuroid_order": list(ROIS), "X_scaler": None, "y_scaler": None}, "coef_"),
+])
+def test_wrong_pickle_content(berg_files, berg_dir, content, match):
+    (berg_dir / WEIGHTS_PATH).write_bytes(pickle.dumps(content))
+    with pytest.raises(ModelLoadError, match=match):
+        weights.load_readout(berg_dir)
+
+
+def test_file_without_a_needed_roi(berg_dir):
+    write_berg_files(berg_dir, n_features=32, neuroid_order=ROIS[:5])  # no lang_LH_netw row
+    with pytest.raises(ModelLoadError, match="lang_LH_netw"):
+        weights.load_readout(berg_dir).select(list(ROIS))
+
+
+def test_rows_and_names_disagree(berg_files, berg_dir):
+    bad = {"clf": berg_files.clf, "neuroid_order": list(ROIS[:5]), "X_scaler": None, "y_scaler": None}
+    (berg_dir / WEIGHTS_PATH).write_bytes(pickle.dumps(bad, protocol=4))
+    with pytest.raises(ModelLoadError, match="do not match"):
+        weights.load_readout(berg_dir)
