@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from berg_core.device import default_dtype
-from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.errors import InvalidParameterError, ModelLoadError, StimulusError
 from berg_core.progress import progress_bar
 
 #: per architecture: (path to the block list, final-norm attribute names to disable, layer-count config key)
@@ -47,6 +47,7 @@ class Backbone:
     model: Any
     revision: str
     hidden_size: int
+    max_tokens: int | None = None  # longest input the position embeddings allow (None: no limit known)
 
     def forward(self, input_ids: Any, attention_mask: Any) -> Any:
         """Hidden states after block ``layer``: (batch, tokens, hidden) torch tensor, in inference mode."""
@@ -141,7 +142,9 @@ def load_backbone(
         tokenizer.pad_token = tokenizer.eos_token
     rev = getattr(config, "_commit_hash", None) or revision or "local"
     hidden = int(getattr(config, "hidden_size", getattr(config, "n_embd", 0)))
-    return Backbone(name=name, layer=layer, device=device, dtype=dtype, tokenizer=tokenizer, model=model, revision=str(rev), hidden_size=hidden)
+    max_tokens = getattr(config, "max_position_embeddings", None) if config.model_type in {"gpt2", "opt", "gpt_neo"} else None  # learned positions
+    return Backbone(name=name, layer=layer, device=device, dtype=dtype, tokenizer=tokenizer, model=model, revision=str(rev), hidden_size=hidden,
+                    max_tokens=int(max_tokens) if max_tokens else None)
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
@@ -183,6 +186,8 @@ def sentence_features(
     for s, ids in zip(unique, token_ids):
         if not ids:
             raise InvalidParameterError(f"sentence {s!r} has no tokens")
+        if backbone.max_tokens is not None and len(ids) > backbone.max_tokens:
+            raise StimulusError(f"sentence {s[:40]!r}... has {len(ids)} tokens; {backbone.name} reads at most {backbone.max_tokens}: split it")
     order = sorted(range(len(unique)), key=lambda i: len(token_ids[i]))
     feats = np.empty((len(unique), backbone.hidden_size), dtype=np.float32)
     bar = progress_bar(show=show_progress, total=len(sentences), desc=backbone.name.rsplit("/", 1)[-1], unit="sent")
