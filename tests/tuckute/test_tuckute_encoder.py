@@ -191,3 +191,8 @@ def test_facade_encode_with_metadata(berg_files, berg_dir, tiny_gpt2_dir):
     assert responses.shape == (3, 6)
     assert metadata["optimal_layer"] == 22
     assert list(metadata["rois"]) == list(ROIS)
+
+
+def test_sentence_longer_than_the_position_table(berg_files, berg_dir, tiny_gpt2_dir):
+    with load(berg_dir, tiny_gpt2_dir) as model, pytest.raises(StimulusError, match="at most 512"):
+        model.encode(["fine sentence here", "word " * 600])  # the tiny GPT-2 has 512 positions (GPT2-XL: 1024)
