@@ -1,0 +1,60 @@
+"""Registers one ``brainscore_language-{name}`` model per id of the installed brainscore-language.
+
+The ids are found by reading the package's model folders (``berg_brainscore.enumerate``, AST only): no
+brainscore module, torch, transformers or sklearn is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from berg_brainscore.enumerate import BrainscoreModel, brainscore_version, scan
+from berg_brainscore.pereira import DATA_IDENTIFIER, EXPERIMENT, SUBJECTS, VOXELS
+from berg_core import EncoderSpec, hookimpl
+
+PREFIX = "brainscore_language-"
+FAMILY = "brainscore"
+OPTIONS = {"context": "independent", "batch_size": 16}
+
+CARD = f"""\
+Brain-Score language models (brain-score.org, Schrimpf et al.) as BERG's brainscore_language family.
+Each model is run through brainscore-language ({{version}}) and read at the layer its submitter committed
+to for the human language system (last token of the text; embedding models average their words).
+A PLS regression (sklearn PLSRegression, n_components=25, scale=False) maps those activations to the fMRI
+voxels of one subject of Pereira et al. (2018), experiment {EXPERIMENT} (384 sentences in 96 passages of 4,
+fed passage by passage as in Brain-Score's benchmark). The map is trained once per model and subject
+(`berg fetch MODEL` builds it ahead of time) and cached under the berg cache root as .npz (no pickle).
+Subjects and voxels: {", ".join(f"{s} ({n})" for s, n in VOXELS.items())}.
+Options: context="independent" (default: each sentence encoded alone) or "running" (BERG's behaviour: the
+list is one running text and sentence i sees sentences 0..i-1); batch_size (independent mode, Hugging Face
+models). Output: (n_sentences, n_voxels) in the data's neuroid order; metadata lists the neuroid ids.
+Data: {DATA_IDENTIFIER} from Brain-Score's storage (~70 MB netCDF, cached under $BRAINIO_HOME).
+"""
+
+
+def make_spec(model: BrainscoreModel, version: str | None = None) -> EncoderSpec:
+    """The berg spec of one brainscore id (also used by tests for ad-hoc registry entries)."""
+    version = version or brainscore_version()
+    layer = f", layer {model.layer}" if model.layer else ""
+    description = f"Brain-Score language model {model.name} ({model.subject_class}{layer}) + PLS to Pereira 2018 voxels\n{model.reason}"
+    return EncoderSpec(
+        model_id=PREFIX + model.name,
+        family=FAMILY,
+        factory="berg_brainscore.encoder:BrainscoreEncoder",
+        metadata="berg_brainscore.encoder:load_metadata",
+        prepare="berg_brainscore.encoder:prepare",
+        description=description,
+        subjects=SUBJECTS,
+        stimulus="sentences",
+        card=CARD.format(version=version),
+        options=dict(OPTIONS),
+        info={**model.to_info(), "brainscore_language": version, "training_data": f"{DATA_IDENTIFIER} {EXPERIMENT}"},
+    )
+
+
+@hookimpl
+def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
+    """One spec per id in brainscore-language's model folders (94 in 2.3.0)."""
+    version = brainscore_version()
+    for model in scan().models:
+        register(make_spec(model, version))

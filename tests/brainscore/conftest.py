@@ -1,0 +1,78 @@
+"""Fixtures for the brainscore family: isolated berg/brainio/cache dirs, the synthetic Pereira data, and
+a tiny random GPT-2 served through brainscore's own ``HuggingfaceSubject`` (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["BS_INSTALL_DEPENDENCIES"] = "no"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the `synthetic` helper, also for subprocesses
+
+import synthetic  # noqa: E402
+
+from berg_core.registry import reset_registry  # noqa: E402
+
+TINY_ID = "berg-tiny-gpt2"
+TINY_LAYER = "transformer.h.1"  # block 2 of 3: hidden_states[2] of the full model
+TINY_HIDDEN_INDEX = 2
+
+
+def pytest_configure(config):
+    for line in ("ignore::FutureWarning", "ignore::DeprecationWarning", "ignore:xarray subclass:FutureWarning"):
+        config.addinivalue_line("filterwarnings", line)
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """A fresh registry and private berg_dir, cache root and brainio home for every test."""
+    for var in ("BERG_LOAD_PLUGINS", "BERG_DISABLE_PLUGINS", "BERG_STRICT_PLUGINS", "BERG_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BERG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BERG_DIR", str(tmp_path / "berg"))
+    monkeypatch.setenv("BRAINIO_HOME", str(tmp_path / "brainio"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reset_registry()
+    yield
+    reset_registry()
+
+
+@pytest.fixture
+def pereira(monkeypatch, tmp_path) -> Path:
+    """brainscore's load_dataset('Pereira2018.language') returns the synthetic assembly; returns the file
+    that gets one line per load."""
+    calls = tmp_path / "pereira-loads.txt"
+    synthetic.install(calls_file=calls, monkeypatch=monkeypatch)
+    return calls
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    from berg_core.testing_hf import tiny_gpt2
+
+    return tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), n_layer=3, n_embd=48, n_head=4)
+
+
+@pytest.fixture
+def tiny(tiny_folder, monkeypatch):
+    """Registers ``berg-tiny-gpt2`` (a GPT2LMHeadModel + its tokenizer) in brainscore's model_registry as a
+    HuggingfaceSubject reading ``transformer.h.1``; returns (berg spec, hf model, tokenizer)."""
+    from brainscore_language import ArtificialSubject, model_registry
+    from brainscore_language.model_helpers.huggingface import HuggingfaceSubject
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from berg_brainscore.enumerate import USABLE, BrainscoreModel
+    from berg_brainscore.plugin import make_spec
+
+    model = GPT2LMHeadModel.from_pretrained(tiny_folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_folder, truncation_side="left", model_max_length=512)
+    mapping = {ArtificialSubject.RecordingTarget.language_system: TINY_LAYER}
+    monkeypatch.setitem(model_registry, TINY_ID, lambda: HuggingfaceSubject(model_id=TINY_ID, model=model, tokenizer=tokenizer,
+                                                                           region_layer_mapping=mapping))
+    spec = make_spec(BrainscoreModel(name=TINY_ID, folder="tests", subject_class="HuggingfaceSubject", hub_id=None, layer=TINY_LAYER,
+                                     status=USABLE, reason="a tiny random GPT-2 registered by the tests"))
+    return spec, model, tokenizer
