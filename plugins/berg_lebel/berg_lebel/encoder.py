@@ -1,0 +1,185 @@
+"""``LebelEncoder``: a story (words + onsets) -> predicted BOLD (n_TRs, n_selected_voxels), BERG's 9 steps.
+
+1. stimulus checked by the core (same lengths, finite non-decreasing onsets, str words);
+2-4. word features: ``berg_core.word_features`` (BOS, per-word tokens, last token, 512/256-word dynamic
+   context run as batched windows, OPT truncated after block ``layer``), cached per story with
+   ``berg_core.features`` so several subjects run OPT once;
+5. TR grid ``t_k = onsets[0] + k·2 s``, k < ceil((onsets[-1] + 8 s − onsets[0]) / 2 s);
+6. Lanczos resampling (window 3, unnormalised) as one sparse matrix product;
+7. z-score per feature over this stimulus's TRs (ddof 0);
+8. FIR delays 1-4 TRs, delay-major (column (d−1)·hidden + j);
+9. product with the selected weight columns (float32; no intercept).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from berg_core.encoder import Encoder
+from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.stimulus import TimedWords, as_timed_words
+from berg_lebel import weights as weights_io
+
+TR_S = 2.0
+DELAYS = (1, 2, 3, 4)
+LANCZOS_WINDOW = 3
+MIN_TRS = 10
+EXTRA_TRS = 4  # the TR grid runs 4 TRs past the last onset
+MAX_WORDS = 512
+KEEP_WORDS = 256
+
+
+def select_columns(selection: dict[str, Any], metadata: dict[str, Any], n_voxels: int, subject: str) -> np.ndarray | None:
+    """Voxel indices (ascending int64) selected by ``roi`` ∪ ``voxel_index``; ``None`` = all voxels."""
+    if not selection:
+        return None
+    chosen = np.zeros(n_voxels, dtype=bool)
+    if "roi" in selection and selection["roi"] is not None:
+        rois = selection["roi"]
+        rois = [rois] if isinstance(rois, str) else rois
+        if not isinstance(rois, (list, tuple, np.ndarray)) or not all(isinstance(r, str) for r in rois):
+            raise InvalidParameterError("selection['roi'] must be an ROI name or a list of ROI names")
+        masks = metadata.get("roi") or {}
+        valid = sorted(masks)
+        for name in rois:
+            if name not in masks:
+                raise InvalidParameterError(f"unknown ROI {name!r} for subject {subject}; valid ROIs: {', '.join(valid)}")
+            mask = np.asarray(masks[name]).astype(bool).reshape(-1)
+            if mask.size != n_voxels:
+                raise ModelLoadError(f"ROI {name!r} of {subject} has {mask.size} entries but the subject has {n_voxels} voxels; "
+                                     "the metadata file is corrupt: delete it and re-fetch it")
+            chosen |= mask
+    if "voxel_index" in selection and selection["voxel_index"] is not None:
+        try:
+            index = np.asarray(selection["voxel_index"], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"selection['voxel_index'] must be a 0/1 vector of length {n_voxels}: {exc}") from exc
+        if index.size != n_voxels:
+            raise InvalidParameterError(f"selection['voxel_index'] has length {index.size}, but {subject} has {n_voxels} voxels; "
+                                        f"give a 0/1 vector of length {n_voxels}")
+        if not np.all((index == 0) | (index == 1)):
+            raise InvalidParameterError("selection['voxel_index'] must contain only 0 and 1 (a binary mask over voxels)")
+        if not index.any():
+            raise InvalidParameterError("selection['voxel_index'] is all zeros: it selects no voxel; set ones at the voxels you want")
+        chosen |= index == 1
+    if not chosen.any():
+        raise InvalidParameterError(f"the selection {sorted(selection)} selects no voxel of {subject}; give ROI names or a voxel_index")
+    return np.flatnonzero(chosen)
+
+
+class LebelEncoder(Encoder):
+    """OPT-1.3B layer-18 features -> voxelwise ridge (LeBel 2023). See the module docstring for the steps.
+
+    Options: ``backbone`` (hub id or local folder), ``layer``, ``revision``, ``dtype`` (default float32
+    on CPU, float16 on GPU), ``batch_size`` (context windows per forward pass), ``feature_cache``
+    (reuse word features across subjects/processes), ``progress`` (bars while fetching/converting).
+    The backbone is loaded on the first feature computation (a cached story never loads it).
+    """
+
+    def __init__(self, spec: Any, **kwargs: Any) -> None:
+        super().__init__(spec, **kwargs)
+        opts = self.options
+        if not isinstance(opts["layer"], int) or isinstance(opts["layer"], bool) or opts["layer"] < 0:
+            raise InvalidParameterError(f"layer must be a non-negative int, got {opts['layer']!r}")
+        if not isinstance(opts["batch_size"], int) or opts["batch_size"] < 1:
+            raise InvalidParameterError(f"batch_size must be an int >= 1, got {opts['batch_size']!r}")
+        if not isinstance(opts["backbone"], str) or not opts["backbone"]:
+            raise InvalidParameterError(f"backbone must be a hub id or a local folder, got {opts['backbone']!r}")
+        from berg_core.device import default_dtype
+
+        self.dtype = str(opts["dtype"] or default_dtype(self.device))
+        if self.dtype not in {"float32", "float16", "bfloat16"}:
+            raise InvalidParameterError(f"unknown dtype {self.dtype!r}; use 'float32', 'float16' or 'bfloat16'")
+        show = bool(opts["progress"])
+        assert self.subject is not None  # the spec has subjects; the base class checked it
+        self._metadata = weights_io.load_metadata_dict(self.subject, self.berg_dir, show_progress=show)
+        n_features, n_vox = weights_io.weights_shape(self.subject, self.berg_dir, show_progress=show)
+        meta_n = weights_io.n_voxels(self._metadata)
+        if meta_n is not None and meta_n != n_vox:
+            raise ModelLoadError(f"{self.subject}: metadata says {meta_n} voxels, the weights have {n_vox}; delete both files and re-fetch them")
+        self.n_voxels = n_vox
+        self.columns = select_columns(self.selection, self._metadata, n_vox, self.subject)
+        self.hidden_size, self.revision = self._probe_backbone(n_features)
+        self.weights = weights_io.load_weight_columns(self.subject, self.berg_dir, self.columns, show_progress=show)
+        self._backbone: Any = None
+
+    # -- backbone --------------------------------------------------------------------------------
+    def _probe_backbone(self, n_features: int) -> tuple[int, str]:
+        """Check the backbone exists and fits the weights (config only); return (hidden size, revision)."""
+        from berg_core.features import backbone_revision
+
+        name, layer = self.options["backbone"], self.options["layer"]
+        try:
+            from transformers import AutoConfig
+        except ImportError as exc:
+            raise ModelLoadError(f"this model needs torch and transformers: pip install torch transformers ({exc})") from exc
+        try:
+            config = AutoConfig.from_pretrained(name, revision=self.options["revision"])
+        except (OSError, ValueError) as exc:
+            offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+            how = "it is not in the Hugging Face cache and the hub is offline" if offline else "it could not be downloaded or found"
+            raise ModelLoadError(f"backbone {name!r}: {how} (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}); "
+                                 f"download it once online or pass backbone=/local/folder") from exc
+        n_layers = int(getattr(config, "num_hidden_layers", 0))
+        if layer > n_layers:
+            raise InvalidParameterError(f"layer must be an int in 0..{n_layers} for {name!r}, got {layer}")
+        hidden = int(getattr(config, "hidden_size", getattr(config, "n_embd", 0)))
+        if hidden * len(DELAYS) != n_features:
+            raise ModelLoadError(f"backbone {name!r} gives {hidden}-d features ({hidden * len(DELAYS)} after {len(DELAYS)} delays) "
+                                 f"but {self.subject}'s weights have {n_features} rows; use the backbone the weights were trained with")
+        revision = getattr(config, "_commit_hash", None)
+        return hidden, backbone_revision(name, self.options["revision"] or revision)
+
+    def _load_backbone(self) -> Any:
+        if self._backbone is None:
+            from berg_core.hf import load_backbone
+
+            self._backbone = load_backbone(self.options["backbone"], layer=self.options["layer"], device=self.device,
+                                           dtype=self.dtype, revision=self.options["revision"])
+        return self._backbone
+
+    # -- steps -----------------------------------------------------------------------------------
+    def word_features(self, words: list[str], show_progress: bool = False) -> np.ndarray:
+        """Steps 2-4: float32 (n_words, hidden) read-only (cached per story unless ``feature_cache=False``)."""
+        from berg_core.features import cached_features
+        from berg_core.word_features import word_features, word_features_key
+
+        key = word_features_key(backbone=self.options["backbone"], revision=self.revision, layer=self.options["layer"],
+                                dtype=self.dtype, words=words, max_words=MAX_WORDS, keep_words=KEEP_WORDS)
+
+        def compute() -> np.ndarray:
+            return word_features(self._load_backbone(), words, max_words=MAX_WORDS, keep_words=KEEP_WORDS,
+                                 batch_size=self.options["batch_size"], show_progress=show_progress)
+
+        return cached_features(key, compute, enabled=bool(self.options["feature_cache"]))
+
+    def features(self, stimulus: Any, show_progress: bool = False) -> np.ndarray:
+        """Steps 1-8: the delayed, z-scored TR features, float32 (n_TRs, len(DELAYS) * hidden)."""
+        story = stimulus if isinstance(stimulus, TimedWords) else as_timed_words(stimulus)
+        from berg_core.signal import delay, lanczos_resample, tr_grid, zscore
+
+        feats = self.word_features(story.words, show_progress)
+        times = tr_grid(story.onsets, tr=TR_S, extra_trs=EXTRA_TRS)
+        if len(times) < MIN_TRS:
+            warnings.warn(f"the stimulus spans only {len(times)} TRs (< {MIN_TRS}): per-stimulus z-scoring over so few TRs is "
+                          "degenerate and predictions will be unreliable; encode a longer story", UserWarning, stacklevel=3)
+        resampled = lanczos_resample(feats, story.onsets, times, tr=TR_S, window=LANCZOS_WINDOW)
+        return delay(zscore(resampled), DELAYS, mode="fir").astype(np.float32)
+
+    def _encode(self, stimulus: TimedWords, show_progress: bool) -> np.ndarray:
+        return self.features(stimulus, show_progress) @ self.weights
+
+    @property
+    def output_names(self) -> list[str]:
+        cols = range(self.n_voxels) if self.columns is None else self.columns.tolist()
+        return [f"voxel_{i}" for i in cols]
+
+    def _release(self) -> None:
+        if self._backbone is not None:
+            self._backbone.release()
+        self._backbone = None
+        self.weights = np.empty((0, 0), dtype=np.float32)

@@ -1,0 +1,75 @@
+"""Registers ``fmri-lebel2023-opt_1_3b`` (subjects UTS01-UTS08). Imports nothing heavy."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from berg_core import EncoderSpec, RemoteFile, hookimpl
+
+MODEL_ID = "fmri-lebel2023-opt_1_3b"
+SUBJECTS = ("UTS01", "UTS02", "UTS03", "UTS04", "UTS05", "UTS06", "UTS07", "UTS08")
+#: cortical voxels per subject (BERG's card); the files' own counts are what the code checks against
+N_VOXELS = {"UTS01": 81126, "UTS02": 94251, "UTS03": 95556, "UTS04": 109469, "UTS05": 99322, "UTS06": 92198,
+            "UTS07": 94395, "UTS08": 97023}
+MODEL_DIR = "encoding_models/modality-fmri/train_dataset-lebel2023/model-opt_1_3b_ridge"
+WEIGHTS_FILE = MODEL_DIR + "/encoding_models_weights/weights_{subject}.npy"
+METADATA_FILE = MODEL_DIR + "/metadata/metadata_{subject}.npy"
+BACKBONE = "facebook/opt-1.3b"
+LAYER = 18
+
+
+def _card() -> str:
+    try:
+        return resources.files("berg_lebel").joinpath("card.txt").read_text(encoding="utf-8")
+    except OSError:  # pragma: no cover - package data missing from a broken install
+        return ""
+
+
+def lebel_spec() -> EncoderSpec:
+    """The model's spec (data only; the encoder is imported when the model is loaded)."""
+    counts = ", ".join(f"{s} {n:,}" for s, n in N_VOXELS.items())
+    return EncoderSpec(
+        model_id=MODEL_ID,
+        family="lebel",
+        factory="berg_lebel.encoder:LebelEncoder",
+        description=(
+            "Voxelwise fMRI responses to a story (words + onsets, s) from LeBel et al. (2023): OPT-1.3B layer-18 "
+            "word features (dynamic 512/256-word context), Lanczos-resampled to TR = 2 s, z-scored per stimulus, "
+            "FIR delays 1-4 TRs, ridge weights per voxel (Antonello et al. 2023)."
+        ),
+        subjects=SUBJECTS,
+        selection={
+            "roi": "ROI name or list of names (the set varies per subject; see get_model_metadata(..., subject=S)['roi'])",
+            "voxel_index": f"0/1 vector of length n_voxels ({counts}); united with 'roi'",
+        },
+        stimulus="timed_words",
+        metadata="berg_lebel.weights:load_metadata",
+        remote_files=(RemoteFile(METADATA_FILE, per_subject=True), RemoteFile(WEIGHTS_FILE, per_subject=True)),
+        prepare="berg_lebel.weights:prepare",
+        card=_card(),
+        options={
+            "backbone": BACKBONE,
+            "layer": LAYER,
+            "revision": None,
+            "dtype": None,
+            "batch_size": 8,
+            "feature_cache": True,
+            "progress": True,
+        },
+        info={
+            "backbone": f"{BACKBONE}, hidden_states[{LAYER}] (blocks 1-{LAYER} of 24 run), last token of each word",
+            "tr_s": 2.0,
+            "delays_tr": [1, 2, 3, 4],
+            "output": "float32 (n_TRs, n_selected_voxels), voxels in ascending index order",
+            "weights": "BERG's weights_{S}.npy converted once to float32 HDF5 chunked by voxel (cache); only selected voxels are read",
+            "dtype": "backbone float32 on CPU, float16 on GPU (option dtype=)",
+            "options": "backbone/layer/revision: the feature model; batch_size: context windows per forward pass; "
+                       "feature_cache: reuse word features across subjects and runs; progress: bars while fetching/converting",
+            "parity": "BERG's inference recipe (not the training one: no lower-casing, onsets not mid-times, no trimming)",
+        },
+    )
+
+
+@hookimpl
+def berg_register_encoders(register):
+    register(lebel_spec())

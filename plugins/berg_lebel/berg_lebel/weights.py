@@ -1,0 +1,257 @@
+"""BERG's LeBel files -> safe, fast formats in the berg cache (converted once per source file).
+
+* ``weights_{S}.npy`` (a pickled dict; ``ridge_weights`` is (8192, n_voxels), float64 at BERG) becomes a
+  float32 HDF5 matrix chunked by voxel columns (``berg_core.h5matrix``). The conversion streams: the
+  pickle is walked with the allow-list (``berg_core.pickled_arrays.load_npy_lazily``), the weight
+  block is located in the file, not read, and copied over in column blocks (peak memory ~ one
+  256 MB block, not the 6.3 GB array). If the pickle has an unusual layout it falls back to
+  ``berg_core.safe_pickle.load_npy_object`` (1x the array in memory) and converts chunk by chunk.
+* ``metadata_{S}.npy`` (a pickled dict of dicts and arrays) becomes one ``.npz`` (arrays) with its
+  structure as JSON inside: loaded with ``allow_pickle=False``, no unpickling after the first time.
+
+Converted files live under ``<cache root>/lebel/`` and are keyed by the source's identity: its
+sha256 from the fetch manifest (``berg_dir/.berg-manifest.json``), else its size + mtime. When the
+source was deleted after conversion but the manifest still names it, the converted file is used
+without fetching it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg_core.cache import build_once, cache_path
+from berg_core.errors import ModelLoadError
+from berg_lebel.plugin import METADATA_FILE, SUBJECTS, WEIGHTS_FILE
+
+CACHE_NS = "lebel"
+FORMAT = 1  # bump when the converted layout changes
+_STRUCTURE = "__berg_structure__"
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+def _identity(rel: str, path: Path, berg_dir: Path) -> str:
+    """sha256 of the source from the fetch manifest when it matches the file, else size + mtime."""
+    from berg_core.fetch import read_manifest
+
+    st = path.stat()
+    rec = read_manifest(berg_dir).get(rel) or {}
+    if rec.get("sha256") and rec.get("size") == st.st_size and rec.get("verified_mtime_ns") == st.st_mtime_ns:
+        return f"sha256:{rec['sha256']}"
+    return f"stat:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _recorded_identity(rel: str, berg_dir: Path) -> str | None:
+    from berg_core.fetch import read_manifest
+
+    rec = read_manifest(berg_dir).get(rel) or {}
+    return f"sha256:{rec['sha256']}" if rec.get("sha256") else None
+
+
+def _converted(rel: str, berg_dir: Path, name: str, suffix: str, is_valid, show_progress: bool) -> tuple[Path, Path | None, str]:
+    """(converted path, source path or None when not needed, identity). Fetches the source if needed."""
+    from berg_core.fetch import ensure_file
+
+    src = berg_dir / rel
+    if not src.is_file():
+        ident = _recorded_identity(rel, berg_dir)
+        if ident is not None:
+            dest = _dest(name, ident, suffix)
+            if is_valid(dest, ident):
+                return dest, None, ident
+    src = ensure_file(rel, berg_dir, show_progress=show_progress)
+    ident = _identity(rel, src, berg_dir)
+    return _dest(name, ident, suffix), src, ident
+
+
+def _dest(name: str, ident: str, suffix: str) -> Path:
+    tag = ident.split(":", 1)[1].replace(":", "-")[:24]
+    return cache_path(CACHE_NS, f"{name}.v{FORMAT}.{tag}{suffix}")
+
+
+# ------------------------------------------------------------------------------------------ weights
+
+
+def _weights_attrs(rel: str, ident: str) -> dict[str, Any]:
+    return {"source": rel, "source_id": ident, "format": FORMAT}
+
+
+def _weights_source(path: Path):
+    """A column-block reader over the source's ``ridge_weights`` (streamed when possible)."""
+    from berg_core.h5matrix import ArrayColumns
+    from berg_core.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
+    from berg_core.safe_pickle import load_npy_object
+
+    try:
+        data = load_npy_lazily(path)
+    except LazyLoadUnsupported:
+        data = load_npy_object(path)
+    if not isinstance(data, dict) or "ridge_weights" not in data:
+        raise ModelLoadError(f"{path} has no 'ridge_weights' entry: it is not BERG's LeBel weights file; delete it and re-fetch it "
+                             "with `berg fetch fmri-lebel2023-opt_1_3b`")
+    weights = data["ridge_weights"]
+    if isinstance(weights, RawArray):
+        if weights.ndim != 2:
+            raise ModelLoadError(f"{path}: ridge_weights has shape {weights.shape}, expected (n_features, n_voxels)")
+        return weights.columns()
+    weights = np.asarray(weights)
+    if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.number):
+        raise ModelLoadError(f"{path}: ridge_weights is {weights.dtype} {weights.shape}, expected a numeric (n_features, n_voxels) matrix")
+    return ArrayColumns(weights)
+
+
+def converted_weights(subject: str, berg_dir: Path, *, show_progress: bool = True) -> Path:
+    """The subject's weights as a float32 column-chunked HDF5 (fetched and converted if needed)."""
+    from berg_core.h5matrix import build_matrix, is_complete
+
+    rel = WEIGHTS_FILE.format(subject=subject)
+    dest, src, ident = _converted(rel, Path(berg_dir), f"weights_{subject}", ".h5",
+                                  lambda p, i: is_complete(p, _weights_attrs(rel, i)), show_progress)
+    if src is None:
+        return dest
+    return build_matrix(dest, lambda: _weights_source(src), attrs=_weights_attrs(rel, ident), show_progress=show_progress,
+                        desc=f"converting weights_{subject}.npy to HDF5")
+
+
+def weights_shape(subject: str, berg_dir: Path, *, show_progress: bool = True) -> tuple[int, int]:
+    """(n_features, n_voxels) of the converted weights."""
+    from berg_core.h5matrix import matrix_info
+
+    return matrix_info(converted_weights(subject, berg_dir, show_progress=show_progress)).shape
+
+
+def load_weight_columns(subject: str, berg_dir: Path, columns: np.ndarray | None, *, show_progress: bool = True) -> np.ndarray:
+    """W[:, columns] as float32 (n_features, len(columns)); a corrupt converted file is rebuilt once."""
+    from berg_core.h5matrix import read_columns
+
+    path = converted_weights(subject, berg_dir, show_progress=show_progress)
+    try:
+        return read_columns(path, columns)
+    except ModelLoadError:
+        _unlink(path)  # our own cache file: convert again from the (verified) source
+        return read_columns(converted_weights(subject, berg_dir, show_progress=show_progress), columns)
+
+
+# ----------------------------------------------------------------------------------------- metadata
+
+
+def _pack(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """JSON node for ``obj``; numeric/str arrays go to ``arrays`` (saved in the npz)."""
+    if isinstance(obj, dict):
+        keys = list(obj)
+        if not all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in keys):
+            raise ModelLoadError(f"metadata key types {sorted({type(k).__name__ for k in keys})} are not supported")
+        return {"t": "dict", "k": keys, "v": [_pack(obj[k], arrays) for k in keys]}
+    if isinstance(obj, (list, tuple)):
+        return {"t": type(obj).__name__, "v": [_pack(x, arrays) for x in obj]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return {"t": "py", "v": obj}
+    if isinstance(obj, np.generic):
+        if obj.dtype.kind not in "biufcUS" or obj.dtype.kind == "c":
+            raise ModelLoadError(f"metadata scalar of dtype {obj.dtype} is not supported")
+        return {"t": "scalar", "dtype": obj.dtype.str, "v": obj.item() if obj.dtype.kind != "S" else obj.item().decode("latin1")}
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            return {"t": "objarray", "shape": list(obj.shape), "v": [_pack(x, arrays) for x in obj.ravel().tolist()]}
+        name = f"a{len(arrays)}"
+        arrays[name] = obj
+        return {"t": "array", "name": name}
+    raise ModelLoadError(f"metadata value of type {type(obj).__name__} is not supported")
+
+
+def _unpack(node: Any, arrays: Any) -> Any:
+    t = node["t"]
+    if t == "dict":
+        return {k: _unpack(v, arrays) for k, v in zip(node["k"], node["v"])}
+    if t in ("list", "tuple"):
+        items = [_unpack(v, arrays) for v in node["v"]]
+        return items if t == "list" else tuple(items)
+    if t == "py":
+        return node["v"]
+    if t == "scalar":
+        dtype = np.dtype(node["dtype"])
+        return dtype.type(node["v"].encode("latin1") if dtype.kind == "S" else node["v"])
+    if t == "array":
+        return arrays[node["name"]]
+    if t == "objarray":
+        out = np.empty(len(node["v"]), dtype=object)
+        out[:] = [_unpack(v, arrays) for v in node["v"]]
+        return out.reshape(node["shape"])
+    raise ModelLoadError(f"unknown metadata node type {t!r}")
+
+
+def _write_metadata_npz(src: Path, tmp: Path) -> None:
+    from berg_core.safe_pickle import load_npy_object
+
+    data = load_npy_object(src)
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{src} holds a {type(data).__name__}, not BERG's metadata dict; delete it and re-fetch it "
+                             "with `berg fetch fmri-lebel2023-opt_1_3b`")
+    arrays: dict[str, np.ndarray] = {}
+    structure = json.dumps(_pack(data, arrays))
+    arrays[_STRUCTURE] = np.frombuffer(structure.encode("utf-8"), dtype=np.uint8)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _read_metadata_npz(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    structure = json.loads(arrays.pop(_STRUCTURE).tobytes().decode("utf-8"))
+    return _unpack(structure, arrays)
+
+
+def _npz_ok(path: Path, ident: str | None = None) -> bool:
+    try:
+        _read_metadata_npz(path)
+    except (OSError, ValueError, KeyError, EOFError, ModelLoadError):
+        return False
+    return True
+
+
+def load_metadata_dict(subject: str, berg_dir: Path, *, show_progress: bool = True) -> dict[str, Any]:
+    """BERG's metadata dict for ``subject`` (``fmri``, ``roi``, ``encoding_model``), via the converted npz."""
+    rel = METADATA_FILE.format(subject=subject)
+    dest, src, _ = _converted(rel, Path(berg_dir), f"metadata_{subject}", ".npz", _npz_ok, show_progress)
+    if src is not None:
+        build_once(dest, lambda tmp: _write_metadata_npz(src, tmp), lambda p: p.is_file())
+    try:
+        return _read_metadata_npz(dest)
+    except (OSError, ValueError, KeyError, EOFError, ModelLoadError):
+        _unlink(dest)
+        if src is None:
+            return load_metadata_dict(subject, berg_dir, show_progress=show_progress)
+        build_once(dest, lambda tmp: _write_metadata_npz(src, tmp), lambda p: p.is_file())
+        return _read_metadata_npz(dest)
+
+
+def load_metadata(spec: Any, subject: str | None, berg_dir: Path) -> dict[str, Any]:
+    """The ``EncoderSpec.metadata`` loader: the subject's metadata dict, no backbone loaded."""
+    return load_metadata_dict(str(subject), Path(berg_dir), show_progress=True)
+
+
+def n_voxels(metadata: dict[str, Any]) -> int | None:
+    """The subject's voxel count from its metadata (``fmri.n_voxels``), if present."""
+    fmri = metadata.get("fmri") if isinstance(metadata, dict) else None
+    value = fmri.get("n_voxels") if isinstance(fmri, dict) else None
+    return int(value) if value is not None else None
+
+
+def prepare(spec: Any, subject: str | None, berg_dir: Path, show_progress: bool = True) -> None:
+    """``berg fetch`` hook: convert the fetched files now so the first load is fast."""
+    for s in SUBJECTS if subject is None else (str(subject),):
+        load_metadata_dict(s, Path(berg_dir), show_progress=show_progress)
+        converted_weights(s, Path(berg_dir), show_progress=show_progress)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,189 @@
+"""LebelEncoder end to end on a tiny random OPT and BERG-format fixture files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LAYER, N_VOXELS, make_story
+from reference import incremental_word_features, predict
+
+import berg_core.hf
+from berg_core import BERG, features
+from berg_core.errors import InvalidParameterError, ModelLoadError, StimulusError
+from berg_core.testing_hf import tiny_opt
+from berg_lebel.encoder import LebelEncoder
+
+MODEL = "fmri-lebel2023-opt_1_3b"
+pytestmark = pytest.mark.usefixtures("berg_tree")
+
+
+def load(opt_dir, subject="UTS01", selection=None, **options):
+    options = {"backbone": str(opt_dir), "layer": LAYER, "progress": False, **options}
+    return BERG().get_encoding_model(MODEL, subject=subject, selection=selection, device="cpu", **options)
+
+
+def test_registered_with_schema_and_remote_files():
+    berg = BERG()
+    assert MODEL in berg.list_models()
+    from berg_core.facade import resolve_spec
+
+    spec = resolve_spec(MODEL)
+    assert spec.subjects == tuple(f"UTS0{i}" for i in range(1, 9))
+    assert set(spec.selection) == {"roi", "voxel_index"} and spec.stimulus == "timed_words"
+    paths = [f.path for f in spec.files_for("UTS03")]
+    assert any(p.endswith("encoding_models_weights/weights_UTS03.npy") for p in paths)
+    assert any(p.endswith("metadata/metadata_UTS03.npy") for p in paths)
+    assert spec.options["backbone"] == "facebook/opt-1.3b" and spec.options["layer"] == 18
+    assert spec.plugin.startswith("berg-lebel ")
+
+
+def test_pipeline_equals_independent_step_by_step_reference(opt_dir, berg_tree):
+    story = make_story(150, seed=7)
+    w, meta = berg_tree["UTS01"]
+    index = np.zeros(N_VOXELS["UTS01"], dtype=int)
+    index[[2, 40, 59]] = 1
+    model = load(opt_dir, selection={"roi": ["V1", "AC"], "voxel_index": index})
+    expected_cols = np.flatnonzero(meta["roi"]["V1"] | meta["roi"]["AC"] | (index == 1))
+    np.testing.assert_array_equal(model.columns, expected_cols)
+    out = BERG().encode(model, story)
+    ref_feats = incremental_word_features(opt_dir, story["words"], LAYER)
+    ref = predict(ref_feats, story["word_onsets"], w, expected_cols)
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    assert ref.std() > 0.3  # a meaningful scale for the tolerance below
+    np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
+    assert model.output_names == [f"voxel_{i}" for i in expected_cols]
+
+
+def test_all_voxels_by_default_and_metadata(opt_dir, berg_tree):
+    story = make_story(40, seed=2)
+    with load(opt_dir, subject="UTS02") as model:
+        responses, meta = BERG().encode(model, story, return_metadata=True)
+        assert responses.shape[1] == N_VOXELS["UTS02"] and model.columns is None
+        assert meta["fmri"]["subject_id"] == "UTS02" and set(meta["roi"]) == {"AC", "Broca", "V1"}
+        x = model.features(story)
+        assert x.shape == (responses.shape[0], 4 * 32)
+        np.testing.assert_allclose(responses, x @ berg_tree["UTS02"][0].astype(np.float32), atol=1e-5)
+    with pytest.raises(Exception, match="closed"):
+        model.encode(story)
+
+
+def test_feature_cache_runs_the_backbone_once_for_several_subjects(opt_dir, monkeypatch):
+    loads = []
+    real = berg_core.hf.load_backbone
+
+    def counting(*args, **kwargs):
+        loads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(berg_core.hf, "load_backbone", counting)
+    story = make_story(700, seed=3)
+    out1 = load(opt_dir, "UTS01").encode(story)
+    out2 = load(opt_dir, "UTS02").encode(story)
+    assert len(loads) == 1 and features.stats["computed"] == 1 and features.stats["memory"] == 1
+    features.clear_memory()  # a new process: the disk entry is used, the backbone is never loaded
+    again = load(opt_dir, "UTS02").encode(story)
+    assert len(loads) == 1 and features.stats == {"memory": 0, "disk": 1, "computed": 0}
+    np.testing.assert_array_equal(again, out2)
+    fresh = load(opt_dir, "UTS01", feature_cache=False).encode(story)
+    assert len(loads) == 2
+    np.testing.assert_allclose(fresh, out1, atol=1e-6)
+    load(opt_dir, "UTS01", layer=2).encode(story)  # another layer is another cache entry
+    assert len(loads) == 3 and features.stats["computed"] == 2
+
+
+def test_cache_key_depends_on_words_not_onsets(opt_dir):
+    story = make_story(50, seed=4)
+    model = load(opt_dir)
+    model.encode(story)
+    shifted = {"words": story["words"], "word_onsets": [t + 1.5 for t in story["word_onsets"]]}
+    model.encode(shifted)
+    assert features.stats["computed"] == 1  # same words: features reused (they do not depend on timing)
+    model.encode({"words": [*story["words"][:-1], "fox"], "word_onsets": story["word_onsets"]})
+    assert features.stats["computed"] == 2
+
+
+@pytest.mark.parametrize("stimulus,match", [
+    ({"words": ["a", "b"], "word_onsets": [0.0]}, "2 words but 1 onsets"),
+    ({"words": ["a", "b"], "word_onsets": [0.0, float("nan")]}, "NaN or inf"),
+    ({"words": ["a", "b"], "word_onsets": [0.0, float("inf")]}, "NaN or inf"),
+    ({"words": ["a", "b"], "word_onsets": [1.0, 0.5]}, "decrease"),
+    ({"words": [], "word_onsets": []}, "empty"),
+    ({"words": ["a", 3], "word_onsets": [0.0, 1.0]}, "not a str"),
+    (["a sentence"], "dict"),
+    ({"words": ["a"]}, "word_onsets"),
+])
+def test_bad_stimuli(opt_dir, stimulus, match):
+    model = load(opt_dir)
+    with pytest.raises(StimulusError, match=match):
+        model.encode(stimulus)
+
+
+@pytest.mark.parametrize("selection,match", [
+    ({"roi": ["AC", "FFA"]}, r"unknown ROI 'FFA' for subject UTS01; valid ROIs: AC, Broca, V1"),
+    ({"roi": 3}, "ROI name"),
+    ({"voxel_index": np.ones(10)}, r"length 10, but UTS01 has 61 voxels"),
+    ({"voxel_index": np.full(61, 2)}, "only 0 and 1"),
+    ({"voxel_index": np.zeros(61)}, "all zeros"),
+    ({"roi": []}, "selects no voxel"),
+    ({"voxels": [1]}, "unknown selection key"),
+])
+def test_bad_selections(opt_dir, selection, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        load(opt_dir, selection=selection)
+
+
+def test_bad_subject_options_and_backbones(opt_dir, tmp_path):
+    with pytest.raises(InvalidParameterError, match="unknown subject 'UTS09'.*UTS01, UTS02"):
+        load(opt_dir, subject="UTS09")
+    with pytest.raises(InvalidParameterError, match="needs a subject"):
+        load(opt_dir, subject=None)
+    with pytest.raises(InvalidParameterError, match="layer must be an int in 0..4"):
+        load(opt_dir, layer=9)
+    with pytest.raises(InvalidParameterError, match="unknown option"):
+        load(opt_dir, pooling="mean")
+    with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
+        load(opt_dir, backbone="berg-no-such/opt")
+    other = tiny_opt(tmp_path / "opt16", n_layer=4, hidden=16, n_head=4)
+    with pytest.raises(ModelLoadError, match="16-d features.*128 rows"):
+        load(other)
+
+
+def test_missing_weights_offline_says_fetch(opt_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("BERG_OFFLINE", "1")
+    monkeypatch.setenv("BERG_DIR", str(tmp_path / "empty"))
+    with pytest.raises(Exception, match="berg fetch"):
+        load(opt_dir)
+
+
+def test_short_stimulus_warns(opt_dir):
+    model = load(opt_dir)
+    with pytest.warns(UserWarning, match="only 5 TRs"):
+        out = model.encode({"words": ["The", "quick", "fox"], "word_onsets": [0.0, 0.5, 1.0]})
+    assert out.shape == (5, N_VOXELS["UTS01"])
+
+
+def test_metadata_and_berg_info_without_loading_opt(tmp_path):
+    meta = BERG().get_model_metadata(MODEL, subject="UTS01")
+    assert meta["fmri"]["n_voxels"] == N_VOXELS["UTS01"]
+    with pytest.raises(InvalidParameterError, match="needs a subject"):
+        BERG().get_model_metadata(MODEL)
+    code = (f"import json, sys\nfrom berg_core.cli import main\nrc = main(['info', {MODEL!r}, '--subject', 'UTS02', '--json'])\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    first, _, last = out.strip().rpartition("\n")
+    assert json.loads(last) == []
+    info = json.loads(first)
+    assert info["metadata"]["fmri"]["n_voxels"] == N_VOXELS["UTS02"] and "AC" in info["metadata"]["roi"]
+
+
+def test_encoder_class_is_the_factory():
+    from berg_core.facade import resolve_spec
+
+    assert resolve_spec(MODEL).factory == f"{LebelEncoder.__module__}:{LebelEncoder.__name__}"
