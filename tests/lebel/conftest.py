@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # before huggingface_hub is imported (it reads these once): tests never touch the network
@@ -15,14 +14,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from lebel_helpers import HIDDEN, N_VOXELS  # noqa: E402
+
 from berg_core import features  # noqa: E402
 from berg_core.registry import reset_registry  # noqa: E402
-from berg_core.testing_hf import CORPUS, tiny_opt  # noqa: E402
+from berg_core.testing_hf import tiny_opt  # noqa: E402
 from berg_lebel.testing import make_berg_tree  # noqa: E402
-
-HIDDEN = 32
-LAYER = 3
-N_VOXELS = {"UTS01": 61, "UTS02": 90}  # UTS02: 128 x 90 float64 > 64 KiB, so its payload lies outside pickle frames
 
 
 @pytest.fixture(autouse=True)
@@ -52,19 +49,3 @@ def opt_dir(tmp_path_factory) -> Path:
 def berg_tree(tmp_path) -> dict:
     """BERG's weights + metadata files for UTS01/UTS02 under $BERG_DIR: {subject: (W float64, metadata)}."""
     return make_berg_tree(tmp_path / "berg", list(N_VOXELS), hidden=HIDDEN, n_voxels=N_VOXELS, seed=3)
-
-
-def make_story(n_words: int, seed: int = 0) -> dict:
-    """A story of corpus words (some ``'s``, blanks and punctuation), onsets ~0.3 s apart (some equal)."""
-    rng = np.random.default_rng(seed)
-    vocab = sorted({w for line in CORPUS for w in line.split()})
-    words = [str(w) for w in rng.choice(vocab, n_words)]
-    for i in rng.choice(n_words, max(1, n_words // 40), replace=False):
-        words[i] = "'s"
-    for i in rng.choice(n_words, max(1, n_words // 60), replace=False):
-        words[i] = " " if i % 2 else ""
-    words[0] = ""  # a non-real word first: its vector must be zeros
-    gaps = rng.choice([0.0, 0.2, 0.3, 0.45], n_words)
-    gaps[0] = 0.0
-    onsets = 3.7 + np.cumsum(gaps)
-    return {"words": words, "word_onsets": onsets.tolist()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import dense_lanczos, fir_delays, lanczos_weight, tr_times, zscore_columns
+from lebel_reference import dense_lanczos, fir_delays, lanczos_weight, tr_times, zscore_columns
 
 from berg_core.signal import delay, lanczos_kernel, lanczos_matrix, lanczos_resample, tr_grid, zscore
 

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import LAYER, make_story
-from reference import incremental_word_features, is_real
+from lebel_helpers import LAYER, make_story
+from lebel_reference import incremental_word_features, is_real
 
 from berg_core.errors import StimulusError
 from berg_core.hf import load_backbone

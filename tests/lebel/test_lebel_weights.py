@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import N_VOXELS
+from lebel_helpers import N_VOXELS
 
 from berg_core import features
 from berg_core.errors import ModelLoadError, UnsafePickleError

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LAYER, N_VOXELS, make_story
-from reference import incremental_word_features, predict
+from lebel_helpers import LAYER, N_VOXELS, make_story
+from lebel_reference import incremental_word_features, predict
 
 import berg_core.hf
 from berg_core import BERG, features
