@@ -82,7 +82,7 @@ def _weights_attrs(rel: str, ident: str) -> dict[str, Any]:
     return {"source": rel, "source_id": ident, "format": FORMAT}
 
 
-def _weights_source(path: Path):
+def weights_source(path: Path):
     """A column-block reader over the source's ``ridge_weights`` (streamed when possible)."""
     from berg_core.h5matrix import ArrayColumns
     from berg_core.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
@@ -115,7 +115,7 @@ def converted_weights(subject: str, berg_dir: Path, *, show_progress: bool = Tru
                                   lambda p, i: is_complete(p, _weights_attrs(rel, i)), show_progress)
     if src is None:
         return dest
-    return build_matrix(dest, lambda: _weights_source(src), attrs=_weights_attrs(rel, ident), show_progress=show_progress,
+    return build_matrix(dest, lambda: weights_source(src), attrs=_weights_attrs(rel, ident), show_progress=show_progress,
                         desc=f"converting weights_{subject}.npy to HDF5")
 
 
