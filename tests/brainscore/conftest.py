@@ -11,6 +11,7 @@ import pytest
 
 os.environ["BS_INSTALL_DEPENDENCIES"] = "no"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: 2+ OpenMP threads on a busy machine run ~20x slower
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the `synthetic` helper, also for subprocesses
 
 import synthetic  # noqa: E402
