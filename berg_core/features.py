@@ -139,7 +139,11 @@ def cached_features(key_parts: Mapping[str, Any], compute: Callable[[], np.ndarr
             os.unlink(path)
         except OSError:
             pass
-    build_once(path, build, lambda p: p.is_file())
+    try:
+        build_once(path, build, lambda p: p.is_file())
+    except OSError:  # a read-only or full cache: keep the features in memory only
+        if not computed:
+            computed.append(np.asarray(compute()))
     if computed:
         stats["computed"] += 1
         return _remember(key, computed[0])

@@ -146,3 +146,22 @@ def test_missing_files_are_fetched_from_the_mirror(tmp_path, monkeypatch, berg_t
         assert url.gets(WEIGHTS_FILE.format(subject="UTS01")) == 1
     np.testing.assert_array_equal(got, berg_tree["UTS01"][0][:, [4]].astype(np.float32))
     features.clear_memory()
+
+
+def test_berg_fetch_downloads_and_converts(tmp_path, monkeypatch, berg_tree, capsys):
+    from berg_core.cli import main
+
+    bucket = tmp_path / "bucket"
+    for rel in (WEIGHTS_FILE.format(subject="UTS02"), METADATA_FILE.format(subject="UTS02")):
+        copy_into_bucket(berg_dir() / rel, bucket, rel)
+    fresh = tmp_path / "fresh_berg"
+    monkeypatch.setenv("BERG_DIR", str(fresh))
+    with serve_directory(bucket) as url:
+        monkeypatch.setenv("BERG_BASE_URL", url)
+        assert main(["fetch", "fmri-lebel2023-opt_1_3b", "--subject", "UTS02", "--quiet"]) == 0
+    assert (fresh / WEIGHTS_FILE.format(subject="UTS02")).is_file()
+    cache = Path(os.environ["BERG_CACHE_DIR"]) / "lebel"
+    h5 = list(cache.glob("weights_UTS02.*.h5"))
+    assert len(h5) == 1 and matrix_info(h5[0]).shape == (128, N_VOXELS["UTS02"])
+    assert list(cache.glob("metadata_UTS02.*.npz"))
+    assert "weights_UTS02.npy" in capsys.readouterr().out

@@ -104,3 +104,46 @@ def test_too_many_tokens_for_the_backbone(opt_dir):
     backbone.model.config.max_position_embeddings = 64  # a window of 512 words cannot fit
     with pytest.raises(StimulusError, match="tokens in one context window"):
         word_features(backbone, ["seatbelt"] * 100)
+
+
+def test_feature_cache_memory_disk_and_damaged_entries(tmp_path, monkeypatch):
+    from berg_core import features
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.arange(6, dtype=np.float32).reshape(3, 2) * len(calls)
+
+    key = {"backbone": "x", "revision": "r", "layer": 1, "words": features.stimulus_hash(["a", "b", "c"])}
+    first = features.cached_features(key, compute)
+    assert not first.flags.writeable and len(calls) == 1
+    np.testing.assert_array_equal(features.cached_features(key, compute), first)
+    assert len(calls) == 1 and features.stats["memory"] == 1
+    features.clear_memory()
+    np.testing.assert_array_equal(features.cached_features(key, compute), first)  # from disk
+    assert len(calls) == 1 and features.stats["disk"] == 1
+    features.clear_memory()
+    features.feature_path(key).write_bytes(b"garbage")  # damaged entry: recomputed and rewritten
+    np.testing.assert_array_equal(features.cached_features(key, compute), first * 2)
+    assert len(calls) == 2
+    features.cached_features({**key, "layer": 2}, compute)  # any key part changes the entry
+    assert len(calls) == 3
+    features.cached_features(key, compute, enabled=False)
+    assert len(calls) == 4
+    assert features.stimulus_hash(["a", "b"]) != features.stimulus_hash(["a b"])
+    assert features.stimulus_hash(["a"], [0.0]) != features.stimulus_hash(["a"], [0.5])
+
+
+def test_backbone_revision_fingerprints_local_folders(opt_dir, tmp_path):
+    from berg_core.features import backbone_revision
+
+    rev = backbone_revision(str(opt_dir))
+    assert rev.startswith("local:") and rev == backbone_revision(str(opt_dir))
+    assert backbone_revision(str(opt_dir), "abc123") == "abc123"
+    assert backbone_revision("facebook/opt-1.3b") == "hub:facebook/opt-1.3b@main"
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in opt_dir.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes() + (b" " if f.suffix == ".json" else b""))
+    assert backbone_revision(str(copy)) != rev
