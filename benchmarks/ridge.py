@@ -1,0 +1,159 @@
+"""berg ``RidgeCV`` vs himalaya vs sklearn, side by side in one run.
+
+Problems (float32, 25 alphas 10^-12…10^12, 5 contiguous folds, one alpha per target by CV correlation,
+fit_intercept; features with a decaying spectrum, targets with SNR spread over two decades):
+  (a) n = 8,000 samples, p = 512 features, 2,000 targets
+  (b) n = 3,000 samples, p = 8,192 features, 5,000 targets
+
+Rows per problem:
+  berg RidgeCV (numpy)               factor once per fold, per alpha a rescale + one GEMM
+  himalaya RidgeCV (svd)             (a): same folds (KFold(5)) and score (correlation_score)
+  himalaya KernelRidgeCV (linear)    (b): himalaya's own recommendation when p > n; same folds + score
+  sklearn RidgeCV(alpha_per_target)  efficient leave-one-out (GCV), NOT 5-fold: a timing reference with
+                                     a different CV; its alpha agreement is shown for information only
+Columns: seconds, ratio to berg's seconds, max |coef − berg coef|, max |coef − float64 sklearn
+``Ridge(alpha=a)`` refit at that method's own chosen alphas| on 100 targets (accuracy of each method's
+refit), fraction of targets with berg's alpha, and with berg's alpha or a CV tie (the method's alpha
+scores within 1e-5 of the best on berg's CV curve; correlation is flat in alpha at both ends of the grid).
+
+Run: ``flock /tmp/berg-heavy.lock python benchmarks/ridge.py`` (full sizes) or ``--quick`` (small
+sizes, seconds); ``--only a``, ``--skip-sklearn``, ``--threads 1`` (BLAS threads for all methods; use
+on a busy machine for steadier timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+ALPHAS = np.logspace(-12, 12, 25)
+
+
+def make_problem(n: int, p: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Correlated features (decaying spectrum, like LM features) and targets with SNR spread over targets."""
+    rng = np.random.default_rng(seed)
+    scales = 1.0 / np.sqrt(1.0 + np.arange(p) / 8.0)
+    X = (rng.standard_normal((n, p)) * scales).astype(np.float32)
+    W = rng.standard_normal((p, t)).astype(np.float32) / np.sqrt(p)
+    snr = np.logspace(-1.5, 0.5, t).astype(np.float32)
+    Y = (X @ W) * snr + rng.standard_normal((n, t)).astype(np.float32)
+    return X, Y.astype(np.float32)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def sklearn_refit(X64: np.ndarray, Y64: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """float64 reference: sklearn ``Ridge(alpha=a)`` (fit_intercept) per distinct alpha; coef (p, targets)."""
+    from sklearn.linear_model import Ridge
+
+    coef = np.empty((X64.shape[1], Y64.shape[1]))
+    for a in np.unique(alphas):
+        cols = np.flatnonzero(alphas == a)
+        coef[:, cols] = Ridge(alpha=float(a)).fit(X64, Y64[:, cols]).coef_.reshape(len(cols), -1).T
+    return coef
+
+
+def run_problem(name: str, n: int, p: int, t: int, *, folds: int, sklearn: bool, himalaya_primal: bool, target_batch: int) -> list[dict]:
+    """Fit every method on one problem; rows of seconds / coef differences / alpha agreement."""
+    import himalaya.backend as hb
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.ridge import RidgeCV as HRidgeCV
+    from himalaya.scoring import correlation_score
+    from sklearn.model_selection import KFold
+
+    from berg_core.ridge import RidgeCV
+
+    X, Y = make_problem(n, p, t)
+    RidgeCV(ALPHAS, cv=folds).fit(X[:200, :50], Y[:200, :20])  # warm-up: imports, thread pools
+    print(f"\n({name}) n={n}, p={p}, targets={t}, {len(ALPHAS)} alphas, {folds} folds, float32", flush=True)
+    fits: list[tuple[str, float, np.ndarray, np.ndarray, str]] = []  # (method, seconds, coef, alphas, note)
+
+    sec, berg = timed(lambda: RidgeCV(ALPHAS, cv=folds, scoring="correlation", target_batch=target_batch).fit(X, Y))
+    fits.append(("berg RidgeCV", sec, berg.coef_, berg.best_alphas_, f"{berg.solver_} solver"))
+    print(f"  berg RidgeCV: {sec:.1f} s", flush=True)
+
+    hb.set_backend("numpy")
+    params = dict(score_func=correlation_score, n_alphas_batch=5, n_targets_batch=target_batch)
+    if himalaya_primal:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sec, hr = timed(lambda: HRidgeCV(ALPHAS.astype(np.float32), fit_intercept=True, cv=KFold(folds), solver_params=params).fit(X, Y))
+        fits.append(("himalaya RidgeCV (svd)", sec, np.asarray(hr.coef_), np.asarray(hr.best_alphas_), "same folds + score"))
+        print(f"  himalaya RidgeCV: {sec:.1f} s", flush=True)
+    if p > n // 2:
+        sec, hk = timed(lambda: KernelRidgeCV(ALPHAS.astype(np.float32), kernel="linear", fit_intercept=True, cv=KFold(folds),
+                                              solver_params=params).fit(X, Y))
+        coef = (X - X.mean(0)).T @ np.asarray(hk.dual_coef_)  # it centres the kernel (fit_intercept)
+        fits.append(("himalaya KernelRidgeCV (linear)", sec, coef, np.asarray(hk.best_alphas_), "same folds + score"))
+        print(f"  himalaya KernelRidgeCV: {sec:.1f} s", flush=True)
+    if sklearn and n * t * len(ALPHAS) * 8 < 4e9:  # its LOO values are n × targets × alphas
+        from sklearn.linear_model import RidgeCV as SkRidgeCV
+
+        sec, sk = timed(lambda: SkRidgeCV(ALPHAS, alpha_per_target=True).fit(X, Y))
+        fits.append(("sklearn RidgeCV (alpha_per_target)", sec, sk.coef_.T, np.asarray(sk.alpha_), "leave-one-out (GCV), not 5-fold"))
+        print(f"  sklearn RidgeCV: {sec:.1f} s", flush=True)
+
+    sub = np.linspace(0, t - 1, min(t, 100)).astype(int)  # float64 reference refits on a subset of targets
+    X64, Y64 = X.astype(np.float64), Y[:, sub].astype(np.float64)
+    rows = []
+    base = fits[0][1]
+    for method, sec, coef, alphas, note in fits:
+        alphas = np.asarray(alphas, dtype=np.float64)
+        same = np.isclose(alphas, berg.best_alphas_, rtol=1e-3)
+        idx = np.clip(np.searchsorted(berg.alphas_, alphas * (1 - 1e-6)), 0, len(berg.alphas_) - 1)
+        tied = berg.cv_scores_[idx, np.arange(t)] >= berg.cv_score_ - 1e-5
+        err = float(np.abs(sklearn_refit(X64, Y64, alphas[sub]) - coef[:, sub]).max()) if sklearn else float("nan")
+        rows.append(dict(method=method, seconds=sec, ratio=sec / base, coef_diff=float(np.abs(coef - berg.coef_).max()), ref_err=err,
+                         same=float(same.mean()), tie=float((same | tied).mean()), note=note))
+    rows[0]["scale"] = float(np.abs(berg.coef_).max())
+    return rows
+
+
+def print_table(name: str, rows: list[dict]) -> None:
+    print(f"\n({name}) max |berg coef| = {rows[0]['scale']:.3g}")
+    print("| method | seconds | × berg time | max abs coef diff vs berg | max abs error vs float64 sklearn Ridge at own alphas | "
+          "same alpha as berg | same or CV tie | note |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['method']} | {r['seconds']:.2f} | {r['ratio']:.2f} | {r['coef_diff']:.2e} | {r['ref_err']:.2e} | "
+              f"{100 * r['same']:.1f} % | {100 * r['tie']:.1f} % | {r['note']} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    ap.add_argument("--only", choices=["a", "b"], default=None)
+    ap.add_argument("--skip-sklearn", action="store_true")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="limit BLAS threads (all methods), e.g. 1 on a busy machine")
+    args = ap.parse_args()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    problems = {"a": (8000, 512, 2000), "b": (3000, 8192, 5000)}
+    if args.quick:
+        problems = {"a": (1600, 128, 400), "b": (600, 1024, 500)}
+    import himalaya
+    import sklearn
+
+    print(f"numpy {np.__version__}, himalaya {himalaya.__version__}, sklearn {sklearn.__version__}")
+    for name, (n, p, t) in problems.items():
+        if args.only and name != args.only:
+            continue
+        # himalaya's primal RidgeCV on (b) builds (alphas_batch, p, n_train) matrices; it is its own
+        # documented slow path for p > n, so (b) compares against its KernelRidgeCV instead.
+        rows = run_problem(name, n, p, t, folds=args.folds, sklearn=not args.skip_sklearn, himalaya_primal=(name == "a"),
+                           target_batch=2048)
+        print_table(name, rows)
+
+
+if __name__ == "__main__":
+    main()
