@@ -642,15 +642,15 @@ class BandedRidgeCV:
         return self
 
     def predict(self, Xs: Sequence[Any], split: bool = False) -> np.ndarray:
-        """(n_samples, n_targets); with ``split``, (n_spaces, n_samples, n_targets) per-space parts of the
-        centred prediction (their sum + ``intercept_`` is the prediction)."""
+        """(n_samples, n_targets) = X @ coef_ + intercept_; with ``split``, (n_spaces, n_samples, n_targets):
+        each space's part ``(X_i − mean_i) @ coef_i`` (their sum + ``y_mean_`` is the prediction)."""
         if not hasattr(self, "coef_"):
             raise BergError("this BandedRidgeCV is not fitted yet; call fit(Xs, Y) first")
         Xs = self._spaces(Xs)
         if len(Xs) != len(self.coefs_):
             raise InvalidParameterError(f"expected {len(self.coefs_)} feature spaces, got {len(Xs)}")
         parts = np.stack([(x - m) @ c for x, m, c in zip(Xs, self.x_means_, self.coefs_)])
-        return parts if split else parts.sum(0) + self.intercept_
+        return parts if split else parts.sum(0) + self.y_mean_
 
     def score(self, Xs: Sequence[Any], Y: Any, split: bool = False) -> np.ndarray:
         """Per-target score; with ``split``, the per-space split correlation (himalaya's product measure:
