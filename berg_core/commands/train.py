@@ -1,0 +1,108 @@
+"""``berg train --features F.npy [F2.h5 ...] --responses R.npy --out DIR [...]``: fit an encoding model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from berg_core.errors import InvalidParameterError
+
+
+def _alphas(text: str) -> list[float]:
+    """``"1e-2,1,100"`` or ``"logspace:-12:12:25"``."""
+    import numpy as np
+
+    if text.startswith("logspace:"):
+        try:
+            lo, hi, num = text.split(":")[1:]
+            return list(np.logspace(float(lo), float(hi), int(num)))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"--alphas {text!r}: use logspace:LO:HI:NUM (exponents) or a comma list") from exc
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--alphas {text!r}: not numbers") from exc
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fit a ridge encoding model (features -> fMRI responses) and write an encoder folder",
+        description="Fit per-voxel ridge (one feature space) or banded ridge (several) with CV-chosen alphas, score it on "
+        "held-out rows with permutation tests + FDR, and write drama2brain-style outputs plus a trained-encoder folder "
+        "(berg_encoder.json + weights.h5) that `berg encode DIR` can run when --backbone/--layer are given.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--features", nargs="+", required=True, metavar="FILE",
+                   help="one .npy/.h5 per feature space (samples × features); FILE.h5:DATASET picks a dataset")
+    g.add_argument("--feature-names", nargs="+", default=None, metavar="NAME", help="names of the feature spaces (default: file stems)")
+    g.add_argument("--responses", required=True, metavar="FILE", help=".npy/.h5 responses (samples × voxels)")
+    g.add_argument("--test", default=None, metavar="FILE|START:STOP",
+                   help="held-out rows: START:STOP (slice, e.g. 800:1000 or -200:) or a file of row indices / a 0/1 mask")
+    g.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    g = p.add_argument_group("features")
+    g.add_argument("--delays", nargs="+", type=int, default=[], metavar="D", help="time delays in samples, e.g. 1 2 3 4 (or 8 9 10)")
+    g.add_argument("--delay-mode", choices=["fir", "mean"], default="fir",
+                   help="fir: stack delayed copies delay-major (LeBel); mean: average them (drama2brain)")
+    g.add_argument("--reduce", default=None, metavar="pca:N", help="PCA to N components per space, fit on training rows only")
+    g = p.add_argument_group("ridge")
+    cv = g.add_mutually_exclusive_group()
+    cv.add_argument("--folds", type=int, default=5, metavar="K", help="K contiguous CV folds (default 5)")
+    cv.add_argument("--cv-groups", default=None, metavar="FILE", help="group label per sample (e.g. run): one CV fold per group")
+    g.add_argument("--alphas", type=_alphas, default=None, metavar="LIST",
+                   help="alpha grid: comma list or logspace:LO:HI:NUM (default logspace:-12:12:25); penalty λ = α (sklearn)")
+    g.add_argument("--scoring", choices=["correlation", "r2"], default="correlation", help="CV score that picks alphas")
+    g.add_argument("--ridge", choices=["auto", "mono", "banded"], default="auto", help="auto: banded when several feature spaces")
+    g.add_argument("--n-iter", type=int, default=100, help="banded ridge: random-search draws of space weights")
+    g.add_argument("--backend", default="numpy", help="numpy or torch (torch uses CUDA when present)")
+    g.add_argument("--device", default=None, help="torch device (cpu, cuda, auto)")
+    g.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto", help="compute precision (auto: float32 if inputs are)")
+    g.add_argument("--target-batch", type=int, default=2048, metavar="N", help="voxels per batch (bounds memory)")
+    g = p.add_argument_group("significance")
+    g.add_argument("--permutations", type=int, default=1000, metavar="N", help="block permutations of the test rows (0: none)")
+    g.add_argument("--perm-block", type=int, default=10, metavar="B", help="permutation block length in samples (default 10)")
+    g.add_argument("--perm-mode", choices=["pooled", "voxel"], default="pooled",
+                   help="pooled: one null from all voxels (drama2brain); voxel: p = (k+1)/(N+1) per voxel")
+    g.add_argument("--fdr-q", type=float, default=0.05, help="FDR level reported in the summary")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("encoder card (to make the folder runnable by `berg encode`)")
+    g.add_argument("--model-id", default=None, help="model id (default trained-<out folder name>)")
+    g.add_argument("--description", default=None)
+    g.add_argument("--stimulus", choices=["sentences", "timed_words"], default="sentences",
+                   help="what the encoder takes: sentences (one feature row per sentence) or timed words (TR series)")
+    g.add_argument("--backbone", nargs="+", default=[], metavar="NAME", help="HF backbone (hub id or local folder), one or one per space")
+    g.add_argument("--layer", nargs="+", type=int, default=[], metavar="L", help="block whose output the features are, one or per space")
+    g.add_argument("--pooling", choices=["last", "mean"], default="last", help="sentence features: last token or token mean")
+    g.add_argument("--tr", type=float, default=None, help="timed words: seconds per response sample")
+    g.add_argument("--output-names", default=None, metavar="FILE", help="text file: one name per response column")
+    g.add_argument("--rois", default=None, metavar="FILE", help="JSON {roi: [column indices] or 0/1 mask}")
+    g.add_argument("--card", default=None, metavar="FILE", help="text/markdown model card to embed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from berg_core.train import TrainConfig, train
+
+    card_text = None
+    if args.card:
+        if not Path(args.card).is_file():
+            raise InvalidParameterError(f"--card file {args.card!r} not found")
+        card_text = Path(args.card).read_text(encoding="utf-8")
+    cfg = TrainConfig(
+        features=list(args.features), responses=args.responses, out=args.out, feature_names=args.feature_names, test=args.test,
+        delays=list(args.delays), delay_mode=args.delay_mode, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,
+        alphas=args.alphas, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, permutations=args.permutations,
+        perm_block=args.perm_block, perm_mode=args.perm_mode, fdr_q=args.fdr_q, backend=args.backend, device=args.device,
+        dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=not args.quiet,
+        model_id=args.model_id, description=args.description, stimulus=args.stimulus, backbone=list(args.backbone),
+        layer=list(args.layer), pooling=args.pooling, tr=args.tr, output_names=args.output_names, rois=args.rois, card_text=card_text,
+    )
+    result = train(cfg)
+    scores = result.summary["scores"]
+    line = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
+    print(f"trained {result.summary['model_id']} ({result.summary['n_voxels']} voxels): {line}", file=sys.stderr)
+    print(f"wrote {result.out} (suffix {result.suffix}); run it with: berg encode {result.out} ...", file=sys.stderr)
+    return 0

@@ -1,0 +1,448 @@
+"""The ``berg train`` pipeline: features + responses -> fitted ridge, scores, significance, encoder folder.
+
+Recipe (drama2brain's, generalised): per feature space, optional PCA fit on the training rows only,
+then time delays (``fir``: stacked delay-major; ``mean``: averaged copies) applied to the whole
+sample sequence; one space -> ``RidgeCV`` (one alpha per voxel by CV correlation), several spaces ->
+banded ridge (himalaya random search over space weights) unless ``ridge="mono"``. Held-out test rows
+give ``cc`` (Pearson r per voxel), block-permutation p-values and their BH-FDR correction.
+
+Outputs in ``out`` (suffix ``raw`` or ``{N}PCs``): ``cv_cc_{s}.npy`` (n_vox,), ``cc_{s}.npy`` (n_vox,),
+``coef_{s}.npy`` (n_weight_rows, n_vox), ``alphas_{s}.npy``, ``pvalues_{s}.npy``,
+``pvalues_corrected_{s}.npy``, ``preds_{s}.npy`` (n_test, n_vox), ``dist_{s}.png`` (histogram of test
+correlations); banded: also ``cc_{s}_{space}.npy`` (split correlation), ``preds_{s}_{space}.npy``
+(that space's part of the centred prediction), ``coef_{s}_{space}.npy``; ``summary.json``; and the
+trained-encoder folder files (``berg_core.trained``: ``berg_encoder.json``, ``weights.h5``,
+``arrays.npz``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg_core.errors import InvalidParameterError, ResourceError
+from berg_core.ridge import DEFAULT_ALPHAS, PCA, BandedRidgeCV, RidgeCV, parse_reduce
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``train`` needs (the CLI maps its flags onto this)."""
+
+    features: list[str]
+    responses: str
+    out: str
+    feature_names: list[str] | None = None
+    test: str | None = None
+    delays: list[int] = field(default_factory=list)
+    delay_mode: str = "fir"
+    reduce: str | None = None
+    cv_groups: str | None = None
+    folds: int = 5
+    alphas: list[float] | None = None
+    scoring: str = "correlation"
+    ridge: str = "auto"  # auto | mono | banded
+    n_iter: int = 100
+    permutations: int = 1000
+    perm_block: int = 10
+    perm_mode: str = "pooled"
+    fdr_q: float = 0.05
+    backend: str = "numpy"
+    device: str | None = None
+    dtype: str = "auto"
+    target_batch: int = 2048
+    seed: int = 0
+    show_progress: bool = False
+    # the encoder card
+    model_id: str | None = None
+    description: str | None = None
+    stimulus: str = "sentences"
+    backbone: list[str] = field(default_factory=list)
+    layer: list[int] = field(default_factory=list)
+    pooling: str = "last"
+    tr: float | None = None
+    output_names: str | None = None
+    rois: str | None = None
+    card_text: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------
+# inputs
+# ------------------------------------------------------------------------------------------------
+def load_matrix(spec: str | Path, *, what: str = "matrix") -> np.ndarray:
+    """A 2-D array from ``.npy`` or ``.h5``/``.hdf5`` (``file.h5:dataset``, or the file's only 2-D dataset)."""
+    text = str(spec)
+    dataset = None
+    match = re.match(r"^(.*\.(?:h5|hdf5)):(.+)$", text, flags=re.IGNORECASE)
+    if match:
+        text, dataset = match.group(1), match.group(2)
+    path = Path(text)
+    if not path.is_file():
+        raise ResourceError(f"{what} file {text!r} not found")
+    ext = path.suffix.lower()
+    if ext == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        except ValueError as exc:
+            raise InvalidParameterError(f"{path}: not a plain numeric .npy ({exc}); save it with np.save(arr) of a numeric array") from exc
+    elif ext in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            if dataset is None:
+                found: list[str] = []
+                fh.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) and obj.ndim == 2 else None)
+                if len(found) != 1:
+                    raise InvalidParameterError(f"{path}: name the dataset as {path}:NAME (2-D datasets: {', '.join(found) or 'none'})")
+                dataset = found[0]
+            if dataset not in fh:
+                raise InvalidParameterError(f"{path} has no dataset {dataset!r}")
+            arr = fh[dataset][()]
+    else:
+        raise InvalidParameterError(f"{what} file {path.name!r}: use .npy or .h5 (samples × columns)")
+    arr = np.asarray(arr)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InvalidParameterError(f"{what} {path.name} must be 2-D (samples × columns), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InvalidParameterError(f"{what} {path.name} must be real numbers, got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InvalidParameterError(f"{what} {path.name} has {int(bad.sum())} NaN/inf values (first at row {row}, column {col}); clean or impute them")
+    return arr
+
+
+def parse_test(spec: str | None, n: int) -> np.ndarray:
+    """Test rows from ``"START:STOP"`` (Python slice bounds, may be negative) or a file of indices / a 0/1 mask."""
+    if spec is None:
+        return np.zeros(0, dtype=np.intp)
+    match = re.fullmatch(r"\s*(-?\d*)\s*:\s*(-?\d*)\s*", spec)
+    if match and not Path(spec).exists():
+        start = int(match.group(1)) if match.group(1) else None
+        stop = int(match.group(2)) if match.group(2) else None
+        idx = np.arange(n)[slice(start, stop)]
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ResourceError(f"--test {spec!r}: neither START:STOP nor an existing file of row indices / a 0/1 mask")
+        values = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else np.array(path.read_text().replace(",", " ").split(), dtype=float)
+        values = np.asarray(values).reshape(-1)
+        if values.shape[0] == n and np.all(np.isin(values, (0, 1))) and values.sum() != n:
+            idx = np.flatnonzero(values)
+        else:
+            if not np.all(values == np.round(values)) or values.min() < 0 or values.max() >= n:
+                raise InvalidParameterError(f"--test {path.name}: row indices must be integers in 0..{n - 1} (or a 0/1 mask of length {n})")
+            idx = np.unique(values.astype(np.intp))
+    if idx.size == 0:
+        raise InvalidParameterError(f"--test {spec!r} selects no rows out of {n}")
+    if idx.size >= n - 4:
+        raise InvalidParameterError(f"--test {spec!r} leaves {n - idx.size} training rows; keep most rows for training")
+    return idx
+
+
+def _file_of(spec: str) -> Path:
+    """The file part of ``file.h5:dataset`` (or ``spec`` itself)."""
+    match = re.match(r"^(.*\.(?:h5|hdf5)):(.+)$", str(spec), flags=re.IGNORECASE)
+    return Path(match.group(1) if match else spec)
+
+
+def _sha256(spec: str) -> str:
+    digest = hashlib.sha256()
+    with open(_file_of(spec), "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_groups(spec: str, n: int, train_rows: np.ndarray) -> np.ndarray:
+    """CV group labels (one per sample or per training sample) from .npy/.h5 or text (whitespace-separated)."""
+    path = _file_of(spec)
+    if not path.is_file():
+        raise ResourceError(f"--cv-groups file {spec!r} not found")
+    if path.suffix.lower() in (".npy", ".h5", ".hdf5"):
+        groups = load_matrix(spec, what="CV groups").reshape(-1)
+    else:
+        groups = np.array(path.read_text(encoding="utf-8").split())
+    if groups.shape[0] == n:
+        return groups[train_rows]
+    if groups.shape[0] == train_rows.size:
+        return groups
+    raise InvalidParameterError(f"--cv-groups has {groups.shape[0]} labels; give one per sample ({n}) or per training sample ({train_rows.size})")
+
+
+def _space_names(cfg: TrainConfig) -> list[str]:
+    if cfg.feature_names:
+        if len(cfg.feature_names) != len(cfg.features):
+            raise InvalidParameterError(f"--feature-names: {len(cfg.feature_names)} names for {len(cfg.features)} feature files")
+        names = list(cfg.feature_names)
+    else:
+        names = [_file_of(f).stem for f in cfg.features]
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        clean = re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "space"
+        seen[clean] = seen.get(clean, 0) + 1
+        out.append(clean if seen[clean] == 1 else f"{clean}_{seen[clean]}")
+    return out
+
+
+def _per_space(values: Sequence[Any], n: int, flag: str) -> list[Any]:
+    values = list(values)
+    if not values:
+        return [None] * n
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise InvalidParameterError(f"{flag}: give one value or one per feature space ({n}), got {len(values)}")
+    return values
+
+
+# ------------------------------------------------------------------------------------------------
+# the pipeline
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """In-memory results (also written to ``out``)."""
+
+    out: Path
+    suffix: str
+    cv_cc: np.ndarray
+    cc: np.ndarray | None
+    pvalues_corrected: np.ndarray | None
+    preds: np.ndarray | None
+    coef: np.ndarray
+    summary: dict[str, Any]
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run the pipeline of the module docstring; returns the results and writes them to ``cfg.out``."""
+    # -- check options before any heavy work
+    if cfg.backend not in ("numpy", "torch"):
+        raise InvalidParameterError(f"unknown backend {cfg.backend!r}; use 'numpy' or 'torch'")
+    if cfg.delay_mode not in ("fir", "mean"):
+        raise InvalidParameterError(f"unknown delay mode {cfg.delay_mode!r}; use 'fir' or 'mean'")
+    if cfg.ridge not in ("auto", "mono", "banded"):
+        raise InvalidParameterError(f"unknown ridge type {cfg.ridge!r}; use 'auto', 'mono' or 'banded'")
+    if cfg.stimulus not in ("sentences", "timed_words"):
+        raise InvalidParameterError(f"unknown stimulus kind {cfg.stimulus!r}; use 'sentences' or 'timed_words'")
+    if cfg.perm_mode not in ("pooled", "voxel"):
+        raise InvalidParameterError(f"unknown permutation mode {cfg.perm_mode!r}; use 'pooled' or 'voxel'")
+    if cfg.dtype not in ("auto", "float32", "float64"):
+        raise InvalidParameterError(f"unknown dtype {cfg.dtype!r}; use 'auto', 'float32' or 'float64'")
+    if not cfg.features:
+        raise InvalidParameterError("give at least one feature file (--features F.npy ...)")
+    if cfg.backbone and cfg.stimulus == "sentences" and cfg.delays:
+        raise InvalidParameterError("delays apply to time series: a sentence encoder (--stimulus sentences) takes no --delays")
+    if cfg.backbone and cfg.stimulus == "timed_words" and not cfg.tr:
+        raise InvalidParameterError("a timed-words encoder needs --tr (seconds per sample)")
+    n_comp = parse_reduce(cfg.reduce)
+    suffix = f"{n_comp}PCs" if n_comp else "raw"
+    names = _space_names(cfg)
+    backbones = _per_space(cfg.backbone, len(names), "--backbone")
+    layers = _per_space(cfg.layer, len(names), "--layer")
+    if cfg.backbone and any(la is None for la in layers):
+        raise InvalidParameterError("--backbone needs --layer (the block whose output the features are)")
+
+    # -- inputs
+    spaces = [load_matrix(f, what=f"features {n}") for f, n in zip(cfg.features, names)]
+    Y = load_matrix(cfg.responses, what="responses")
+    n = Y.shape[0]
+    for f, x in zip(cfg.features, spaces):
+        if x.shape[0] != n:
+            raise InvalidParameterError(f"sample counts differ: features {f} has {x.shape[0]} rows but responses {cfg.responses} has {n}")
+    dtype = np.dtype(np.float64 if cfg.dtype == "float64" or (cfg.dtype == "auto" and any(a.dtype != np.float32 for a in [*spaces, Y]))
+                     else np.float32)
+    test = parse_test(cfg.test, n)
+    train_rows = np.setdiff1d(np.arange(n), test)
+    groups = read_groups(cfg.cv_groups, n, train_rows) if cfg.cv_groups else None
+    alphas = np.asarray(cfg.alphas if cfg.alphas else DEFAULT_ALPHAS, dtype=np.float64)
+
+    # -- features: PCA on training rows, delays over the whole sequence
+    designs, pcas, widths = [], [], []
+    for x in spaces:
+        x = np.asarray(x, dtype=np.float64 if n_comp else dtype)
+        pca = None
+        if n_comp:
+            if n_comp > x.shape[1]:
+                raise InvalidParameterError(f"--reduce pca:{n_comp} asks for more components than the {x.shape[1]} features")
+            pca = PCA(n_comp).fit(x[train_rows])
+            x = pca.transform(x)
+        widths.append(x.shape[1])
+        if cfg.delays:
+            x = _delay(x, cfg.delays, cfg.delay_mode)
+        designs.append(x.astype(dtype, copy=False))
+        pcas.append(pca)
+    Yd = np.asarray(Y, dtype=dtype)
+    banded = cfg.ridge == "banded" or (cfg.ridge == "auto" and len(designs) > 1)
+
+    # -- fit
+    cv = cfg.folds
+    if banded:
+        model: Any = BandedRidgeCV(alphas, n_iter=cfg.n_iter, cv=cv, scoring=cfg.scoring, random_state=cfg.seed,
+                                   backend=cfg.backend, show_progress=cfg.show_progress)
+        model.fit([d[train_rows] for d in designs], Yd[train_rows], groups=groups)
+        best_alphas = np.asarray(model.best_alphas_) if model.best_alphas_ is not None else np.full(Y.shape[1], np.nan)
+    else:
+        model = RidgeCV(alphas, cv=cv, scoring=cfg.scoring, backend=cfg.backend, device=cfg.device, target_batch=cfg.target_batch,
+                        show_progress=cfg.show_progress)
+        model.fit(np.concatenate(designs, axis=1)[train_rows], Yd[train_rows], groups=groups)
+        best_alphas = model.best_alphas_
+    cv_cc = np.asarray(model.cv_score_, dtype=np.float64)
+    coef = np.asarray(model.coef_)
+    intercept = np.asarray(model.intercept_)
+
+    # -- test
+    from berg_core.stats import block_permutation_test, fdr_bh, pearson_r, split_correlation
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, np.ndarray] = {f"cv_cc_{suffix}": cv_cc, f"coef_{suffix}": coef, f"alphas_{suffix}": best_alphas}
+    cc = pvals = pcorr = preds = None
+    if test.size:
+        X_test = np.concatenate([d[test] for d in designs], axis=1)
+        preds = X_test @ coef + intercept
+        y_test = Yd[test]
+        if cfg.permutations > 0:
+            cc, pvals = block_permutation_test(y_test, preds, n_permutations=cfg.permutations, block=cfg.perm_block, mode=cfg.perm_mode,
+                                               seed=cfg.seed, show_progress=cfg.show_progress)
+            pcorr = fdr_bh(pvals)
+            files[f"pvalues_{suffix}"] = pvals
+            files[f"pvalues_corrected_{suffix}"] = pcorr
+        else:
+            cc = pearson_r(y_test, preds)
+        files[f"cc_{suffix}"] = cc
+        files[f"preds_{suffix}"] = preds
+        if banded:
+            parts = model.predict([d[test] for d in designs], split=True)
+            split = split_correlation(y_test, parts)
+            for k, name in enumerate(names):
+                files[f"preds_{suffix}_{name}"] = parts[k]
+                files[f"cc_{suffix}_{name}"] = split[k]
+    if banded:
+        for k, name in enumerate(names):
+            files[f"coef_{suffix}_{name}"] = model.coefs_[k]
+    for key, value in files.items():
+        np.save(out / f"{key}.npy", np.asarray(value))
+    if cc is not None:
+        _histogram(cc, out / f"dist_{suffix}.png", title=f"test correlation ({suffix}, {len(cc)} voxels)")
+
+    # -- summary and encoder folder
+    scores: dict[str, Any] = {"mean_cv_cc": float(cv_cc.mean())}
+    if cc is not None:
+        scores.update(mean_cc=float(cc.mean()), median_cc=float(np.median(cc)), max_cc=float(cc.max()))
+        if pcorr is not None:
+            scores[f"n_significant_fdr{cfg.fdr_q:g}"] = int((pcorr <= cfg.fdr_q).sum())
+    solver = f"banded ({model.solver_}, himalaya)" if banded else f"RidgeCV ({model.solver_})"
+    training = {
+        "berg_core": _version(),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "inputs": {"features": {nm: {"file": str(f), "sha256": _sha256(f), "shape": list(x.shape)} for nm, f, x in zip(names, cfg.features, spaces)},
+                   "responses": {"file": str(cfg.responses), "sha256": _sha256(cfg.responses), "shape": list(Y.shape)}},
+        "n_samples": int(n), "n_train": int(train_rows.size), "n_test": int(test.size),
+        "test": cfg.test, "cv": f"groups from {cfg.cv_groups}" if cfg.cv_groups else f"{cfg.folds} contiguous folds",
+        "alphas": alphas.tolist(), "scoring": cfg.scoring, "solver": solver, "dtype": str(dtype), "backend": cfg.backend,
+        "delays": list(cfg.delays), "delay_mode": cfg.delay_mode, "reduce": cfg.reduce,
+        "permutations": cfg.permutations, "perm_block": cfg.perm_block, "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q,
+        "n_iter": cfg.n_iter if banded else None, "seed": cfg.seed,
+    }
+    card = {
+        "model_id": cfg.model_id or f"trained-{out.resolve().name}",
+        "description": cfg.description,
+        "stimulus": cfg.stimulus,
+        "feature_spaces": [
+            {"name": nm, "backbone": bb, "revision": None, "layer": la, "pooling": cfg.pooling if cfg.stimulus == "sentences" else None,
+             "n_features": int(x.shape[1]), "reduce": {"method": "pca", "n_components": int(n_comp)} if n_comp else None}
+            for nm, bb, la, x in zip(names, backbones, layers, spaces)
+        ],
+        "delays": list(cfg.delays), "delay_mode": cfg.delay_mode,
+        "tr": cfg.tr,
+        "outputs": {"names": _read_names(cfg.output_names, Y.shape[1])},
+        "rois": _read_rois(cfg.rois, Y.shape[1]),
+        "scores": scores,
+        "training": training,
+        "card": cfg.card_text or "",
+    }
+    from berg_core.trained import write_encoder_dir
+
+    arrays = {"cv_cc": cv_cc, "alphas": best_alphas}
+    if cc is not None:
+        arrays["cc"] = cc
+    if pcorr is not None:
+        arrays["pvalues_corrected"] = pcorr
+    write_encoder_dir(out, card=card, coef=coef, intercept=intercept,
+                      pca=[(p.mean_, p.components_) if p is not None else None for p in pcas], arrays=arrays, show_progress=cfg.show_progress)
+    summary = {"suffix": suffix, "model_id": card["model_id"], "feature_spaces": names, "n_voxels": int(Y.shape[1]),
+               "n_weight_rows": int(coef.shape[0]), "scores": scores, "files": sorted(f"{k}.npy" for k in files)
+               + ([f"dist_{suffix}.png"] if cc is not None else []), "training": training, "config": asdict(cfg)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return TrainResult(out=out, suffix=suffix, cv_cc=cv_cc, cc=cc, pvalues_corrected=pcorr, preds=preds, coef=coef, summary=summary)
+
+
+def _delay(x: np.ndarray, delays: Sequence[int], mode: str) -> np.ndarray:
+    from berg_core.signal import delay
+
+    return delay(x, delays, mode=mode)
+
+
+def _version() -> str:
+    from berg_core import __version__
+
+    return __version__
+
+
+def _read_names(path: str | None, n: int) -> list[str] | None:
+    if not path:
+        return None
+    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(names) != n:
+        raise InvalidParameterError(f"--output-names {path}: {len(names)} names for {n} response columns")
+    return names
+
+
+def _read_rois(path: str | None, n: int) -> dict[str, list[int]] | None:
+    """ROIs from JSON: ``{name: [column indices] | 0/1 mask of length n}``."""
+    if not path:
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise InvalidParameterError(f"--rois {path}: expected a JSON object {{name: [indices]}}")
+    out = {}
+    for name, value in data.items():
+        arr = np.asarray(value).reshape(-1)
+        if arr.shape[0] == n and np.all(np.isin(arr, (0, 1))):
+            idx = np.flatnonzero(arr)
+        else:
+            idx = arr.astype(np.int64)
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+            raise InvalidParameterError(f"--rois {path}: ROI {name!r} must list column indices in 0..{n - 1} (or be a 0/1 mask)")
+        out[str(name)] = sorted(int(i) for i in idx)
+    return out
+
+
+def _histogram(values: np.ndarray, path: Path, *, title: str) -> None:
+    """Headless histogram PNG (matplotlib's object API, no pyplot/GUI backend)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise InvalidParameterError(f"the dist_*.png histogram needs matplotlib: pip install 'berg-core[train]' ({exc})") from exc
+    fig = Figure(figsize=(5, 3.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.hist(values, bins=50, color="#4477aa")
+    ax.axvline(float(np.mean(values)), color="k", linestyle="--", linewidth=1, label=f"mean {np.mean(values):.3f}")
+    ax.set_xlabel("Pearson r (test)")
+    ax.set_ylabel("voxels")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)

@@ -1,0 +1,399 @@
+"""Trained encoders: a self-describing folder that ``berg encode`` loads, and the generic family behind it.
+
+A trained-encoder folder (written by ``berg train``, shippable inside a plugin package) holds:
+
+* ``berg_encoder.json`` — the card (``CARD_FILE``): format, model_id, description, stimulus kind
+  (``"sentences"`` | ``"timed_words"``), ``feature_spaces`` (one entry per space: name, backbone (hub id or
+  local folder), revision, layer, pooling, n_features, reduce), ``delays`` + ``delay_mode``, ``tr``,
+  ``outputs`` (n, names), ``rois`` (name -> voxel indices), ``weights`` (file names), ``scores``,
+  ``training`` (provenance), ``card`` (free text).
+* ``weights.h5`` — the ridge weights, (n_weight_rows, n_outputs) float32, column-chunked HDF5
+  (``berg_core.h5matrix``) so a voxel selection reads only its columns. Rows: feature spaces in card
+  order; inside a space, FIR delays delay-major (row ``i·d + j`` = reduced feature j at ``delays[i]``).
+* ``arrays.npz`` — ``intercept`` (n_outputs,), per space ``pca_mean_{k}``/``pca_components_{k}`` when
+  reduced, and per-voxel training scores (``cv_cc``, ``cc``, ``alphas``).
+
+Prediction, per feature space k: features → PCA (if any) → (timed words only) delays → concatenate
+spaces → ``@ W + intercept``.
+* ``sentences``: ``berg_core.hf.sentence_features`` of the space's backbone/layer/pooling (``last`` or
+  ``mean`` token), one row per sentence; delays do not apply.
+* ``timed_words``: ``berg_core.word_features.word_features`` (dynamic context windows) → Lanczos onto
+  ``tr_grid(onsets, tr)`` → z-score over TRs → PCA → delays. ``stimulus_features`` exposes the part
+  before PCA/delays, so training features can be computed exactly as the encoder will.
+
+This module imports only the standard library and numpy at import time (``berg list`` stays light);
+h5py, torch and transformers are imported when an encoder is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg_core.encoder import Encoder
+from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.hookspecs import hookimpl
+from berg_core.spec import EncoderSpec
+
+CARD_FILE = "berg_encoder.json"
+WEIGHTS_FILE = "weights.h5"
+ARRAYS_FILE = "arrays.npz"
+FORMAT = "berg-trained-encoder/1"
+FAMILY = "trained"
+#: os.pathsep-separated folders: each an encoder folder or a folder of encoder folders (listed by ``berg list``)
+PATH_ENV = "BERG_ENCODER_PATH"
+
+
+# ------------------------------------------------------------------------------------------------
+# reading cards and building specs (light)
+# ------------------------------------------------------------------------------------------------
+def is_encoder_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a folder holding a trained-encoder card."""
+    return (Path(path) / CARD_FILE).is_file()
+
+
+def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The card of the encoder folder ``path``, checked for the fields berg needs."""
+    folder = Path(path)
+    file = folder / CARD_FILE
+    if not file.is_file():
+        raise ModelLoadError(f"{folder} is not a trained-encoder folder: it has no {CARD_FILE} (write one with `berg train ... --out DIR`)")
+    try:
+        card = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{file} is not valid JSON ({exc}); re-run `berg train` to rewrite it") from exc
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise ModelLoadError(f"{file} is not a {FORMAT} card (format={card.get('format') if isinstance(card, dict) else None!r})")
+    for key in ("feature_spaces", "outputs", "stimulus"):
+        if key not in card:
+            raise ModelLoadError(f"{file} lacks {key!r}; re-run `berg train` to rewrite it")
+    if card["stimulus"] not in ("sentences", "timed_words"):
+        raise ModelLoadError(f"{file}: unknown stimulus kind {card['stimulus']!r}")
+    return card
+
+
+def output_names(card: Mapping[str, Any]) -> list[str]:
+    """Names of the encoder's output columns (``voxel_{i}`` when the card has none)."""
+    outputs = card["outputs"]
+    names = outputs.get("names")
+    return list(names) if names else [f"voxel_{i}" for i in range(int(outputs["n"]))]
+
+
+def _describe(card: Mapping[str, Any]) -> str:
+    spaces = ", ".join(f"{s.get('backbone')} layer {s.get('layer')}" for s in card["feature_spaces"])
+    text = card.get("description") or f"Encoder trained with berg train on {spaces}."
+    return text
+
+
+def spec_from_dir(path: str | os.PathLike[str], *, family: str = FAMILY, model_id: str | None = None) -> EncoderSpec:
+    """The ``EncoderSpec`` of a trained-encoder folder (reads only the JSON card)."""
+    folder = Path(path).resolve()
+    card = read_card(folder)
+    n_out = int(card["outputs"]["n"])
+    rois = dict(card.get("rois") or {})
+    selection = {"voxel_index": f"0/1 mask of length {n_out} (output columns)"}
+    if rois:
+        selection["roi"] = ", ".join(rois)
+    scores = card.get("scores") or {}
+    info = {
+        "path": str(folder),
+        "stimulus": card["stimulus"],
+        "feature_spaces": [{k: s.get(k) for k in ("name", "backbone", "layer", "pooling")} for s in card["feature_spaces"]],
+        "n_outputs": n_out,
+        **{k: v for k, v in scores.items() if not isinstance(v, (list, dict))},
+    }
+    if card.get("delays"):
+        info["delays"] = f"{card['delays']} ({card.get('delay_mode', 'fir')})"
+    if card.get("tr"):
+        info["tr_s"] = card["tr"]
+    return EncoderSpec(
+        model_id=model_id or card.get("model_id") or folder.name,
+        family=family,
+        factory="berg_core.trained:TrainedEncoder",
+        metadata="berg_core.trained:load_metadata",
+        description=_describe(card),
+        stimulus=card["stimulus"],
+        selection=selection,
+        options={"batch_size": 32, "backbone": None, "dtype": None, "feature_cache": True},
+        info=info,
+        card=str(card.get("card") or ""),
+    )
+
+
+def find_encoder_dirs(root: str | os.PathLike[str]) -> list[Path]:
+    """``root`` itself if it is an encoder folder, else its sub-folders that are (sorted)."""
+    root = Path(root)
+    if is_encoder_dir(root):
+        return [root]
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if is_encoder_dir(p))
+
+
+def register_encoder_dirs(register: Callable[[EncoderSpec], None], root: str | os.PathLike[str], *, family: str = FAMILY) -> list[str]:
+    """Register every encoder folder under ``root`` (see ``find_encoder_dirs``); returns their ids."""
+    ids = []
+    for folder in find_encoder_dirs(root):
+        spec = spec_from_dir(folder, family=family)
+        register(spec)
+        ids.append(spec.model_id)
+    return ids
+
+
+def register_package_encoders(register: Callable[[EncoderSpec], None], package: str, folder: str = "encoders",
+                              *, family: str | None = None) -> list[str]:
+    """For a plugin's ``plugin.py``: register the encoder folders shipped as package data.
+
+    ``package`` is the plugin package (``__package__``); ``folder`` its data folder holding one
+    sub-folder per encoder. ``family`` defaults to the package name without a ``berg_`` prefix.
+    """
+    from importlib.resources import files
+
+    root = Path(str(files(package) / folder))
+    name = family or package.removeprefix("berg_")
+    return register_encoder_dirs(register, root, family=name)
+
+
+@hookimpl
+def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
+    """Built-in: the encoder folders listed in ``$BERG_ENCODER_PATH``."""
+    for entry in os.environ.get(PATH_ENV, "").split(os.pathsep):
+        if entry.strip():
+            register_encoder_dirs(register, Path(entry.strip()).expanduser())
+
+
+def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dict[str, Any]:
+    """The card plus the per-output training scores (``cv_cc``, ``cc``, ``alphas``) as arrays."""
+    folder = Path(spec.info["path"])
+    card = read_card(folder)
+    meta: dict[str, Any] = {"model_id": spec.model_id, "card": card, "output_names": output_names(card)}
+    arrays = folder / card.get("weights", {}).get("arrays", ARRAYS_FILE)
+    if arrays.is_file():
+        with np.load(arrays, allow_pickle=False) as npz:
+            meta["encoding_model"] = {k: npz[k] for k in ("cv_cc", "cc", "alphas", "pvalues_corrected") if k in npz.files}
+    return meta
+
+
+# ------------------------------------------------------------------------------------------------
+# writing an encoder folder
+# ------------------------------------------------------------------------------------------------
+def write_encoder_dir(
+    out: str | os.PathLike[str],
+    *,
+    card: Mapping[str, Any],
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    pca: Sequence[tuple[np.ndarray, np.ndarray] | None] = (),
+    arrays: Mapping[str, np.ndarray] | None = None,
+    show_progress: bool = False,
+) -> Path:
+    """Write card + weights + arrays into ``out`` (created). ``pca[k]`` = (mean, components) of space k.
+
+    The card gets ``format``, ``outputs.n`` and ``weights`` filled in; the JSON is written last, so a
+    folder with a card is complete.
+    """
+    from berg_core.cache import atomic_path, atomic_write_text
+    from berg_core.h5matrix import write_matrix
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    coef = np.asarray(coef)
+    intercept = np.asarray(intercept).reshape(-1)
+    if coef.ndim != 2 or intercept.shape[0] != coef.shape[1]:
+        raise InvalidParameterError(f"coef must be (n_features, n_outputs) and intercept (n_outputs,); got {coef.shape}, {intercept.shape}")
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        write_matrix(tmp, coef, dtype="float32", show_progress=show_progress, desc="writing weights")
+    extra: dict[str, np.ndarray] = {"intercept": intercept.astype(np.float32)}
+    for k, item in enumerate(pca):
+        if item is not None:
+            extra[f"pca_mean_{k}"] = np.asarray(item[0], dtype=np.float64)
+            extra[f"pca_components_{k}"] = np.asarray(item[1], dtype=np.float64)
+    for key, value in (arrays or {}).items():
+        extra[key] = np.asarray(value)
+    with atomic_path(folder / ARRAYS_FILE) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **extra)
+    full = dict(card)
+    full["format"] = FORMAT
+    full["outputs"] = {**dict(card.get("outputs") or {}), "n": int(coef.shape[1])}
+    full["weights"] = {"file": WEIGHTS_FILE, "arrays": ARRAYS_FILE, "shape": list(coef.shape), "dtype": "float32"}
+    atomic_write_text(folder / CARD_FILE, json.dumps(full, indent=2, default=_json_default) + "\n")
+    return folder
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+# ------------------------------------------------------------------------------------------------
+# features (shared by training and the encoder)
+# ------------------------------------------------------------------------------------------------
+def stimulus_features(space: Mapping[str, Any], backbone: Any, stimulus: Any, *, stimulus_kind: str, tr: float | None = None,
+                      context: Mapping[str, int] | None = None, batch_size: int = 32, show_progress: bool = False,
+                      feature_cache: bool = True) -> np.ndarray:
+    """One feature space's features of a stimulus before PCA and delays, float64.
+
+    ``sentences``: (n_sentences, hidden) pooled per ``space["pooling"]``. ``timed_words``: word features
+    → Lanczos onto the TR grid (``tr`` s) → z-scored, (n_TRs, hidden). ``backbone`` is a loaded
+    ``berg_core.hf.Backbone`` at ``space["layer"]``.
+    """
+    if stimulus_kind == "sentences":
+        from berg_core.hf import sentence_features
+
+        return sentence_features(backbone, list(stimulus), batch_size=batch_size, pooling=space.get("pooling") or "last",
+                                 show_progress=show_progress).astype(np.float64)
+    from berg_core.features import backbone_revision, cached_features
+    from berg_core.signal import lanczos_resample, tr_grid, zscore
+    from berg_core.word_features import KEEP_WORDS, MAX_WORDS, word_features, word_features_key
+
+    if not tr:
+        raise ModelLoadError("a timed-words encoder needs 'tr' (seconds) in its card")
+    ctx = {"max_words": MAX_WORDS, "keep_words": KEEP_WORDS, **dict(context or {})}
+    words = list(stimulus.words)
+    key = word_features_key(backbone=backbone.name, revision=backbone_revision(backbone.name, space.get("revision")),
+                            layer=backbone.layer, dtype=backbone.dtype, words=words, **ctx)
+    feats = cached_features(key, lambda: word_features(backbone, words, batch_size=max(1, batch_size // 4), show_progress=show_progress, **ctx),
+                            enabled=feature_cache)
+    times = tr_grid(stimulus.onsets, tr=float(tr))
+    return zscore(lanczos_resample(feats, stimulus.onsets, times, tr=float(tr)))
+
+
+def reduced_width(space: Mapping[str, Any]) -> int:
+    """Width of one space after its reduction (before delays)."""
+    red = space.get("reduce")
+    return int(red["n_components"]) if red else int(space["n_features"])
+
+
+# ------------------------------------------------------------------------------------------------
+# the encoder
+# ------------------------------------------------------------------------------------------------
+class TrainedEncoder(Encoder):
+    """Loads a trained-encoder folder: backbones per feature space, the selected weight columns.
+
+    Options: ``backbone`` (override every space's backbone, e.g. a local copy), ``batch_size``,
+    ``dtype`` (backbone precision; default float32 on CPU, float16 on GPU), ``feature_cache``.
+    Selection: ``voxel_index`` (0/1 mask over the outputs) and/or ``roi`` (names from the card); the
+    union, in ascending output order. Output: float32 (n_sentences or n_TRs, n_selected).
+    """
+
+    def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
+        super().__init__(spec, **kwargs)
+        self.folder = Path(spec.info["path"])
+        self.card = read_card(self.folder)
+        self.columns = self._selected_columns()
+        self._names = [output_names(self.card)[i] for i in self.columns]
+        self._load_weights()
+        self._backbones: dict[tuple[str, int], Any] = {}
+        for space in self.card["feature_spaces"]:
+            self._backbone(space)
+
+    # -- selection and weights -----------------------------------------------------------------
+    def _selected_columns(self) -> np.ndarray:
+        n_out = int(self.card["outputs"]["n"])
+        if not self.selection:
+            return np.arange(n_out)
+        keep = np.zeros(n_out, dtype=bool)
+        if "roi" in self.selection:
+            rois = self.card.get("rois") or {}
+            wanted = self.selection["roi"]
+            wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+            for name in wanted:
+                if name not in rois:
+                    raise InvalidParameterError(f"unknown ROI {name!r} for {self.model_id}; valid ROIs: {', '.join(rois) or 'none'}")
+                keep[np.asarray(rois[name], dtype=np.int64)] = True
+        if "voxel_index" in self.selection:
+            mask = np.asarray(self.selection["voxel_index"]).reshape(-1)
+            if mask.shape[0] != n_out:
+                raise InvalidParameterError(f"voxel_index must have length {n_out} for {self.model_id}, got {mask.shape[0]}")
+            if not np.all(np.isin(mask, (0, 1))):
+                raise InvalidParameterError("voxel_index must contain only 0 and 1")
+            keep |= mask.astype(bool)
+        if not keep.any():
+            raise InvalidParameterError("the selection is empty (all zeros); select at least one output")
+        return np.flatnonzero(keep)
+
+    def _load_weights(self) -> None:
+        from berg_core.h5matrix import read_columns
+
+        weights = self.card.get("weights") or {}
+        wfile = self.folder / weights.get("file", WEIGHTS_FILE)
+        afile = self.folder / weights.get("arrays", ARRAYS_FILE)
+        for f in (wfile, afile):
+            if not f.is_file():
+                raise ModelLoadError(f"{self.model_id}: {f} is missing; the encoder folder is incomplete (re-run `berg train` or reinstall it)")
+        n_out = int(self.card["outputs"]["n"])
+        self.coef = read_columns(wfile, None if len(self.columns) == n_out else self.columns).astype(np.float32, copy=False)
+        with np.load(afile, allow_pickle=False) as npz:
+            self.intercept = npz["intercept"][self.columns].astype(np.float32)
+            self.pca = [(npz[f"pca_mean_{k}"], npz[f"pca_components_{k}"]) if f"pca_mean_{k}" in npz.files else None
+                        for k in range(len(self.card["feature_spaces"]))]
+        delays = self.card.get("delays") or []
+        per_delay = len(delays) if (delays and self.card.get("delay_mode", "fir") == "fir" and self.card["stimulus"] == "timed_words") else 1
+        expected = sum(reduced_width(s) for s in self.card["feature_spaces"]) * per_delay
+        if self.coef.shape[0] != expected:
+            raise ModelLoadError(f"{self.model_id}: weights have {self.coef.shape[0]} rows but the card implies {expected}; the folder is inconsistent")
+
+    def _backbone(self, space: Mapping[str, Any]) -> Any:
+        from berg_core.hf import load_backbone
+
+        name = self.options["backbone"] or space.get("backbone")
+        if not name:
+            raise ModelLoadError(f"{self.model_id} was trained on precomputed features: its card names no backbone; "
+                                 "re-run `berg train` with --backbone/--layer, or pass backbone=")
+        key = (str(name), int(space["layer"]))
+        if key not in self._backbones:
+            bb = load_backbone(str(name), layer=int(space["layer"]), device=self.device, dtype=self.options["dtype"],
+                               revision=space.get("revision"))
+            if bb.hidden_size != int(space["n_features"]):
+                raise ModelLoadError(f"backbone {name!r} gives {bb.hidden_size}-d features but {self.model_id} was trained on "
+                                     f"{space['n_features']}-d ones; use the backbone named in its card")
+            self._backbones[key] = bb
+        return self._backbones[key]
+
+    # -- Encoder API -----------------------------------------------------------------------------
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._names)
+
+    def design(self, stimulus: Any, show_progress: bool = False) -> np.ndarray:
+        """The regression design (n_rows, n_weight_rows): every space's features, reduced, delayed, stacked."""
+        from berg_core.signal import delay
+
+        kind = self.card["stimulus"]
+        blocks = []
+        for k, space in enumerate(self.card["feature_spaces"]):
+            feats = stimulus_features(space, self._backbone(space), stimulus, stimulus_kind=kind, tr=self.card.get("tr"),
+                                      context=self.card.get("context"), batch_size=int(self.options["batch_size"]),
+                                      show_progress=show_progress, feature_cache=bool(self.options["feature_cache"]))
+            if self.pca[k] is not None:
+                mean, comps = self.pca[k]
+                feats = (feats - mean) @ comps.T
+            if kind == "timed_words" and self.card.get("delays"):
+                feats = delay(feats, self.card["delays"], mode=self.card.get("delay_mode", "fir"))
+            blocks.append(feats)
+        return np.concatenate(blocks, axis=1)
+
+    def _encode(self, stimulus: Any, show_progress: bool) -> np.ndarray:
+        if self.card["stimulus"] == "timed_words" and len(stimulus.words) and np.ptp(stimulus.onsets) < 10 * float(self.card.get("tr") or 0):
+            import warnings
+
+            warnings.warn(f"{self.model_id}: the story spans fewer than 10 TRs; per-story z-scoring is degenerate for very short inputs",
+                          stacklevel=3)
+        return self.design(stimulus, show_progress).astype(np.float32) @ self.coef + self.intercept
+
+    def _release(self) -> None:
+        for bb in self._backbones.values():
+            bb.release()
+        self._backbones.clear()
+        self.coef = np.empty((0, 0), dtype=np.float32)
