@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from berg_core.errors import BergError
 
 #: subcommand modules under berg_core.commands, in --help order
-COMMANDS: tuple[str, ...] = ("list", "info", "plugins", "fetch", "encode", "search", "train")
+COMMANDS: tuple[str, ...] = ("list", "info", "plugins", "fetch", "encode", "search", "train", "new-plugin")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""berg-mylab: trained fMRI encoding models for berg (see README.md)."""
