@@ -1,8 +1,8 @@
 """The ``berg train`` pipeline: features + responses -> fitted ridge, scores, significance, encoder folder.
 
 Recipe (drama2brain's, generalised): per feature space, optional PCA fit on the training rows only,
-then time delays (``fir``: stacked delay-major; ``mean``: averaged copies) applied to the whole
-sample sequence; one space -> ``RidgeCV`` (one alpha per voxel by CV correlation), several spaces ->
+then time delays (``fir``: stacked delay-major; ``mean``: averaged copies), zero-padded at the start of
+each segment (``segments``: one label per sample, e.g. the story or run; default one segment); one space -> ``RidgeCV`` (one alpha per voxel by CV correlation), several spaces ->
 banded ridge (himalaya random search over space weights) unless ``ridge="mono"``. Held-out test rows
 give ``cc`` (Pearson r per voxel), block-permutation p-values and their BH-FDR correction.
 
@@ -44,6 +44,7 @@ class TrainConfig:
     test: str | None = None
     delays: list[int] = field(default_factory=list)
     delay_mode: str = "fir"
+    segments: str | None = None
     reduce: str | None = None
     cv_groups: str | None = None
     folds: int = 5
@@ -180,6 +181,21 @@ def read_groups(spec: str, n: int, train_rows: np.ndarray) -> np.ndarray:
     raise InvalidParameterError(f"--cv-groups has {groups.shape[0]} labels; give one per sample ({n}) or per training sample ({train_rows.size})")
 
 
+def segment_bounds(spec: str, n: int) -> list[tuple[int, int]]:
+    """(start, stop) of each run of equal labels in a per-sample label file (stories/runs); delays stay inside one."""
+    path = _file_of(spec)
+    if not path.is_file():
+        raise ResourceError(f"--segments file {spec!r} not found")
+    labels = load_matrix(spec, what="segments").reshape(-1) if path.suffix.lower() in (".npy", ".h5", ".hdf5") \
+        else np.array(path.read_text(encoding="utf-8").split())
+    if labels.shape[0] != n:
+        raise InvalidParameterError(f"--segments has {labels.shape[0]} labels; give one per sample ({n})")
+    edges = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.concatenate([[0], edges])
+    stops = np.concatenate([edges, [n]])
+    return [(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
 def _space_names(cfg: TrainConfig) -> list[str]:
     if cfg.feature_names:
         if len(cfg.feature_names) != len(cfg.features):
@@ -265,6 +281,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     test = parse_test(cfg.test, n)
     train_rows = np.setdiff1d(np.arange(n), test)
     groups = read_groups(cfg.cv_groups, n, train_rows) if cfg.cv_groups else None
+    bounds = segment_bounds(cfg.segments, n) if cfg.segments else [(0, n)]
     alphas = np.asarray(cfg.alphas if cfg.alphas else DEFAULT_ALPHAS, dtype=np.float64)
 
     # -- features: PCA on training rows, delays over the whole sequence
@@ -279,7 +296,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             x = pca.transform(x)
         widths.append(x.shape[1])
         if cfg.delays:
-            x = _delay(x, cfg.delays, cfg.delay_mode)
+            x = np.concatenate([_delay(x[a:b], cfg.delays, cfg.delay_mode) for a, b in bounds], axis=0)
         designs.append(x.astype(dtype, copy=False))
         pcas.append(pca)
     Yd = np.asarray(Y, dtype=dtype)
@@ -352,7 +369,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         "n_samples": int(n), "n_train": int(train_rows.size), "n_test": int(test.size),
         "test": cfg.test, "cv": f"groups from {cfg.cv_groups}" if cfg.cv_groups else f"{cfg.folds} contiguous folds",
         "alphas": alphas.tolist(), "scoring": cfg.scoring, "solver": solver, "dtype": str(dtype), "backend": cfg.backend,
-        "delays": list(cfg.delays), "delay_mode": cfg.delay_mode, "reduce": cfg.reduce,
+        "delays": list(cfg.delays), "delay_mode": cfg.delay_mode, "segments": cfg.segments, "reduce": cfg.reduce,
         "permutations": cfg.permutations, "perm_block": cfg.perm_block, "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q,
         "n_iter": cfg.n_iter if banded else None, "seed": cfg.seed,
     }

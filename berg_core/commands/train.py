@@ -44,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--delays", nargs="+", type=int, default=[], metavar="D", help="time delays in samples, e.g. 1 2 3 4 (or 8 9 10)")
     g.add_argument("--delay-mode", choices=["fir", "mean"], default="fir",
                    help="fir: stack delayed copies delay-major (LeBel); mean: average them (drama2brain)")
+    g.add_argument("--segments", default=None, metavar="FILE",
+                   help="label per sample (story/run): delays are zero-padded at each segment start instead of crossing it")
     g.add_argument("--reduce", default=None, metavar="pca:N", help="PCA to N components per space, fit on training rows only")
     g = p.add_argument_group("ridge")
     cv = g.add_mutually_exclusive_group()
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         card_text = Path(args.card).read_text(encoding="utf-8")
     cfg = TrainConfig(
         features=list(args.features), responses=args.responses, out=args.out, feature_names=args.feature_names, test=args.test,
-        delays=list(args.delays), delay_mode=args.delay_mode, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,
+        delays=list(args.delays), delay_mode=args.delay_mode, segments=args.segments, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,
         alphas=args.alphas, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, permutations=args.permutations,
         perm_block=args.perm_block, perm_mode=args.perm_mode, fdr_q=args.fdr_q, backend=args.backend, device=args.device,
         dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=not args.quiet,
