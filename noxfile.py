@@ -49,9 +49,10 @@ def integration(session: nox.Session) -> None:
 @nox.session
 def brainscore(session: nox.Session) -> None:
     session.install(TORCH)
-    session.install("numpy<2", "transformers>=4.51,<5", "brainscore-language==2.3.0")
+    session.install(TORCH, "numpy<2", "transformers>=4.51,<5", "brainscore-language==2.3.0")
     session.install("-e", ".[test]", "-e", "./plugins/berg_brainscore")
-    session.run("pytest", "tests/brainscore", *session.posargs, env={**_env(session), "BS_INSTALL_DEPENDENCIES": "no"})
+    env = {**_env(session), "BS_INSTALL_DEPENDENCIES": "no", "BRAINIO_HOME": f"{session.create_tmp()}/brainio", "OMP_NUM_THREADS": "1"}
+    session.run("pytest", "tests/brainscore", *session.posargs, env=env)
 
 
 @nox.session
