@@ -1,0 +1,227 @@
+"""Trained-encoder folders: ``berg train`` on a tiny GPT-2's features, then the generic family loads the
+folder and reproduces ``preds``; outputs checked against the full HF model run independently."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("sklearn")
+
+from berg_core import BERG  # noqa: E402
+from berg_core.cli import main  # noqa: E402
+from berg_core.errors import InvalidParameterError, ModelLoadError  # noqa: E402
+from berg_core.registry import get_registry, reset_registry  # noqa: E402
+from berg_core.signal import delay, lanczos_kernel, tr_grid  # noqa: E402
+from berg_core.testing_hf import CORPUS, tiny_gpt2  # noqa: E402
+from berg_core.train import TrainConfig, train  # noqa: E402
+from berg_core.trained import read_card, spec_from_dir, stimulus_features  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+VOCAB = sorted({w.strip(".,!?'") for s in CORPUS for w in s.split() if w.strip(".,!?'")})
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    return tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
+
+
+def make_sentences(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(VOCAB, size=rng.integers(3, 10))) + "." for _ in range(n)]
+
+
+def full_model_hidden(folder, text_ids, layer):
+    """hidden_states[layer] of the full GPT2Model for one token sequence (independent reference)."""
+    import torch
+    from transformers import GPT2Model
+
+    model = GPT2Model.from_pretrained(str(folder)).eval()
+    with torch.no_grad():
+        out = model(torch.tensor([text_ids]), output_hidden_states=True)
+    return out.hidden_states[layer][0].double().numpy()
+
+
+def tokenizer(folder):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+@pytest.fixture(scope="module")
+def sentence_encoder(gpt2, tmp_path_factory):
+    """A trained sentence encoder folder (mean pooling, layer 2) and its inputs."""
+    from berg_core.hf import load_backbone, sentence_features
+
+    tmp = tmp_path_factory.mktemp("sent")
+    sents = make_sentences(150)
+    F = sentence_features(load_backbone(str(gpt2), layer=2), sents, pooling="mean").astype(np.float64)
+    rng = np.random.default_rng(1)
+    Fz = (F - F.mean(0)) / F.std(0)
+    Y = Fz @ rng.standard_normal((F.shape[1], 8)) * 0.3 + rng.standard_normal((150, 8))
+    np.save(tmp / "F.npy", F)
+    np.save(tmp / "Y.npy", Y)
+    (tmp / "names.txt").write_text("\n".join(f"v{i}" for i in range(8)))
+    (tmp / "rois.json").write_text(json.dumps({"left": [0, 1, 2], "right": [5, 7]}))
+    out = tmp / "enc"
+    code = main(["train", "--features", str(tmp / "F.npy"), "--responses", str(tmp / "Y.npy"), "--test", "120:150", "--folds", "4",
+                 "--alphas", "logspace:-2:4:13", "--permutations", "0", "--backbone", str(gpt2), "--layer", "2", "--pooling", "mean",
+                 "--model-id", "lab-tiny_sentences", "--output-names", str(tmp / "names.txt"), "--rois", str(tmp / "rois.json"),
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    return out, sents
+
+
+def test_encoder_reproduces_preds_and_the_full_model(sentence_encoder, gpt2):
+    out, sents = sentence_encoder
+    preds = np.load(out / "preds_raw.npy")
+    with BERG().get_encoding_model(str(out), device="cpu") as model:
+        got = model.encode(sents[120:])
+        assert model.output_names == [f"v{i}" for i in range(8)]
+    np.testing.assert_allclose(got, preds, atol=1e-5)
+    # independent: the full model's hidden_states[2] averaged over each sentence's tokens, @ coef + intercept
+    tok = tokenizer(gpt2)
+    coef = np.load(out / "coef_raw.npy")
+    feats = np.stack([full_model_hidden(gpt2, tok(s, add_special_tokens=False)["input_ids"], 2).mean(0) for s in sents[120:125]])
+    with np.load(out / "arrays.npz") as npz:
+        intercept = npz["intercept"]
+    np.testing.assert_allclose(got[:5], feats @ coef + intercept, atol=1e-4)
+
+
+def test_selection_by_voxels_and_rois(sentence_encoder):
+    out, sents = sentence_encoder
+    berg = BERG()
+    with berg.get_encoding_model(str(out), device="cpu") as model:
+        full = model.encode(sents[:4])
+    mask = np.zeros(8, dtype=int)
+    mask[[6, 3]] = 1
+    with berg.get_encoding_model(str(out), selection={"voxel_index": mask, "roi": "right"}, device="cpu") as model:
+        assert model.output_names == ["v3", "v5", "v6", "v7"]
+        np.testing.assert_allclose(model.encode(sents[:4]), full[:, [3, 5, 6, 7]], atol=1e-6)
+    with pytest.raises(InvalidParameterError, match="valid ROIs: left, right"):
+        berg.get_encoding_model(str(out), selection={"roi": "middle"}, device="cpu")
+    with pytest.raises(InvalidParameterError, match="length 8"):
+        berg.get_encoding_model(str(out), selection={"voxel_index": [1, 0]}, device="cpu")
+    with pytest.raises(InvalidParameterError, match="empty"):
+        berg.get_encoding_model(str(out), selection={"voxel_index": np.zeros(8)}, device="cpu")
+
+
+def test_metadata_info_and_cli(sentence_encoder, capsys, tmp_path):
+    out, sents = sentence_encoder
+    meta = BERG().get_model_metadata(str(out))
+    np.testing.assert_allclose(meta["encoding_model"]["cv_cc"], np.load(out / "cv_cc_raw.npy"))
+    assert meta["card"]["feature_spaces"][0]["layer"] == 2
+    spec = spec_from_dir(out)
+    assert spec.model_id == "lab-tiny_sentences" and spec.family == "trained" and spec.stimulus == "sentences"
+    assert "mean_cv_cc" in spec.info and set(spec.selection) == {"voxel_index", "roi"}
+    (tmp_path / "s.txt").write_text("\n".join(sents[120:]) + "\n")
+    assert main(["encode", str(out), "--input", str(tmp_path / "s.txt"), "--output", str(tmp_path / "x.npy"), "--device", "cpu"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), np.load(out / "preds_raw.npy"), atol=1e-5)
+
+
+def test_encoder_path_env_lists_folders(sentence_encoder, monkeypatch, tmp_path, capsys):
+    out, _ = sentence_encoder
+    monkeypatch.setenv("BERG_ENCODER_PATH", f"{tmp_path / 'nothing'}:{out.parent}")
+    reset_registry()
+    assert get_registry().specs["lab-tiny_sentences"].family == "trained"
+    assert main(["list", "lab-tiny"]) == 0
+    assert "lab-tiny_sentences" in capsys.readouterr().out
+
+
+def test_folder_errors(sentence_encoder, tmp_path):
+    out, _ = sentence_encoder
+    with pytest.raises(ModelLoadError, match="no berg_encoder.json"):
+        spec_from_dir(tmp_path)
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "weights.h5").unlink()
+    with pytest.raises(ModelLoadError, match="weights.h5 is missing"):
+        BERG().get_encoding_model(str(broken), device="cpu")
+    card = read_card(out)
+    card["feature_spaces"][0]["backbone"] = None
+    nobb = tmp_path / "nobb"
+    shutil.copytree(out, nobb)
+    (nobb / "berg_encoder.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="names no backbone"):
+        BERG().get_encoding_model(str(nobb), device="cpu")
+    (nobb / "berg_encoder.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        spec_from_dir(nobb)
+
+
+def make_story(n_words, seed):
+    rng = np.random.default_rng(seed)
+    words = list(rng.choice(VOCAB, size=n_words))
+    words[5] = "'s"  # a non-real word copies the previous vector
+    onsets = np.cumsum(rng.uniform(0.2, 0.6, size=n_words))
+    return {"words": words, "word_onsets": onsets.tolist()}
+
+
+def test_timed_words_encoder_with_pca_and_fir_delays(gpt2, tmp_path):
+    from berg_core.hf import load_backbone
+    from berg_core.stimulus import as_timed_words
+
+    bb = load_backbone(str(gpt2), layer=3)
+    stories = [make_story(70, s) for s in range(4)]
+    space = {"layer": 3, "pooling": None}
+    feats = [stimulus_features(space, bb, as_timed_words(s), stimulus_kind="timed_words", tr=2.0) for s in stories]
+    F = np.concatenate(feats)
+    labels = np.concatenate([[i] * len(f) for i, f in enumerate(feats)])
+    rng = np.random.default_rng(2)
+    Y = np.concatenate([delay(f, [1, 2]) for f in feats]) @ rng.standard_normal((2 * F.shape[1], 6)) * 0.2 + rng.standard_normal((len(F), 6))
+    np.save(tmp_path / "F.npy", F)
+    np.save(tmp_path / "Y.npy", Y)
+    np.save(tmp_path / "seg.npy", labels)
+    np.save(tmp_path / "test.npy", np.flatnonzero(labels == 3))
+    res = train(TrainConfig(features=[str(tmp_path / "F.npy")], responses=str(tmp_path / "Y.npy"), out=str(tmp_path / "enc"),
+                            test=str(tmp_path / "test.npy"), segments=str(tmp_path / "seg.npy"), delays=[1, 2], reduce="pca:8",
+                            folds=3, alphas=list(np.logspace(-2, 4, 7)), permutations=0, stimulus="timed_words", tr=2.0,
+                            backbone=[str(gpt2)], layer=[3], model_id="lab-tiny_story"))
+    assert res.coef.shape == (16, 6)
+    with BERG().get_encoding_model(str(tmp_path / "enc"), device="cpu") as model:
+        got = model.encode(stories[3])
+    np.testing.assert_allclose(got, res.preds, atol=1e-5)
+
+    # independent reference: one full-model pass over the story (causal: equals the growing context),
+    # dense Lanczos, population z-score, the stored PCA, FIR delays, weights
+    story = stories[3]
+    tok = tokenizer(gpt2)
+    ids, last = [tok.bos_token_id], []
+    real = [w for w in story["words"] if w.strip() and w != "'s"]
+    for i, w in enumerate(real):
+        ids += tok(w if i == 0 else " " + w, add_special_tokens=False)["input_ids"]
+        last.append(len(ids) - 1)
+    hidden = full_model_hidden(gpt2, ids, 3)[last]
+    word_vecs, k = [], -1
+    for w in story["words"]:
+        if w.strip() and w != "'s":
+            k += 1
+        word_vecs.append(hidden[k])
+    word_vecs = np.array(word_vecs)
+    onsets = np.array(story["word_onsets"])
+    times = tr_grid(onsets, tr=2.0)
+    K = lanczos_kernel((times[:, None] - onsets[None, :]) / 2.0)
+    R = K @ word_vecs
+    Z = (R - R.mean(0)) / R.std(0)
+    with np.load(tmp_path / "enc" / "arrays.npz") as npz:
+        P = (Z - npz["pca_mean_0"]) @ npz["pca_components_0"].T
+        intercept = npz["intercept"]
+    ref = delay(P, [1, 2], mode="fir") @ np.load(tmp_path / "enc" / "coef_8PCs.npy") + intercept
+    np.testing.assert_allclose(got, ref, atol=2e-4)
+
+
+def test_new_plugin_renders_the_repository_template(tmp_path):
+    from berg_core.commands.new_plugin import create_plugin, render
+
+    for rel, text in render("mylab").items():
+        assert (REPO / "plugins" / "template" / rel).read_text() == text, rel
+    with pytest.raises(InvalidParameterError, match="lowercase"):
+        render("My-Lab")
+    root = create_plugin("abc", [], out=tmp_path)
+    assert (root / "berg_abc" / "plugin.py").is_file() and (root / "berg_abc" / "encoders").is_dir()
+    with pytest.raises(InvalidParameterError, match="already exists"):
+        create_plugin("abc", [], out=tmp_path)
