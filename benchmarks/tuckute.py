@@ -12,7 +12,8 @@ by how they run it:
   weight tensors, shared, with ``ln_f`` replaced by the identity: what ``load_backbone(layer=22)`` builds
   from a checkpoint), length-sorted padded batches, inference mode, then the plugin's ``Readout.predict``.
 
-Printed: sentences/s of each, their ratio, peak resident memory above the shared weights during each
+The paths take turns on chunks of 64 sentences (``--chunk``), so other load on a shared machine slows
+both alike; CPU time is printed next to wall time for the same reason. Printed: sentences/s of each, their ratio, peak resident memory above the shared weights during each
 path, the weights each path needs resident (BERG loads 48 blocks, berg 22), and the max abs difference of
 the features and of the predictions. The tokenizer is a byte-level BPE trained here on the benchmark
 sentences (about one token per word, like GPT-2's on plain English: ~8 tokens per six-word sentence).
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="berg's batch size (default 32)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--dtype", default="float32", help="berg path precision on GPU (float32 or float16; CPU: float32)")
+    parser.add_argument("--chunk", type=int, default=64, help="sentences per turn when the two paths alternate (default 64)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -215,20 +217,31 @@ def main() -> None:
     berg_style(full, tokenizer, sentences[:2], device)
     berg_path(backbone, sentences[:2], args.batch_size)
 
-    results = {}
-    for name, run in (("BERG-style", lambda: berg_style(full, tokenizer, sentences, device)[1]),
-                      ("berg", lambda: berg_path(backbone, sentences, args.batch_size))):
-        if device.startswith("cuda"):
-            t = time.perf_counter()
-            feats, extra = gpu_peak(device, run)
-            secs = time.perf_counter() - t
-        else:
-            with PeakRSS() as mem:
-                t = time.perf_counter()
-                feats = run()
-                secs = time.perf_counter() - t
-            extra = mem.peak - mem.start
-        results[name] = (feats, secs, extra)
+    # The two paths alternate chunk by chunk, so load from other processes on a shared machine slows both alike.
+    paths: dict[str, Callable[[list[str]], np.ndarray]] = {
+        "BERG-style": lambda chunk: berg_style(full, tokenizer, chunk, device)[1],
+        "berg": lambda chunk: berg_path(backbone, chunk, args.batch_size),
+    }
+    feats: dict[str, list[np.ndarray]] = {name: [] for name in paths}
+    wall = dict.fromkeys(paths, 0.0)
+    cpu = dict.fromkeys(paths, 0.0)
+    extra = dict.fromkeys(paths, 0)
+    step = args.chunk
+    for start in range(0, len(sentences), step):
+        chunk = sentences[start:start + step]
+        for name, run in paths.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            if device.startswith("cuda"):
+                out, peak = gpu_peak(device, lambda run=run, chunk=chunk: run(chunk))
+            else:
+                with PeakRSS() as mem:
+                    out = run(chunk)
+                peak = mem.peak - mem.start
+            wall[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
+            extra[name] = max(extra[name], peak)
+            feats[name].append(out)
+    results = {name: (np.concatenate(feats[name]), wall[name], extra[name]) for name in paths}
 
     (ref, ref_s, ref_mem), (got, got_s, got_mem) = results["BERG-style"], results["berg"]
     feat_diff = float(np.abs(ref - got).max())
@@ -237,13 +250,14 @@ def main() -> None:
     where = f"{device} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)"
     print(f"\nfmri-tuckute_2024-GPT2_XL pipeline, random GPT2-XL-shaped backbone, {args.n} six-word sentences "
           f"({np.mean(n_tokens):.1f} tokens on average), {where}; model built in {build_s:.0f} s\n")
-    print("| path | how | sentences/s | time (s) | peak memory above the weights | weights resident |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| path | how | sentences/s | wall time (s) | CPU time (s) | peak memory above the weights | weights resident |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     print(f"| BERG-style | 1 sentence/pass, 48 blocks, 49 hidden states kept, autograd on | {args.n / ref_s:.2f} | {ref_s:.1f} | "
-          f"{ref_mem / gib:.2f} GiB | {params(full) / gib:.2f} GiB (48 blocks) |")
+          f"{cpu['BERG-style']:.1f} | {ref_mem / gib:.2f} GiB | {params(full) / gib:.2f} GiB (48 blocks) |")
     print(f"| berg | batches of {args.batch_size}, 22 blocks, inference mode ({args.dtype}) | {args.n / got_s:.2f} | {got_s:.1f} | "
-          f"{got_mem / gib:.2f} GiB | {params(berg_model) / gib:.2f} GiB (22 blocks) |")
-    print(f"\nspeed-up (berg / BERG-style sentences/s): {ref_s / got_s:.1f}x")
+          f"{cpu['berg']:.1f} | {got_mem / gib:.2f} GiB | {params(berg_model) / gib:.2f} GiB (22 blocks) |")
+    print(f"\nspeed-up (berg / BERG-style sentences/s): {ref_s / got_s:.1f}x (CPU time: {cpu['BERG-style'] / cpu['berg']:.1f}x); "
+          f"load average 1/5/15 min at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"max |difference|: features (block-22 residual, 1600-d) {feat_diff:.2e}; predictions (6 ROIs) {pred_diff:.2e} "
           f"(for scale: features' std across sentences {float(ref.std(axis=0).mean()):.2e}, predictions' "
           f"{float(readout.predict(ref).std(axis=0).mean()):.2e})")
