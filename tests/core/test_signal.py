@@ -96,3 +96,17 @@ def test_tr_grid_count():
     # n = ceil((10.5 + 8 - 1)/2) = ceil(8.75) = 9
     assert len(grid) == 9
     np.testing.assert_allclose(grid[:3], [1.0, 3.0, 5.0])
+
+
+def test_one_implementation_shared_with_the_plugins():
+    """berg_lebel (and any plugin) imports the core's Lanczos/delays/z-score instead of redefining them."""
+    import re
+    from pathlib import Path
+
+    plugins = Path(__file__).resolve().parents[2] / "plugins"
+    for py in plugins.rglob("*.py"):
+        text = py.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*def (lanczos\w*|delay|zscore|tr_grid)\(", text, flags=re.M), py
+    lebel = plugins / "berg_lebel" / "berg_lebel" / "encoder.py"
+    if lebel.is_file():
+        assert re.search(r"from berg_core\.signal import [^\n]*\b(delay|lanczos_resample)\b", lebel.read_text(encoding="utf-8"))
