@@ -32,7 +32,11 @@ def test_lanczos_matrix_equals_dense_double_loop():
     k = lanczos_matrix(onsets, times, tr=2.0).toarray()
     dense = np.array([[lanczos_weight((t - o) / 2.0) for o in onsets] for t in times])
     np.testing.assert_allclose(k, dense, atol=1e-12)
-    np.testing.assert_allclose(lanczos_resample(feats, onsets, times, tr=2.0), dense_lanczos(feats, onsets, times), atol=1e-10)
+    ref = dense_lanczos(feats, onsets, times)
+    np.testing.assert_allclose(lanczos_resample(feats, onsets, times, tr=2.0), ref, atol=1e-10)
+    as32 = lanczos_resample(feats.astype(np.float32), onsets, times, tr=2.0, dtype=np.float32)
+    assert as32.dtype == np.float32
+    np.testing.assert_allclose(as32, ref, atol=2e-6 * np.abs(ref).max())
 
 
 def test_tr_grid_spec_formula():

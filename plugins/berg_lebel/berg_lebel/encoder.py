@@ -5,7 +5,7 @@
    context run as batched windows, OPT truncated after block ``layer``), cached per story with
    ``berg_core.features`` so several subjects run OPT once;
 5. TR grid ``t_k = onsets[0] + k·2 s``, k < ceil((onsets[-1] + 8 s − onsets[0]) / 2 s);
-6. Lanczos resampling (window 3, unnormalised) as one sparse matrix product;
+6. Lanczos resampling (window 3, unnormalised) as one sparse matrix product (float32, as BERG accumulates);
 7. z-score per feature over this stimulus's TRs (ddof 0);
 8. FIR delays 1-4 TRs, delay-major (column (d−1)·hidden + j);
 9. product with the selected weight columns (float32; no intercept).
@@ -167,7 +167,7 @@ class LebelEncoder(Encoder):
         if len(times) < MIN_TRS:
             warnings.warn(f"the stimulus spans only {len(times)} TRs (< {MIN_TRS}): per-stimulus z-scoring over so few TRs is "
                           "degenerate and predictions will be unreliable; encode a longer story", UserWarning, stacklevel=3)
-        resampled = lanczos_resample(feats, story.onsets, times, tr=TR_S, window=LANCZOS_WINDOW)
+        resampled = lanczos_resample(feats, story.onsets, times, tr=TR_S, window=LANCZOS_WINDOW, dtype=np.float32)
         return delay(zscore(resampled), DELAYS, mode="fir").astype(np.float32)
 
     def _encode(self, stimulus: TimedWords, show_progress: bool) -> np.ndarray:
