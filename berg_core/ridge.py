@@ -179,6 +179,27 @@ def _ops(backend: str, dtype: np.dtype, device: str | None) -> _NumpyOps | _Torc
     raise InvalidParameterError(f"unknown backend {backend!r}; use 'numpy' or 'torch'")
 
 
+class _Params:
+    """sklearn's ``get_params``/``set_params`` protocol (constructor arguments), without importing sklearn."""
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params: Any) -> Any:
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise InvalidParameterError(f"unknown parameter {key!r} for {type(self).__name__}; valid: {', '.join(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items() if k != 'alphas')})"
+
+
 # ------------------------------------------------------------------------------------------------
 # the factor-once ridge
 # ------------------------------------------------------------------------------------------------
@@ -316,7 +337,7 @@ def select_alphas(scores: np.ndarray) -> np.ndarray:
     return s.shape[0] - 1 - np.argmax(ok[::-1], axis=0)
 
 
-class RidgeCV:
+class RidgeCV(_Params):
     """Ridge with one alpha per target chosen by cross-validation (sklearn-style estimator).
 
     Args:
@@ -417,8 +438,12 @@ class RidgeCV:
         x_mean = X.mean(0, dtype=np.float64)
         y_mean = Y.mean(0, dtype=np.float64)
         # centre on all rows once for numerical stability; each fold re-centres on its training rows
-        Xd = ops.asarray(X - x_mean if center else X)
-        Yc = (Y - y_mean) if center else Y
+        Xd = ops.asarray(X - x_mean.astype(dtype) if center else X)
+        y_shift = y_mean.astype(dtype) if center else np.zeros(n_targets, dtype=dtype)
+
+        def y_batch(sl: slice) -> Any:
+            """Targets ``sl`` centred on all rows, on the backend (Y itself is never copied whole)."""
+            return ops.asarray(np.asarray(Y[:, sl], dtype=dtype) - y_shift[sl])
 
         batch = int(self.target_batch)
         batches = [slice(s, min(s + batch, n_targets)) for s in range(0, n_targets, batch)]
@@ -426,14 +451,14 @@ class RidgeCV:
         kind = "primal" if p <= n_train_max else "kernel"
         G = Xd.T @ Xd if kind == "primal" else Xd @ Xd.T
         # primal: Xᵀ Y of all rows once per batch (p × t, at most the size of Y); folds subtract their part
-        XtY = [ops.numpy(Xd.T @ ops.asarray(Yc[:, sl])) for sl in batches] if kind == "primal" else None
+        XtY = [ops.numpy(Xd.T @ y_batch(sl)) for sl in batches] if kind == "primal" else None
         scores = np.zeros((len(alphas), n_targets))
         bar = progress_bar(show=self.show_progress, total=(len(folds) + 1) * len(batches), desc="ridge CV", unit="batch")
         try:
             for train, val in folds:
                 f = _factor_fold(ops, Xd, G, train, val, kind, center)
                 for b, sl in enumerate(batches):
-                    Yb = ops.asarray(Yc[:, sl])
+                    Yb = y_batch(sl)
                     C, ymean_tr, Yv = _project(f, Xd, Yb, None if XtY is None else ops.asarray(XtY[b]), center)
                     scores[:, sl] += _fold_scores(ops, f, C, ymean_tr, Yv, penalties, self.scoring, center)
                     bar.update(1)
@@ -450,7 +475,7 @@ class RidgeCV:
                     C = basis.T @ ops.asarray(XtY[b])
                     W = basis @ (C / (e[:, None] + lam[None, :]))
                 else:
-                    C = basis.T @ ops.asarray(Yc[:, sl])
+                    C = basis.T @ y_batch(sl)
                     W = Xd.T @ (basis @ (C / (e[:, None] + lam[None, :])))
                 coef[:, sl] = ops.numpy(W)
                 bar.update(1)
@@ -516,7 +541,7 @@ def _himalaya(backend: str):
     return hb, name
 
 
-class BandedRidgeCV:
+class BandedRidgeCV(_Params):
     """Banded ridge: one regularisation weight per feature space, searched by himalaya's random search.
 
     Wraps ``himalaya.ridge.BandedRidgeCV`` (primal, when samples ≥ features) or

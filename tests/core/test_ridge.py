@@ -184,6 +184,17 @@ def test_single_target_vector():
     np.testing.assert_allclose(m.coef_, Ridge(alpha=float(m.best_alphas_)).fit(X, Y[:, 0]).coef_, atol=1e-8)
 
 
+def test_sklearn_clone_and_params():
+    from sklearn.base import clone
+
+    m = RidgeCV(ALPHAS, cv=3, scoring="r2")
+    c = clone(m)
+    assert c.get_params()["scoring"] == "r2" and c is not m
+    assert m.set_params(cv=4).cv == 4
+    with pytest.raises(InvalidParameterError, match="unknown parameter"):
+        m.set_params(folds=3)
+
+
 def test_score_per_target():
     from berg_core.stats import pearson_r
 
