@@ -7,13 +7,14 @@ fit_intercept; features with a decaying spectrum, targets with SNR spread over t
 
 Rows per problem:
   berg RidgeCV (numpy)               factor once per fold, per alpha a rescale + one GEMM
+  berg RidgeCV (torch CPU)           the same algorithm on torch tensors (when torch is installed)
   himalaya RidgeCV (svd)             (a): same folds (KFold(5)) and score (correlation_score)
   himalaya KernelRidgeCV (linear)    (b): himalaya's own recommendation when p > n; same folds + score
   sklearn RidgeCV(alpha_per_target)  efficient leave-one-out (GCV), NOT 5-fold: a timing reference with
                                      a different CV; its alpha agreement is shown for information only
-Columns: seconds, ratio to berg's seconds, max |coef − berg coef|, max |coef − float64 sklearn
-``Ridge(alpha=a)`` refit at that method's own chosen alphas| on 100 targets (accuracy of each method's
-refit), fraction of targets with berg's alpha, and with berg's alpha or a CV tie (the method's alpha
+Columns: seconds, ratio to berg's seconds, max |coef − berg coef|, max |coef − float64 sklearn refit
+at that method's own chosen alphas| on 100 targets (accuracy of each method's refit; ``Ridge(alpha=a)``
+for p <= n, ``KernelRidge(alpha=a, kernel="precomputed")`` on the centred kernel for p > n), fraction of targets with berg's alpha, and with berg's alpha or a CV tie (the method's alpha
 scores within 1e-5 of the best on berg's CV curve; correlation is flat in alpha at both ends of the grid).
 
 Run: ``flock /tmp/berg-heavy.lock python benchmarks/ridge.py`` (full sizes) or ``--quick`` (small
@@ -50,13 +51,27 @@ def timed(fn):
 
 
 def sklearn_refit(X64: np.ndarray, Y64: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """float64 reference: sklearn ``Ridge(alpha=a)`` (fit_intercept) per distinct alpha; coef (p, targets)."""
+    """float64 reference coef (p, targets) at the given per-target alphas, one sklearn fit per distinct alpha.
+
+    p <= n: ``Ridge(alpha=a)`` (fit_intercept). p > n: ``KernelRidge(alpha=a, kernel="precomputed")`` on the
+    centred linear kernel (the same solution in dual form; the kernel is computed once), primal coef =
+    X_cᵀ · dual_coef.
+    """
+    from sklearn.kernel_ridge import KernelRidge
     from sklearn.linear_model import Ridge
 
-    coef = np.empty((X64.shape[1], Y64.shape[1]))
+    n, p = X64.shape
+    coef = np.empty((p, Y64.shape[1]))
+    if p > n:
+        Xc = X64 - X64.mean(0)
+        Yc = Y64 - Y64.mean(0)
+        K = Xc @ Xc.T
     for a in np.unique(alphas):
         cols = np.flatnonzero(alphas == a)
-        coef[:, cols] = Ridge(alpha=float(a)).fit(X64, Y64[:, cols]).coef_.reshape(len(cols), -1).T
+        if p > n:
+            coef[:, cols] = Xc.T @ KernelRidge(alpha=float(a), kernel="precomputed").fit(K, Yc[:, cols]).dual_coef_.reshape(n, len(cols))
+        else:
+            coef[:, cols] = Ridge(alpha=float(a)).fit(X64, Y64[:, cols]).coef_.reshape(len(cols), -1).T
     return coef
 
 
@@ -78,6 +93,17 @@ def run_problem(name: str, n: int, p: int, t: int, *, folds: int, sklearn: bool,
     sec, berg = timed(lambda: RidgeCV(ALPHAS, cv=folds, scoring="correlation", target_batch=target_batch).fit(X, Y))
     fits.append(("berg RidgeCV", sec, berg.coef_, berg.best_alphas_, f"{berg.solver_} solver"))
     print(f"  berg RidgeCV: {sec:.1f} s", flush=True)
+
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+        sec, bt = timed(lambda: RidgeCV(ALPHAS, cv=folds, scoring="correlation", target_batch=target_batch, backend="torch",
+                                        device="cpu").fit(X, Y))
+        fits.append(("berg RidgeCV (torch CPU)", sec, bt.coef_, bt.best_alphas_, f"torch {torch.__version__}, {threads} threads"))
+        print(f"  berg RidgeCV torch: {sec:.1f} s", flush=True)
+    except ImportError:
+        pass
 
     hb.set_backend("numpy")
     params = dict(score_func=correlation_score, n_alphas_batch=5, n_targets_batch=target_batch)
@@ -138,6 +164,12 @@ def main() -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
     problems = {"a": (8000, 512, 2000), "b": (3000, 8192, 5000)}
     if args.quick:
         problems = {"a": (1600, 128, 400), "b": (600, 1024, 500)}
