@@ -225,3 +225,24 @@ def test_new_plugin_renders_the_repository_template(tmp_path):
     assert (root / "berg_abc" / "plugin.py").is_file() and (root / "berg_abc" / "encoders").is_dir()
     with pytest.raises(InvalidParameterError, match="already exists"):
         create_plugin("abc", [], out=tmp_path)
+
+
+def test_banded_encoder_with_two_layers(gpt2, tmp_path):
+    pytest.importorskip("himalaya")
+    from berg_core.hf import load_backbone, sentence_features
+
+    sents = make_sentences(90, seed=5)
+    F1 = sentence_features(load_backbone(str(gpt2), layer=1), sents)
+    F3 = sentence_features(load_backbone(str(gpt2), layer=3), sents)
+    rng = np.random.default_rng(3)
+    Y = (F3 - F3.mean(0)) / F3.std(0) @ rng.standard_normal((F3.shape[1], 4)) * 0.3 + rng.standard_normal((90, 4))
+    np.save(tmp_path / "l1.npy", F1)
+    np.save(tmp_path / "l3.npy", F3)
+    np.save(tmp_path / "Y.npy", Y)
+    res = train(TrainConfig(features=[str(tmp_path / "l1.npy"), str(tmp_path / "l3.npy")], responses=str(tmp_path / "Y.npy"),
+                            out=str(tmp_path / "enc"), test="70:90", folds=3, alphas=list(np.logspace(-1, 4, 6)), n_iter=6,
+                            permutations=0, backbone=[str(gpt2)], layer=[1, 3], model_id="lab-tiny_banded"))
+    card = read_card(tmp_path / "enc")
+    assert [s["layer"] for s in card["feature_spaces"]] == [1, 3] and res.coef.shape == (64, 4)
+    with BERG().get_encoding_model(str(tmp_path / "enc"), device="cpu") as model:
+        np.testing.assert_allclose(model.encode(sents[70:]), res.preds, atol=1e-5)
