@@ -196,3 +196,13 @@ def test_facade_encode_with_metadata(berg_files, berg_dir, tiny_gpt2_dir):
 def test_sentence_longer_than_the_position_table(berg_files, berg_dir, tiny_gpt2_dir):
     with load(berg_dir, tiny_gpt2_dir) as model, pytest.raises(StimulusError, match="at most 512"):
         model.encode(["fine sentence here", "word " * 600])  # the tiny GPT-2 has 512 positions (GPT2-XL: 1024)
+
+
+def test_progress_bar_only_when_asked(berg_files, berg_dir, tiny_gpt2_dir, capsys):
+    with load(berg_dir, tiny_gpt2_dir, batch_size=2) as model:
+        capsys.readouterr()
+        model.encode(SIX, show_progress=False)
+        assert "sent" not in capsys.readouterr().err
+        model.encode(SIX, show_progress=True)
+        err = capsys.readouterr().err
+    assert "3/3" in err and "sent" in err
