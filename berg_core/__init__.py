@@ -8,7 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from berg_core.encoder import Encoder
+from typing import TYPE_CHECKING, Any
+
 from berg_core.errors import (
     BergError,
     DownloadError,
@@ -19,9 +20,26 @@ from berg_core.errors import (
     ResourceError,
     StimulusError,
 )
-from berg_core.facade import BERG
 from berg_core.hookspecs import hookimpl
 from berg_core.spec import EncoderSpec, RemoteFile
+
+if TYPE_CHECKING:
+    from berg_core.encoder import Encoder
+    from berg_core.facade import BERG
+
+_LAZY = {"BERG": "berg_core.facade", "Encoder": "berg_core.encoder"}
+
+
+def __getattr__(name: str) -> Any:
+    """``BERG`` and ``Encoder`` are imported on first use, so ``berg list`` never imports numpy."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'berg_core' has no attribute {name!r}")
+
 
 __all__ = [
     "BERG",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from berg_core.commands import print_json
 from berg_core.errors import InvalidParameterError
 
@@ -39,6 +37,8 @@ def selection_from_args(args: argparse.Namespace) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from berg_core.facade import BERG
     from berg_core.io import read_stimulus, write_responses
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from berg_core.commands import print_json
 
 
@@ -20,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def summarise(value: Any) -> Any:
     """Metadata made printable: arrays become shape/dtype summaries, dicts recurse."""
+    import numpy as np
+
     if isinstance(value, dict):
         return {str(k): summarise(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
