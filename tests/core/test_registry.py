@@ -34,7 +34,8 @@ def test_disable_plugin_removes_its_models_and_ends_duplicate(monkeypatch):
     monkeypatch.setenv("BERG_DISABLE_PLUGINS", "dupe, broken")
     reg = build_registry()
     assert "test-duplicate" in reg.specs  # only one claimant left
-    assert {p.name for p in reg.plugins} == {"testplugin", "trained"}  # trained: built-in ($BERG_ENCODER_PATH)
+    names = {p.name for p in reg.plugins}
+    assert "testplugin" in names and not {"dupe", "broken"} & names
 
 
 def test_load_plugins_allow_list(monkeypatch):
