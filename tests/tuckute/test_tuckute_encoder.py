@@ -194,7 +194,7 @@ def test_facade_encode_with_metadata(berg_files, berg_dir, tiny_gpt2_dir):
 
 
 def test_sentence_longer_than_the_position_table(berg_files, berg_dir, tiny_gpt2_dir):
-    with load(berg_dir, tiny_gpt2_dir) as model, pytest.raises(StimulusError, match="at most 512"):
+    with load(berg_dir, tiny_gpt2_dir) as model, pytest.warns(SentenceLengthWarning), pytest.raises(StimulusError, match="at most 512"):
         model.encode(["fine sentence here", "word " * 600])  # the tiny GPT-2 has 512 positions (GPT2-XL: 1024)
 
 

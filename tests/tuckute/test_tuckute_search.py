@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import numpy as np
 
 from berg_core.cli import main
+from berg_tuckute.encoder import SentenceLengthWarning
 from berg_tuckute.plugin import MODEL_ID, ROIS
 
 
@@ -28,10 +30,13 @@ def test_search_equals_brute_force_ranking(tmp_path, berg_files, berg_dir, tiny_
     out = tmp_path / "results.csv"
     k = 4
     rois = ["lang_LH_netw", "lang_LH_IFGorb"]
-    code = main(["--berg-dir", str(berg_dir), "search", MODEL_ID, "--input", str(corpus), "--top-k", str(k), "--output", str(out),
-                 "--roi", *rois, "--device", "cpu", "--batch-size", "3", "--chunk-size", "7", "--quiet",
-                 "-O", f"backbone={tiny_gpt2_dir}", "-O", "layer=2"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["--berg-dir", str(berg_dir), "search", MODEL_ID, "--input", str(corpus), "--top-k", str(k), "--output", str(out),
+                     "--roi", *rois, "--device", "cpu", "--batch-size", "3", "--chunk-size", "7", "--quiet",
+                     "-O", f"backbone={tiny_gpt2_dir}", "-O", "layer=2"])
     assert code == 0
+    assert sum(issubclass(w.category, SentenceLengthWarning) for w in caught) == 1  # once, though most chunks have such sentences
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["roi", "direction", "rank", "sentence", *rois, "line"]
