@@ -39,8 +39,8 @@ def _sentence(rng: np.random.Generator, index: int) -> str:
     return f"The {words[0]} {rng.choice(VERBS)} {' '.join(words[1:])} number {index}."
 
 
-def make_assembly(seed: int = 0):
-    """The synthetic NeuroidAssembly, (243 + 384) presentations x sum(voxel_counts()) neuroids."""
+def make_assembly(seed: int = 0, counts: dict[str, int] | None = None):
+    """The synthetic NeuroidAssembly, (243 + 384) presentations x sum(counts) neuroids (default ``voxel_counts()``)."""
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
 
     rng = np.random.default_rng(seed)
@@ -57,7 +57,7 @@ def make_assembly(seed: int = 0):
                 pres["passage_label"].append(f"{topic}_passage{p:02d}")
                 pres["passage_category"].append(topic)
     n_pres = len(pres["sentence"])
-    counts = voxel_counts()
+    counts = counts or voxel_counts()
     subjects = [s for s, n in counts.items() for _ in range(n)]
     voxels = [v for s, n in counts.items() for v in range(n)]
     values = rng.standard_normal((n_pres, len(subjects)))
@@ -76,7 +76,7 @@ def make_assembly(seed: int = 0):
     return NeuroidAssembly(values, coords=coords, dims=["presentation", "neuroid"])
 
 
-def install(seed: int = 0, calls_file: str | os.PathLike[str] | None = None, monkeypatch=None) -> None:
+def install(seed: int = 0, calls_file: str | os.PathLike[str] | None = None, monkeypatch=None, counts: dict[str, int] | None = None) -> None:
     """Make ``load_dataset('Pereira2018.language')`` return the synthetic assembly.
 
     ``calls_file``: append a line there on every load (to count loads across processes).
@@ -85,7 +85,7 @@ def install(seed: int = 0, calls_file: str | os.PathLike[str] | None = None, mon
     import brainscore_language.data.pereira2018  # noqa: F401 - registers the real loader, which we then replace
     from brainscore_language import data_registry
 
-    assembly = make_assembly(seed)
+    assembly = make_assembly(seed, counts)
 
     def loader():
         if calls_file is not None:

@@ -28,6 +28,9 @@ from berg_core.errors import InvalidParameterError, ModelLoadError
 from berg_core.progress import progress, progress_bar
 
 LANGUAGE_SYSTEM = "language_system"
+#: cap on rows x tokens^2 of one padded batch: a padded batch forces the masked (slower) attention kernel,
+#: which loses to one-at-a-time runs beyond ~256 tokens (measured on CPU), so long running contexts go alone
+MAX_ATTENTION_CELLS = 2**20
 CONTEXTS = ("independent", "running")
 
 
@@ -151,8 +154,8 @@ def _hf_last_token(subject: Any, contexts: Sequence[str], *, batch_size: int, sh
     ``contexts`` are strings as ``digest_text`` builds them (``prepare_context``); each is tokenized as
     ``digest_text`` does (the subject's tokenizer, ``truncation=True``, every returned input such as
     ``token_type_ids`` passed on), sorted by length, right-padded with an attention mask (causal models:
-    real tokens never see the padding), the forward pass stopped once the layer has run; duplicates are
-    computed once. Returns float64 (len(contexts), n_units) in input order.
+    real tokens never see the padding) in batches of at most ``batch_size`` rows and ``MAX_ATTENTION_CELLS``
+    rows x tokens^2, the forward pass stopped once the layer has run; duplicates are computed once. Returns float64 (len(contexts), n_units) in input order.
     """
     import torch
 
@@ -168,6 +171,13 @@ def _hf_last_token(subject: Any, contexts: Sequence[str], *, batch_size: int, sh
     extra_keys = [k for k in encoded[0] if k not in ("input_ids", "attention_mask")]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = sorted(range(len(unique)), key=lambda i: len(encoded[i]["input_ids"]))
+    batches: list[list[int]] = []
+    for i in order:  # sorted by length, so the newest row is the longest of its batch
+        width = len(encoded[i]["input_ids"])
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * width * width <= MAX_ATTENTION_CELLS:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
 
     def stop(_module: Any, _inputs: Any, output: Any) -> None:
         raise _Reached(output[0] if isinstance(output, (tuple, list)) else output)
@@ -176,8 +186,7 @@ def _hf_last_token(subject: Any, contexts: Sequence[str], *, batch_size: int, sh
     feats: np.ndarray | None = None
     bar = progress_bar(show=show_progress, total=len(contexts), desc=_name(subject), unit="text")
     try:
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in batches:
             ids, mask = pad_batch([encoded[i]["input_ids"] for i in rows], pad_id)
             inputs = {"input_ids": ids, "attention_mask": mask}
             for key in extra_keys:

@@ -5,7 +5,8 @@ Two cache entries under ``<berg cache root>/brainscore/``, both written atomical
 
 * features ``{model}_pereira384-features_{key}.npz``: (384, n_units) float64 activations, the sentences fed
   passage by passage (each passage one running text, passages in sorted label order: Brain-Score's
-  benchmark convention), rows in the assembly's presentation order, with the stimulus ids;
+  benchmark convention; computed by ``activations.grouped_features``, which equals ``digest_text`` per
+  passage), rows in the assembly's presentation order, with the stimulus ids;
   key = (model id, layer, brainscore-language version, data sha1);
 * PLS map ``{model}_sub-{subject}_pls_{key}.npz`` (``berg_brainscore.pls``), fit on the rows sorted by
   ``stimulus_id``; key = (model id, layer, subject, brainscore-language version, data sha1, n_components).
