@@ -16,7 +16,6 @@ from berg_core import BERG, ModelLoadError
 from berg_core.errors import UnsafePickleError
 from berg_tuckute import weights
 from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
-from berg_tuckute.safe_store import load_tree, save_tree
 from berg_tuckute.testing import write_berg_files
 
 
@@ -112,26 +111,6 @@ def test_metadata_round_trip_is_exact(berg_files, berg_dir):
     meta = BERG(berg_dir).get_model_metadata(MODEL_ID)
     assert_same(berg_files.metadata, meta)
     assert meta["train_sentences"].dtype == object  # BERG hands out object arrays of str; so do we
-
-
-def test_safe_store_round_trip(tmp_path):
-    value = {
-        "a": [1, 2.5, float("nan"), None, True, "x", b"\x00\xff"],
-        "t": (np.int64(3), np.float32(0.25), np.bool_(False), np.str_("s")),
-        "arr": np.arange(6, dtype=np.int16).reshape(2, 3),
-        "u": np.array(["ab", "c"]),
-        "objs": np.array(["only", "strings"], dtype=object),
-        "mixed": np.array([1, "two", None, np.arange(2)], dtype=object),
-        3: {"nested": np.array([])},
-    }
-    save_tree(tmp_path / "x.npz", value)
-    back = load_tree(tmp_path / "x.npz")
-    assert back["a"][:2] == [1, 2.5] and np.isnan(back["a"][2]) and back["a"][3:] == [None, True, "x", b"\x00\xff"]
-    assert [type(v) for v in back["t"]] == [np.int64, np.float32, np.bool_, np.str_] and back["t"][1] == np.float32(0.25)
-    assert back["arr"].dtype == np.int16 and back["arr"].tolist() == [[0, 1, 2], [3, 4, 5]]
-    assert back["u"].tolist() == ["ab", "c"] and back["objs"].dtype == object
-    assert back["mixed"][:3].tolist() == [1, "two", None] and back["mixed"][3].tolist() == [0, 1]
-    assert back[3]["nested"].shape == (0,)
 
 
 def test_truncated_pickle_is_detected(berg_files, berg_dir):

@@ -17,7 +17,6 @@ without fetching it again.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ import numpy as np
 
 from berg_core.cache import build_once, cache_path
 from berg_core.errors import ModelLoadError
+from berg_core.safe_store import load_tree, save_tree
 from berg_lebel.plugin import METADATA_FILE, SUBJECTS, WEIGHTS_FILE
 
 CACHE_NS = "lebel"
 FORMAT = 1  # bump when the converted layout changes
-_STRUCTURE = "__berg_structure__"
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -141,51 +140,6 @@ def load_weight_columns(subject: str, berg_dir: Path, columns: np.ndarray | None
 # ----------------------------------------------------------------------------------------- metadata
 
 
-def _pack(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """JSON node for ``obj``; numeric/str arrays go to ``arrays`` (saved in the npz)."""
-    if isinstance(obj, dict):
-        keys = list(obj)
-        if not all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in keys):
-            raise ModelLoadError(f"metadata key types {sorted({type(k).__name__ for k in keys})} are not supported")
-        return {"t": "dict", "k": keys, "v": [_pack(obj[k], arrays) for k in keys]}
-    if isinstance(obj, (list, tuple)):
-        return {"t": type(obj).__name__, "v": [_pack(x, arrays) for x in obj]}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return {"t": "py", "v": obj}
-    if isinstance(obj, np.generic):
-        if obj.dtype.kind not in "biufcUS" or obj.dtype.kind == "c":
-            raise ModelLoadError(f"metadata scalar of dtype {obj.dtype} is not supported")
-        return {"t": "scalar", "dtype": obj.dtype.str, "v": obj.item() if obj.dtype.kind != "S" else obj.item().decode("latin1")}
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            return {"t": "objarray", "shape": list(obj.shape), "v": [_pack(x, arrays) for x in obj.ravel().tolist()]}
-        name = f"a{len(arrays)}"
-        arrays[name] = obj
-        return {"t": "array", "name": name}
-    raise ModelLoadError(f"metadata value of type {type(obj).__name__} is not supported")
-
-
-def _unpack(node: Any, arrays: Any) -> Any:
-    t = node["t"]
-    if t == "dict":
-        return {k: _unpack(v, arrays) for k, v in zip(node["k"], node["v"])}
-    if t in ("list", "tuple"):
-        items = [_unpack(v, arrays) for v in node["v"]]
-        return items if t == "list" else tuple(items)
-    if t == "py":
-        return node["v"]
-    if t == "scalar":
-        dtype = np.dtype(node["dtype"])
-        return dtype.type(node["v"].encode("latin1") if dtype.kind == "S" else node["v"])
-    if t == "array":
-        return arrays[node["name"]]
-    if t == "objarray":
-        out = np.empty(len(node["v"]), dtype=object)
-        out[:] = [_unpack(v, arrays) for v in node["v"]]
-        return out.reshape(node["shape"])
-    raise ModelLoadError(f"unknown metadata node type {t!r}")
-
-
 def _write_metadata_npz(src: Path, tmp: Path) -> None:
     from berg_core.safe_pickle import load_npy_object
 
@@ -193,18 +147,11 @@ def _write_metadata_npz(src: Path, tmp: Path) -> None:
     if not isinstance(data, dict):
         raise ModelLoadError(f"{src} holds a {type(data).__name__}, not BERG's metadata dict; delete it and re-fetch it "
                              "with `berg fetch fmri-lebel2023-opt_1_3b`")
-    arrays: dict[str, np.ndarray] = {}
-    structure = json.dumps(_pack(data, arrays))
-    arrays[_STRUCTURE] = np.frombuffer(structure.encode("utf-8"), dtype=np.uint8)
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+    save_tree(tmp, data)
 
 
 def _read_metadata_npz(path: Path) -> dict[str, Any]:
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    structure = json.loads(arrays.pop(_STRUCTURE).tobytes().decode("utf-8"))
-    return _unpack(structure, arrays)
+    return load_tree(path)
 
 
 def _npz_ok(path: Path, ident: str | None = None) -> bool:

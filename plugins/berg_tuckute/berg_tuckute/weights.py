@@ -8,7 +8,7 @@ Sources (paths relative to berg_dir, fetched on first use by ``berg_core.fetch.e
   ``<cache>/tuckute/readout-<key>.npz``: ``coef`` (n_roi, n_features) float64, ``intercept`` (n_roi,)
   float64, ``neuroid_order`` (n_roi,) unicode, ``alpha`` (n_roi,) float64;
 * ``metadata.npy``: a pickled dict in a ``.npy``; converted to ``<cache>/tuckute/metadata-<key>.npz``
-  (see ``berg_tuckute.safe_store``).
+  (see ``berg_core.safe_store``).
 
 ``<key>`` hashes the source file's sha256 and size and the converter version, so a re-fetched or
 changed file is converted again; ``build_once`` makes two processes convert it once.
@@ -25,9 +25,9 @@ import numpy as np
 from berg_core.cache import build_once, cache_key, cache_path
 from berg_core.errors import InvalidParameterError, ModelLoadError
 from berg_core.fetch import ensure_file, sha256_file
+from berg_core.safe_store import is_valid_tree, load_tree, save_tree
 from berg_core.spec import EncoderSpec
 from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
-from berg_tuckute.safe_store import is_valid_tree, load_tree, save_tree
 
 CACHE_NAMESPACE = "tuckute"
 FORMAT_VERSION = 1  # bump when the converted layout changes
