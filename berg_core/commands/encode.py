@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from berg_core.commands import print_json
+from berg_core.commands import parse_options, print_json
 from berg_core.errors import InvalidParameterError
 
 
@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", default=None, help="write .npy, .csv or .h5 (default: print)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (sentence models)")
+    p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model option, e.g. -O layer=20 -O backbone=/path/to/gpt2-xl -O dtype=float32 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (rows with column names)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=run)
@@ -45,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.text) == bool(args.input):
         raise InvalidParameterError("give the text to encode either as arguments or with --input FILE (not both)")
     stimulus = read_stimulus(args.input) if args.input else list(args.text)
-    options = {"batch_size": args.batch_size} if args.batch_size else {}
+    options = parse_options(args.option)
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
     berg = BERG(args.berg_dir)
     with berg.get_encoding_model(args.model, subject=args.subject, selection=selection_from_args(args), device=args.device, **options) as model:
         responses = model.encode(stimulus, show_progress=args.progress)

@@ -7,10 +7,9 @@ Streams a corpus (one candidate sentence per line, any size) through a sentence 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
 
+from berg_core.commands import parse_options
 from berg_core.errors import InvalidParameterError
 
 
@@ -32,20 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a load option of the model, e.g. -O backbone=/path/to/gpt2-xl -O dtype=float32 (JSON values parsed)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["layer=22", "backbone=gpt2-xl"]`` -> ``{"layer": 22, "backbone": "gpt2-xl"}`` (JSON values, else str)."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidParameterError(f"--option needs KEY=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = json.loads(value)
-        except ValueError:
-            options[key.strip()] = value
-    return options
 
 
 def run(args: argparse.Namespace) -> int:

@@ -98,3 +98,10 @@ def test_console_script_help_works_with_broken_plugin():
     assert "encode" in result.stdout
     result = subprocess.run([sys.executable, "-m", "berg_core.cli", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "test-sentence_length" in result.stdout
+
+
+def test_encode_passes_model_options(capsys):
+    code, out, _ = run_cli(capsys, "encode", "test-sentence_length", "ab", "-O", "scale=0.5", "--json")
+    assert code == 0 and json.loads(out)["responses"] == [[1.0, 2.0, 3.0]]
+    code, _, err = run_cli(capsys, "encode", "test-sentence_length", "ab", "-O", "scale")
+    assert code == 1 and "KEY=VALUE" in err
