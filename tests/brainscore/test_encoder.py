@@ -179,3 +179,16 @@ def test_data_download_failure_is_a_download_error(monkeypatch, tmp_path):
     with pytest.raises(DownloadError, match=r"Pereira2018\.language.*check the network"):
         BERG().get_encoding_model(MODEL_ID, subject="018")
     assert main(["fetch", MODEL_ID, "--subject", "018", "--quiet"]) == 1
+
+
+def test_hub_model_missing_offline_is_a_clear_load_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="could not load model 'distilgpt2'.*HF cache"):
+        BERG().get_encoding_model("brainscore_language-distilgpt2", subject="018")
+
+
+def test_cli_encode_writes_the_responses(pereira, tmp_path, reference):
+    out = tmp_path / "responses.npy"
+    assert main(["encode", MODEL_ID, *NEW, "--subject", "289", "--output", str(out)]) == 0
+    np.testing.assert_allclose(np.load(out), sklearn_prediction(reference, "289"), rtol=0, atol=1e-5)

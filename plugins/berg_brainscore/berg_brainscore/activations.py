@@ -18,6 +18,7 @@ mean of the word vectors (embedding models).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,7 +45,8 @@ def load_subject(name: str, device: str) -> Any:
             subject = bs.load_model(name)
     except Exception as exc:
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
-        raise ModelLoadError(f"brainscore could not load model {name!r}: {detail}") from exc
+        raise ModelLoadError(f"brainscore could not load model {name!r}: {detail} (a Hugging Face model must be in the HF cache, "
+                             f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}, or downloadable: unset HF_HUB_OFFLINE)") from exc
     place_on_device(subject, device)
     subject.start_neural_recording(recording_target=bs.ArtificialSubject.RecordingTarget.language_system,
                                    recording_type=bs.ArtificialSubject.RecordingType.fMRI)
