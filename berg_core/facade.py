@@ -19,7 +19,7 @@ def resolve_spec(model_id: str | os.PathLike[str]) -> EncoderSpec:
     """A registered model id, or the folder of a trained encoder (``berg train`` output)."""
     text = os.fspath(model_id)
     if text not in get_registry().specs and Path(text).is_dir():
-        from berg_core.trained import spec_from_dir
+        from berg_core.trained_cards import spec_from_dir
 
         return spec_from_dir(Path(text))
     return get_registry().get(text)

@@ -29,7 +29,7 @@ from berg_core.spec import EncoderSpec
 ENTRY_POINT_GROUP = "berg"
 
 #: Plugins that ship inside berg_core and register through the same hook as external ones.
-BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (("trained", "berg_core.trained"),)
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (("trained", "berg_core.trained_cards"),)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Writes ``PARENT/berg-NAME/`` (the layout of ``plugins/template/`` in the berg repository, rendered for
 NAME): ``pyproject.toml`` (distribution ``berg-NAME``, entry point ``berg: NAME = "berg_NAME.plugin"``,
 the encoder folders as package data), ``berg_NAME/plugin.py`` (three lines:
-``berg_core.trained.register_package_encoders``), ``README.md``, and each ``--encoder`` folder's
+``berg_core.trained_cards.register_package_encoders``), ``README.md``, and each ``--encoder`` folder's
 encoder files (card, weights, arrays) under ``berg_NAME/encoders/<model id>/``. Then
 ``pip install PARENT/berg-NAME`` and ``berg list`` shows the encoders.
 """
@@ -45,7 +45,7 @@ PLUGIN = '''\
 """berg plugin berg-{name}: registers every trained-encoder folder shipped in berg_{name}/encoders/."""
 
 from berg_core import hookimpl
-from berg_core.trained import register_package_encoders
+from berg_core.trained_cards import register_package_encoders
 
 
 @hookimpl
@@ -105,7 +105,7 @@ def _folder_name(model_id: str) -> str:
 def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, out: Path = Path("."), version: str = "0.1.0",
                   force: bool = False) -> Path:
     """Write the package folder ``out/berg-NAME`` and copy the encoder folders; returns the package folder."""
-    from berg_core.trained import spec_from_dir
+    from berg_core.trained_cards import spec_from_dir
 
     files = render(name, version)
     specs = [spec_from_dir(Path(e)) for e in encoders]  # validates each folder's card first
