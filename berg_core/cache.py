@@ -72,6 +72,9 @@ def atomic_path(dest: Path | str, suffix: str | None = None) -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shared cache must stay readable as with open()
     try:
         yield tmp
         os.replace(tmp, dest)

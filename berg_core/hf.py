@@ -120,13 +120,17 @@ def load_backbone(
         raise InvalidParameterError(f"layer must be an int in 0..{n_layers} for {name!r}, got {layer!r}")
     config.num_hidden_layers = layer  # only blocks 1..layer are built and loaded
     verbosity = transformers.logging.get_verbosity()
+    bars = transformers.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()  # the unused deeper blocks are expected
+    transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every model load
     try:
         model = AutoModel.from_pretrained(name, config=config, revision=revision)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"backbone {name!r} could not be loaded: {exc}; check the name or pass backbone=/local/folder") from exc
     finally:
         transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.logging.enable_progress_bar()
     if len(_get(model, blocks_path)) != layer:
         raise ModelLoadError(f"backbone {name!r} built {len(_get(model, blocks_path))} blocks, expected {layer}")
     for attr in final_norms if layer < n_layers else ():  # HF applies the final norm to hidden_states[n_layers] only

@@ -53,3 +53,12 @@ def test_build_once_across_processes(tmp_path):
     assert dest.read_text() == "built"
     assert len(log.read_text().split()) == 1  # built exactly once
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["entry.txt", "log.txt"]
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
