@@ -200,3 +200,29 @@ def copy_into_bucket(src: Path | str, bucket: Path | str, rel_path: str) -> Path
 
 
 # ------------------------------------------------------------------------- end of the HTTP mirror part
+
+
+# ---------------------------------------------------------------------------- isolated test environment
+BERG_PLUGIN_VARS = ("BERG_LOAD_PLUGINS", "BERG_DISABLE_PLUGINS", "BERG_STRICT_PLUGINS", "BERG_OFFLINE", "BERG_BASE_URL")
+
+
+@contextmanager
+def isolated_berg(monkeypatch, tmp_path: Path, **extra_env: str) -> Iterator[None]:
+    """For an autouse fixture: own cache root and berg_dir under ``tmp_path``, hub offline, no plugin
+    env vars, a fresh registry (and feature memory cache) before and after; ``extra_env`` sets more."""
+    from berg_core import features
+    from berg_core.registry import reset_registry
+
+    for var in BERG_PLUGIN_VARS:
+        monkeypatch.delenv(var, raising=False)
+    env = {"BERG_CACHE_DIR": str(tmp_path / "cache"), "BERG_DIR": str(tmp_path / "berg"), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra_env}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_registry()
+    features.clear_memory()
+    try:
+        yield
+    finally:
+        features.clear_memory()
+        reset_registry()

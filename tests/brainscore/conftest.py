@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from berg_core.testing import isolated_berg
+
 os.environ["BS_INSTALL_DEPENDENCIES"] = "no"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: 2+ OpenMP threads on a busy machine run ~20x slower
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the `synthetic` helper, also for subprocesses
 
 import synthetic  # noqa: E402
-
-from berg_core.registry import reset_registry  # noqa: E402
 
 TINY_ID = "berg-tiny-gpt2"
 TINY_LAYER = "transformer.h.1"  # block 2 of 3: hidden_states[2] of the full model
@@ -31,15 +31,8 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """A fresh registry and private berg_dir, cache root and brainio home for every test."""
-    for var in ("BERG_LOAD_PLUGINS", "BERG_DISABLE_PLUGINS", "BERG_STRICT_PLUGINS", "BERG_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BERG_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("BERG_DIR", str(tmp_path / "berg"))
-    monkeypatch.setenv("BRAINIO_HOME", str(tmp_path / "brainio"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    reset_registry()
-    yield
-    reset_registry()
+    with isolated_berg(monkeypatch, tmp_path, BRAINIO_HOME=str(tmp_path / "brainio")):
+        yield
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from berg_core.testing import isolated_berg
+
 # before huggingface_hub is imported (it reads these once): tests never touch the network
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -16,8 +18,6 @@ pytest.importorskip("transformers")
 
 from lebel_helpers import HIDDEN, N_VOXELS  # noqa: E402
 
-from berg_core import features  # noqa: E402
-from berg_core.registry import reset_registry  # noqa: E402
 from berg_core.testing_hf import tiny_opt  # noqa: E402
 from berg_lebel.testing import make_berg_tree  # noqa: E402
 
@@ -25,18 +25,8 @@ from berg_lebel.testing import make_berg_tree  # noqa: E402
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """Own berg_dir / cache per test, offline hub, fresh registry and feature memory cache."""
-    for var in ("BERG_LOAD_PLUGINS", "BERG_DISABLE_PLUGINS", "BERG_STRICT_PLUGINS", "BERG_OFFLINE", "BERG_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BERG_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("BERG_DIR", str(tmp_path / "berg"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
-    reset_registry()
-    features.clear_memory()
-    yield
-    features.clear_memory()
-    reset_registry()
+    with isolated_berg(monkeypatch, tmp_path):
+        yield
 
 
 @pytest.fixture(scope="session")

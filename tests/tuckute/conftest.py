@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from tuckute_helpers import N_EMBD, N_LAYER
 
-from berg_core.registry import reset_registry
-from berg_core.testing import unused_url
+from berg_core.testing import isolated_berg, unused_url
 from berg_tuckute.plugin import ROIS
 from berg_tuckute.testing import write_berg_files
 
@@ -22,17 +21,8 @@ from berg_tuckute.testing import write_berg_files
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch, tmp_path):
     """Own cache and berg_dir per test, hub offline, no reachable mirror, fresh registry."""
-    for var in ("BERG_LOAD_PLUGINS", "BERG_DISABLE_PLUGINS", "BERG_STRICT_PLUGINS", "BERG_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BERG_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("BERG_DIR", str(tmp_path / "berg"))
-    monkeypatch.setenv("BERG_BASE_URL", unused_url())
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
-    reset_registry()
-    yield
-    reset_registry()
+    with isolated_berg(monkeypatch, tmp_path, BERG_BASE_URL=unused_url()):
+        yield
 
 
 @pytest.fixture(scope="session")
