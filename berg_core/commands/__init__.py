@@ -1,12 +1,31 @@
-"""One module per ``berg`` subcommand; each defines ``add_parser(subparsers)``."""
+"""One module per ``berg`` subcommand; each defines ``add_parser(subparsers)``.
+
+Shared option vocabularies live here so every command spells them the same way:
+``add_progress_options`` for commands that show progress (encode, search, fetch, train). The global
+options (``--berg-dir``) are added to every subcommand by ``berg_core.cli``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
 
 from berg_core.errors import InvalidParameterError
+
+
+def add_progress_options(p: argparse.ArgumentParser) -> None:
+    """``--progress/--no-progress`` and ``--quiet/-q``, the same for every command that shows progress.
+
+    After parsing, ``berg_core.cli.main`` turns ``args.progress`` into a plain bool (``--progress`` /
+    ``--no-progress`` when given, else bars when stderr is a terminal and not ``--quiet``; see
+    ``berg_core.progress.show_bars``) and runs the command with ``berg_core.progress.notice`` silenced
+    under ``--quiet``. Commands read ``args.progress`` and print their notices with ``notice``.
+    """
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: when stderr is a terminal, unless --quiet)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no notices on stderr (and no bars unless --progress); errors still print")
 
 
 def print_json(obj: Any) -> None:

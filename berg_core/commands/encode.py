@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from berg_core.commands import parse_options, print_json
+from berg_core.commands import add_progress_options, parse_options, print_json
 from berg_core.errors import InvalidParameterError
+from berg_core.progress import notice
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a model option, e.g. -O layer=20 -O backbone=/path/to/gpt2-xl -O dtype=float32 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (rows with column names)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_progress_options(p)
     p.set_defaults(func=run)
 
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         columns = list(model.output_names)
     if args.output:
         write_responses(args.output, responses, columns, attrs={"model_id": model.model_id, "subject": model.subject or ""})
-        print(f"wrote {responses.shape[0]} x {responses.shape[1]} responses to {args.output}", file=sys.stderr)
+        notice(f"wrote {responses.shape[0]} x {responses.shape[1]} responses to {args.output}")
     elif args.json:
         print_json({"model_id": model.model_id, "columns": columns, "responses": responses.tolist()})
     else:

@@ -7,10 +7,10 @@ Streams a corpus (one candidate sentence per line, any size) through a sentence 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from berg_core.commands import parse_options
+from berg_core.commands import add_progress_options, parse_options
 from berg_core.errors import InvalidParameterError
+from berg_core.progress import notice
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, default=1024, help="sentences read and encoded at once (default 1024)")
     p.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
                    help="a load option of the model, e.g. -O backbone=/path/to/gpt2-xl -O dtype=float32 (JSON values parsed)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_progress_options(p)
     p.set_defaults(func=run)
 
 
@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     selection = {"roi": list(args.roi)} if args.roi else None
     berg = BERG(args.berg_dir)
     with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
-        result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=not args.quiet)
+        result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress)
     write_hits_csv(args.output, result)
-    print(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "
-          f"({len(result.hits)} rows) to {args.output}", file=sys.stderr)
+    notice(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "
+           f"({len(result.hits)} rows) to {args.output}")
     return 0

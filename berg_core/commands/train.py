@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from berg_core.commands import add_progress_options
 from berg_core.errors import InvalidParameterError
+from berg_core.progress import notice
 
 
 def _alphas(text: str) -> list[float]:
@@ -79,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output-names", default=None, metavar="FILE", help="text file: one name per response column")
     g.add_argument("--rois", default=None, metavar="FILE", help="JSON {roi: [column indices] or 0/1 mask}")
     g.add_argument("--card", default=None, metavar="FILE", help="text/markdown model card to embed")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_options(p)
     p.set_defaults(func=run)
 
 
@@ -98,13 +99,13 @@ def run(args: argparse.Namespace) -> int:
         delays=list(args.delays), delay_mode=args.delay_mode, segments=args.segments, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,
         alphas=args.alphas, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, permutations=args.permutations,
         perm_block=args.perm_block, perm_mode=args.perm_mode, fdr_q=args.fdr_q, backend=args.backend, device=args.device,
-        dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=not args.quiet,
+        dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=args.progress,
         model_id=args.model_id, description=args.description, stimulus=args.stimulus, backbone=list(args.backbone),
         layer=list(args.layer), pooling=args.pooling, tr=args.tr, output_names=args.output_names, rois=args.rois, card_text=card_text,
     )
     result = train(cfg)
     scores = result.summary["scores"]
     line = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
-    print(f"trained {result.summary['model_id']} ({result.summary['n_voxels']} voxels): {line}", file=sys.stderr)
-    print(f"wrote {result.out} (suffix {result.suffix}); run it with: berg encode {result.out} ...", file=sys.stderr)
+    notice(f"trained {result.summary['model_id']} ({result.summary['n_voxels']} voxels): {line}")
+    notice(f"wrote {result.out} (suffix {result.suffix}); run it with: berg encode {result.out} ...")
     return 0
