@@ -1,18 +1,37 @@
-"""``berg info MODEL [--subject S] [--json]``: a model's card, options and metadata summary."""
+"""``berg info MODEL [--subject S] [--card] [--json]``: a short summary of a model, its card on request.
+
+The text output starts with a summary (id, family, plugin, stimulus, subjects, outputs, selection keys,
+files in berg_dir and their size on disk, how to fetch them), then the subject's metadata (with
+``--subject``), the description, load options and further facts; the full model card only with
+``--card``. ``--json`` prints everything, card included. No backbone is loaded.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 from berg_core.commands import print_json
+from berg_core.spec import EncoderSpec
+
+STIMULUS = {
+    "sentences": "sentences (a list of str; one response row per sentence)",
+    "timed_words": "words + onsets in s (a dict with 'words' and 'word_onsets'; one response row per TR)",
+}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a model (no backbone is loaded)")
+    p = sub.add_parser("info", help="describe a model: a short summary, the card with --card (no backbone is loaded)",
+                       description="Summarise a model (id, family, plugin, stimulus, subjects, outputs, selection keys, "
+                                   "files and how to fetch them), then its options and facts. --card adds the full "
+                                   "model card; --json prints everything.")
     p.add_argument("model", help="model id or trained-encoder folder")
     p.add_argument("--subject", default=None, help="also summarise this subject's metadata (needs its metadata file)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--card", action="store_true", help="also print the full model card")
+    p.add_argument("--json", action="store_true", help="print JSON (every field, card included)")
     p.set_defaults(func=run)
 
 
@@ -33,6 +52,92 @@ def summarise(value: Any) -> Any:
     return value
 
 
+def format_bytes(n: int) -> str:
+    """``1234567`` -> ``"1.2 MB"`` (decimal units)."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"  # pragma: no cover - the loop always returns
+
+
+def remote_paths(spec: EncoderSpec, subject: str | None) -> list[str]:
+    """Relative paths of the files ``berg fetch`` gets for ``subject`` (every subject when None), each once."""
+    if subject is None and spec.subjects:
+        files = [f for s in spec.subjects for f in spec.files_for(s)]
+    else:
+        files = spec.files_for(subject)
+    return list(dict.fromkeys(f.path for f in files))
+
+
+def files_line(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> str:
+    """``"16 for all subjects, 2 in DIR (1.2 GB on disk)"``: counted from the disk, nothing hashed or downloaded."""
+    paths = remote_paths(spec, subject)
+    if not paths:
+        folder = spec.info.get("path")
+        return f"none to download (encoder folder {folder})" if folder else "none to download"
+    sizes = []
+    for rel in paths:
+        try:
+            sizes.append(os.stat(berg_dir / rel).st_size)
+        except OSError:
+            pass
+    scope = f" for subject {subject}" if subject is not None else (" for all subjects" if spec.subjects else "")
+    if not sizes:
+        return f"{len(paths)}{scope}, none in {berg_dir} yet"
+    held = "all" if len(sizes) == len(paths) else f"{len(sizes)}"
+    return f"{len(paths)}{scope}, {held} in {berg_dir} ({format_bytes(sum(sizes))} on disk)"
+
+
+def outputs_line(spec: EncoderSpec, subject: str | None) -> str:
+    """The number of output columns: fixed ROIs, the card's ``n_outputs`` (an int or a count per subject)."""
+    if spec.rois:
+        return f"{len(spec.rois)} ROIs ({', '.join(spec.rois)})"
+    n = spec.info.get("n_outputs")
+    if isinstance(n, int):
+        return f"{n:,}"
+    if isinstance(n, dict) and n:
+        if subject is not None and subject in n:
+            return f"{n[subject]:,} voxels (subject {subject})"
+        counts = sorted(int(v) for v in n.values())
+        return f"{counts[0]:,} to {counts[-1]:,} voxels by subject (--subject S for one)"
+    return "see the description"
+
+
+def summary_lines(spec: EncoderSpec, model: str, subject: str | None, berg_dir: Path) -> list[str]:
+    """The short summary ``berg info`` prints first (``model`` as the user typed it, for the fetch hint)."""
+    subjects = spec.subjects
+    lines = [
+        spec.model_id,
+        f"family: {spec.family}",
+        f"plugin: {spec.plugin or 'built in'}",
+        f"stimulus: {STIMULUS.get(spec.stimulus, spec.stimulus)}",
+        f"subjects: {', '.join(subjects)} ({len(subjects)})" if subjects else "subjects: none (leave --subject out)",
+        f"outputs: {outputs_line(spec, subject)}",
+        f"selection keys: {', '.join(spec.selection) or 'none'}",
+        f"files: {files_line(spec, subject, berg_dir)}",
+    ]
+    if spec.remote_files or spec.options.get("backbone"):
+        per_subject = " [--subject S]" if any("{subject}" in f.path for f in spec.remote_files) else ""
+        lines.append(f"fetch: berg fetch {shlex.quote(model)}{per_subject}  (its files and backbone, ahead of use)")
+    return lines
+
+
+def detail_lines(spec: EncoderSpec) -> list[str]:
+    """Description, selection details, load options and the plugin's further facts."""
+    lines = ["", spec.description.strip()] if spec.description.strip() else []
+    lines.append("")
+    for key, text in spec.selection.items():
+        lines.append(f"selection[{key!r}]: {text}")
+    for key, value in spec.options.items():
+        lines.append(f"option {key} = {value!r}")
+    for key, value in spec.info.items():
+        if key != "n_outputs":
+            lines.append(f"{key}: {value}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from berg_core.facade import BERG, resolve_spec
 
@@ -46,9 +151,15 @@ def run(args: argparse.Namespace) -> int:
             out["metadata"] = meta
         print_json(out)
         return 0
-    print(berg.describe(args.model), end="")
+    subject = None if args.subject is None else str(args.subject)
+    lines = summary_lines(spec, args.model, subject, berg.berg_dir)
     if meta is not None:
-        print(f"\nmetadata (subject {args.subject}):")
-        for key, value in meta.items():
-            print(f"  {key}: {value}")
+        lines += ["", f"metadata (subject {args.subject}):"] + [f"  {key}: {value}" for key, value in meta.items()]
+    lines += detail_lines(spec)
+    card = spec.card.strip()
+    if card and args.card:
+        lines += ["", card]
+    elif card:
+        lines += ["", f"model card: {len(card.splitlines())} lines; `berg info {shlex.quote(args.model)} --card` prints it"]
+    print("\n".join(lines))
     return 0

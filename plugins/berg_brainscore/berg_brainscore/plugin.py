@@ -48,7 +48,8 @@ def make_spec(model: BrainscoreModel, version: str | None = None) -> EncoderSpec
         stimulus="sentences",
         card=CARD.format(version=version),
         options=dict(OPTIONS),
-        info={**model.to_info(), "brainscore_language": version, "training_data": f"{DATA_IDENTIFIER} {EXPERIMENT}"},
+        info={**model.to_info(), "brainscore_language": version, "training_data": f"{DATA_IDENTIFIER} {EXPERIMENT}",
+              "n_outputs": dict(VOXELS)},
     )
 
 

@@ -58,6 +58,7 @@ def lebel_spec() -> EncoderSpec:
         },
         info={
             "backbone": f"{BACKBONE}, hidden_states[{LAYER}] (blocks 1-{LAYER} of 24 run), last token of each word",
+            "n_outputs": dict(N_VOXELS),
             "tr_s": 2.0,
             "delays_tr": [1, 2, 3, 4],
             "output": "float32 (n_TRs, n_selected_voxels), voxels in ascending index order",
