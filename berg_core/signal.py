@@ -12,16 +12,23 @@ import numpy as np
 
 from berg_core.errors import InvalidParameterError
 
+#: below this |u| the Lanczos kernel is 1 to double precision (1 − L(u) ≈ π²(1 + 1/a²)u²/6 < 1e-16)
+_KERNEL_ONE = 1e-9
+
 
 def lanczos_kernel(u: np.ndarray, window: int = 3) -> np.ndarray:
-    """L(u) = a·sin(πu)·sin(πu/a)/(π²u²), L(0) = 1, L = 0 for |u| >= a (a = ``window``), elementwise."""
+    """L(u) = a·sin(πu)·sin(πu/a)/(π²u²), L(0) = 1, L = 0 for |u| >= a (a = ``window``), elementwise.
+
+    |u| < 1e-9 gives exactly 1 (the formula's limit): the quotient would underflow to 0/0 = NaN for
+    |u| < ~1e-154 (e.g. onsets 1e-170 s apart from a TR time).
+    """
     u = np.asarray(u, dtype=np.float64)
     out = np.zeros_like(u)
     inside = np.abs(u) < window
     ui = u[inside]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", under="ignore"):
         vals = window * np.sin(np.pi * ui) * np.sin(np.pi * ui / window) / (np.pi**2 * ui**2)
-    vals[ui == 0] = 1.0
+    vals[np.abs(ui) < _KERNEL_ONE] = 1.0
     out[inside] = vals
     return out
 

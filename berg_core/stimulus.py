@@ -1,4 +1,13 @@
-"""Stimulus validation shared by every family: sentences, or words with onset times."""
+"""Stimulus validation shared by every family: sentences, or words with onset times.
+
+Refused with one ``StimulusError`` line (before any backbone runs):
+
+* text that is not encodable Unicode (a lone surrogate, e.g. from ``errors="surrogateescape"``) or that
+  holds a NUL character (a binary or UTF-16 file read as text);
+* onsets that are not finite numbers or decrease; onsets spanning more than ``MAX_STORY_SECONDS`` (4 h:
+  milliseconds passed as seconds would otherwise build a TR grid of ~10⁶ rows and exhaust memory) or
+  farther than ``MAX_ONSET_SECONDS`` from zero (absolute timestamps: the 2 s TR grid loses its precision).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,37 @@ from typing import Any
 import numpy as np
 
 from berg_core.errors import StimulusError
+
+#: the longest story (last onset − first onset, seconds) berg accepts; real stories last minutes
+MAX_STORY_SECONDS = 4 * 3600.0
+#: onsets must lie within ± this many seconds of zero (seconds from the story or scan start)
+MAX_ONSET_SECONDS = 1e6
+
+
+def check_text(text: str, what: str) -> None:
+    """``StimulusError`` when ``text`` (named ``what``, e.g. "sentence 3") is not encodable UTF-8 text
+    (lone surrogates) or contains a NUL character."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StimulusError(f"{what} has an unpaired surrogate {text[exc.start]!r} at character {exc.start}: it is not valid "
+                            "Unicode text; read the input as UTF-8 without errors='surrogateescape', or remove that character") from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise StimulusError(f"{what} contains a NUL character at character {nul}; remove it (a binary or UTF-16 file read as text?)")
+
+
+def _check_onset_range(onsets: np.ndarray) -> None:
+    """Onsets (finite, non-decreasing) in a plausible range of seconds."""
+    far = np.abs(onsets) > MAX_ONSET_SECONDS
+    if far.any():
+        i = int(np.flatnonzero(far)[0])
+        raise StimulusError(f"'word_onsets'[{i}] = {onsets[i]:g} s is more than {MAX_ONSET_SECONDS:g} s from zero; give onsets in "
+                            "seconds from the start of the story (subtract the first onset)")
+    span = float(onsets[-1] - onsets[0])
+    if span > MAX_STORY_SECONDS:
+        raise StimulusError(f"'word_onsets' span {span:g} s ({span / 3600:.1f} h), more than a story of {MAX_STORY_SECONDS / 3600:g} h; "
+                            "onsets must be in seconds (milliseconds? divide by 1000), or split the story")
 
 
 def as_sentences(stimulus: Any) -> list[str]:
@@ -32,12 +72,14 @@ def as_sentences(stimulus: Any) -> list[str]:
             raise StimulusError(f"sentence {i} is a {type(item).__name__}, not a str; pass text only")
         if not item.strip():
             raise StimulusError(f"sentence {i} is an empty string; remove it or give it text")
+        check_text(item, f"sentence {i}")
     return [str(s) for s in items]
 
 
 @dataclass(frozen=True)
 class TimedWords:
-    """A story: ``words`` (n,) and their ``onsets`` (n,) in seconds, finite and non-decreasing."""
+    """A story: ``words`` (n,) and their ``onsets`` (n,) in seconds, finite, non-decreasing, spanning at most
+    ``MAX_STORY_SECONDS``."""
 
     words: list[str]
     onsets: np.ndarray
@@ -64,6 +106,7 @@ def as_timed_words(stimulus: Any) -> TimedWords:
     for i, w in enumerate(words):
         if not isinstance(w, str):
             raise StimulusError(f"word {i} is a {type(w).__name__}, not a str; pass text only")
+        check_text(w, f"word {i}")
     try:
         onsets = np.asarray(stimulus["word_onsets"], dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -77,4 +120,5 @@ def as_timed_words(stimulus: Any) -> TimedWords:
     if np.any(np.diff(onsets) < 0):
         i = int(np.flatnonzero(np.diff(onsets) < 0)[0]) + 1
         raise StimulusError(f"'word_onsets' decrease at index {i} ({onsets[i - 1]} -> {onsets[i]}); onsets must be non-decreasing")
+    _check_onset_range(onsets)
     return TimedWords(words=[str(w) for w in words], onsets=onsets)

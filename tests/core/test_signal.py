@@ -81,6 +81,24 @@ def test_lanczos_kernel_spec_values():
     np.testing.assert_allclose(lanczos_kernel(u), expected, atol=1e-6)
 
 
+def test_lanczos_kernel_is_finite_and_continuous_at_tiny_offsets():
+    """u so small that u² underflows gave 0/0 = NaN (onsets 1e-170 s from a TR time: NaN predictions)."""
+    tiny = np.array([1e-300, -1e-200, 1e-170, 5e-155, 1e-12, 1e-10])
+    np.testing.assert_array_equal(lanczos_kernel(tiny), np.ones(tiny.size))  # the limit 1 (1 - L(u) < 1e-19 here)
+    # continuity with the formula: Taylor 1 - π²(1 + 1/a²)u²/6 at u = 1e-4, 1e-6 (formula accurate there)
+    for u in (1e-4, 1e-6):
+        assert lanczos_kernel(np.array([u]))[0] == pytest.approx(1 - np.pi**2 * (1 + 1 / 9) * u**2 / 6, abs=1e-15)
+
+
+def test_resampling_onsets_a_hair_apart_equals_equal_onsets():
+    feats = np.random.default_rng(3).standard_normal((4, 5))
+    times = tr_grid(np.array([0.0, 3.0]), tr=2.0)
+    near = lanczos_resample(feats, np.array([0.0, 1e-170, 1e-300, 3.0]), times, tr=2.0)
+    same = lanczos_resample(feats, np.array([0.0, 0.0, 0.0, 3.0]), times, tr=2.0)
+    assert np.isfinite(near).all()
+    np.testing.assert_array_equal(near, same)
+
+
 def test_lanczos_matrix_equals_dense_formula_with_unsorted_times():
     rng = np.random.default_rng(1)
     t_in = rng.uniform(0, 40, size=57)  # irregular word onsets, unsorted
