@@ -20,7 +20,11 @@ def run_cli(capsys, *argv):
 
 def test_list_and_json(capsys):
     code, out, _ = run_cli(capsys, "list")
-    assert code == 0 and "test-sentence_length" in out and "see `berg plugins`" in out
+    assert code == 0 and "see `berg plugins`" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["id", "family", "subjects", "stimulus"]
+    assert [r for r in rows if r[0].startswith("test-")] == [["test-sentence_length", "testplugin", "—", "sentences"],
+                        ["test-timed_words", "testplugin", "S1–S2", "(2)", "timed_words"]]
     code, out, _ = run_cli(capsys, "list", "timed", "--json")
     assert [m["model_id"] for m in json.loads(out)] == ["test-timed_words"]
 
@@ -36,7 +40,10 @@ def test_plugins_json_shows_failures_and_duplicates(capsys):
 
 def test_info_text_and_json(capsys):
     code, out, _ = run_cli(capsys, "info", "test-sentence_length")
-    assert code == 0 and "option scale = 1.0" in out
+    assert code == 0 and "option scale = 1.0" in out and "outputs: 3 ROIs (roi_a, roi_b, roi_c)" in out
+    assert "A toy card." not in out and "berg info test-sentence_length --card" in out
+    code, out, _ = run_cli(capsys, "info", "test-sentence_length", "--card")
+    assert code == 0 and out.rstrip().endswith("A toy card.")
     code, out, _ = run_cli(capsys, "info", "test-sentence_length", "--json")
     data = json.loads(out)
     assert data["rois"] == ["roi_a", "roi_b", "roi_c"] and data["card"] == "A toy card."

@@ -1,0 +1,207 @@
+"""The CLI's shape (issue 9, item 9): global options after the subcommand, one progress/quiet vocabulary,
+`berg info` summary first with the card behind --card, `berg list` as a width-aware table."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from berg_core.cli import build_parser, main
+from berg_core.commands import encode, fetch, info, search, train
+from berg_core.commands import list as list_cmd
+from berg_core.spec import EncoderSpec, RemoteFile
+
+#: minimal valid arguments of each command that shows progress (the command itself is replaced by a spy)
+PROGRESS_COMMANDS = {
+    "encode": (encode, ["encode", "test-sentence_length", "x"]),
+    "search": (search, ["search", "test-sentence_length", "--input", "c.txt", "--output", "r.csv"]),
+    "fetch": (fetch, ["fetch", "test-sentence_length"]),
+    "train": (train, ["train", "--features", "f.npy", "--responses", "r.npy", "--out", "o"]),
+}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _spy(monkeypatch, module) -> list:
+    seen: list = []
+
+    def run(args):
+        from berg_core.progress import notice
+
+        seen.append(args)
+        notice("a notice")
+        return 0
+
+    monkeypatch.setattr(module, "run", run)
+    return seen
+
+
+# ------------------------------------------------------------------------------ --berg-dir anywhere
+
+
+@pytest.mark.parametrize("argv", [argv for _, argv in PROGRESS_COMMANDS.values()] + [["list"], ["info", "m"], ["plugins"]])
+def test_berg_dir_before_or_after_the_subcommand(argv):
+    parser = build_parser()
+    assert parser.parse_args(argv).berg_dir is None
+    assert parser.parse_args(["--berg-dir", "A", *argv]).berg_dir == "A"
+    assert parser.parse_args([*argv, "--berg-dir", "B"]).berg_dir == "B"
+    assert parser.parse_args(["--berg-dir", "A", *argv, "--berg-dir", "B"]).berg_dir == "B"  # the later one wins
+
+
+def test_berg_dir_after_the_subcommand_reaches_the_command(monkeypatch, capsys, tmp_path):
+    from berg_core import facade
+
+    seen = []
+    monkeypatch.setattr(facade, "resolve_berg_dir", lambda value: seen.append(value) or Path(value))
+    assert main(["encode", "test-sentence_length", "abc", "--berg-dir", str(tmp_path / "after")]) == 0
+    assert main(["--berg-dir", str(tmp_path / "before"), "encode", "test-sentence_length", "abc"]) == 0
+    assert seen == [str(tmp_path / "after"), str(tmp_path / "before")]
+
+
+# ------------------------------------------------------------------------------ --progress / --quiet
+
+
+@pytest.mark.parametrize("name", sorted(PROGRESS_COMMANDS))
+@pytest.mark.parametrize(
+    "flags, tty, bars, notices",
+    [
+        ([], False, False, True),  # piped stderr: no bars by default
+        ([], True, True, True),  # a terminal: bars by default
+        (["--no-progress"], True, False, True),
+        (["--progress"], False, True, True),
+        (["--quiet"], True, False, False),
+        (["-q", "--progress"], False, True, False),
+    ],
+)
+def test_one_progress_vocabulary(monkeypatch, capsys, name, flags, tty, bars, notices):
+    module, argv = PROGRESS_COMMANDS[name]
+    seen = _spy(monkeypatch, module)
+    if tty:
+        monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert main([*argv, *flags]) == 0
+    assert seen[0].progress is bars
+    err = sys.stderr.getvalue() if tty else capsys.readouterr().err
+    assert ("a notice" in err) is notices
+
+
+def test_quiet_silences_the_written_notice_but_not_errors(capsys, tmp_path):
+    out = tmp_path / "x.npy"
+    assert main(["encode", "test-sentence_length", "abc", "-o", str(out)]) == 0
+    assert "wrote 1 x 3 responses" in capsys.readouterr().err
+    assert main(["encode", "test-sentence_length", "abc", "-o", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().err == "" and out.is_file()
+    assert main(["encode", "test-sentence_length", "abc", "--roi", "nope", "--quiet"]) == 1
+    assert capsys.readouterr().err.startswith("berg: error: unknown ROI 'nope'")
+
+
+# ------------------------------------------------------------------------------ berg info
+
+
+def test_info_prints_a_summary_first_and_the_card_on_request(capsys):
+    assert main(["info", "test-timed_words", "--subject", "S2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summary = lines[: lines.index("")]
+    assert summary == [
+        "test-timed_words",
+        "family: testplugin",
+        "plugin: berg-testplugin 0.0.1",
+        "stimulus: " + info.STIMULUS["timed_words"],
+        "subjects: S1, S2 (2)",
+        "outputs: see the description",
+        "selection keys: roi, voxel_index",
+        "files: none to download",
+    ]
+    # the subject's facts come right after the summary, before the description
+    assert lines.index("metadata (subject S2):") == len(summary) + 1
+    assert lines.index("Toy timed-words model: words per 2-s TR (tests only).") > lines.index("metadata (subject S2):")
+
+
+def test_info_json_keeps_everything(capsys):
+    assert main(["info", "test-sentence_length", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["card"] == "A toy card." and data["options"] == {"scale": 1.0, "batch_size": 8} and data["plugin"] == "berg-testplugin 0.0.1"
+
+
+REMOTE = EncoderSpec(
+    model_id="x-remote", family="x", factory="m:f", subjects=("A01", "A02"),
+    remote_files=(RemoteFile("shared/meta.npy"), RemoteFile("w/weights_{subject}.npy", per_subject=True)),
+    options={"backbone": "gpt2"}, info={"n_outputs": {"A01": 1200, "A02": 35}},
+)
+
+
+def test_info_files_outputs_and_fetch_lines(tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "weights_A02.npy").write_bytes(b"\0" * 1500)
+    lines = info.summary_lines(REMOTE, "x-remote", None, tmp_path)
+    assert f"files: 3 for all subjects, 1 in {tmp_path} (1.5 kB on disk)" in lines
+    assert "outputs: 35 to 1,200 voxels by subject (--subject S for one)" in lines
+    assert "fetch: berg fetch x-remote [--subject S]  (its files and backbone, ahead of use)" in lines
+    lines = info.summary_lines(REMOTE, "x-remote", "A01", tmp_path)
+    assert f"files: 2 for subject A01, none in {tmp_path} yet" in lines and "outputs: 1,200 voxels (subject A01)" in lines
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "meta.npy").write_bytes(b"12")
+    assert f"files: 2 for subject A02, all in {tmp_path} (1.5 kB on disk)" in info.summary_lines(REMOTE, "x", "A02", tmp_path)
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 B"), (999, "999 B"), (1500, "1.5 kB"), (6_300_000_000, "6.3 GB"), (12 * 10**12, "12000.0 GB")])
+def test_format_bytes(n, text):
+    assert info.format_bytes(n) == text
+
+
+# ------------------------------------------------------------------------------ berg list
+
+
+FANCY = {"none": "—", "range": "–", "cut": "…"}
+
+
+@pytest.mark.parametrize(
+    "subjects, text",
+    [
+        (None, "—"),
+        ((), "—"),
+        (("S7",), "S7 (1)"),
+        (tuple(f"UTS0{i}" for i in range(1, 9)), "UTS01–UTS08 (8)"),
+        (("S9", "S10"), "S9, S10 (2)"),  # digits differ: not written as a range
+        (("S1", "S3"), "S1, S3 (2)"),
+        (("018", "199", "288", "289", "296", "343", "366", "407", "426"), "018, 199, …, 426 (9)"),
+    ],
+)
+def test_compact_subjects(subjects, text):
+    assert list_cmd.compact_subjects(subjects, FANCY) == text
+
+
+def test_list_is_cut_to_the_terminal_width_only_on_a_terminal(monkeypatch, capsys):
+    assert main(["list"]) == 0
+    full = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("(")]  # the table, not its footer
+    assert any(len(line) > 30 for line in full) and not any(line.endswith("…") for line in full)
+    monkeypatch.setattr(list_cmd, "terminal_width", lambda: 30)
+    assert main(["list"]) == 0
+    cut = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("(")]
+    assert len(cut) == len(full) and all(len(line) <= 30 for line in cut)
+    for short, long in zip(cut, full):
+        assert short == long or (short.endswith("…") and long.startswith(short[:-1]))
+
+
+def test_format_table_aligns_columns():
+    lines = list_cmd.format_table([("id", "family"), ("a-long-id", "f"), ("b", "family2")])
+    assert lines == ["id         family", "a-long-id  f", "b          family2"]
+    assert list_cmd.format_table([("abcdef", "ghij")], width=5, cut="...") == ["ab..."]
+
+
+def test_list_falls_back_to_ascii_when_stdout_cannot_encode(monkeypatch):
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    sym = list_cmd.symbols()
+    assert sym == {"none": "-", "range": "-", "cut": "..."}
+    assert list_cmd.compact_subjects(None, sym) == "-" and list_cmd.compact_subjects(("S1", "S2"), sym) == "S1-S2 (2)"
+
+
+def test_list_shows_a_status_that_is_not_usable():
+    spec = EncoderSpec(model_id="y", family="f", factory="m:f", info={"status": "unsuitable"})
+    assert list_cmd.table_rows([spec], FANCY)[1] == ("y", "f", "—", "sentences [unsuitable]")
