@@ -1,35 +1,126 @@
-"""The berg cache: one root, atomic writes, file locks.
+"""The berg cache: one root, atomic writes, file locks, one-line storage errors.
 
 Root: ``$BERG_CACHE_DIR`` if set, else the platformdirs user cache dir for ``berg``.
 Every write goes to a temporary file in the destination folder and is renamed into place, so a
 reader never sees a half-written file; builders take a file lock so two processes building the same
 entry leave one valid file (the second finds the first one's result).
+
+Temporary files are named ``.<dest name>.<host>-<pid>.<random><suffix>.tmp``; the next write of the same
+``dest`` removes those left by a killed writer (same host and its process gone; any host after
+``STALE_TMP_S``), never one a live process is still writing.
+
+A write that fails for lack of space or permission is a one-line ``ResourceError`` naming the folder
+and what to do ("disk full ... free at least ...", "cannot write in ... set $BERG_CACHE_DIR ...").
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from berg_core.errors import BergError, ResourceError
+
 T = TypeVar("T")
+
+CACHE_SETTING = "$BERG_CACHE_DIR"
+STALE_TMP_S = 7 * 24 * 3600.0  # a temporary file untouched this long (seconds) is stale whoever wrote it
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+# ------------------------------------------------------------------------------------ storage errors
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes as a short human string (``"1.5 GB"``; decimal units)."""
+    value = float(n)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def storage_error(exc: OSError, folder: Path | str, setting: str | None, need_bytes: int | None = None,
+                  wrote_bytes: int | None = None) -> ResourceError:
+    """One line for an ``OSError`` met while writing in ``folder``.
+
+    Args:
+        exc: the error (its errno picks the wording: disk full, read-only/permission, other).
+        folder: the folder being written in.
+        setting: what the user can point elsewhere (``"$BERG_DIR (or --berg-dir)"``, ``"$BERG_CACHE_DIR"``),
+            or None when the path was the user's own choice.
+        need_bytes: bytes still needed, when known (for "free at least ...").
+        wrote_bytes: bytes already written when the disk filled, when the total is unknown.
+    """
+    elsewhere = f"set {setting} to a folder" if setting else "write to a folder"
+    if exc.errno in _FULL:
+        if need_bytes:
+            amount = f"free at least {format_bytes(need_bytes)} there"
+        elif wrote_bytes:
+            amount = f"free space there (it was full after {format_bytes(wrote_bytes)} of this file)"
+        else:
+            amount = "free space there"
+        return ResourceError(f"disk full while writing in {folder}: {amount}, or {elsewhere} on a larger disk")
+    reason = (exc.strerror or type(exc).__name__).lower()
+    if exc.errno in _DENIED:
+        return ResourceError(f"cannot write in {folder} ({reason}): make it writable, or {elsewhere} you can write to")
+    return ResourceError(f"cannot write in {folder} ({reason}): check that it is a folder you can write to, or {elsewhere} that is")
+
+
+@contextmanager
+def storage_errors(folder: Path | str, setting: str | None, need_bytes: int | None = None) -> Iterator[None]:
+    """Turn an ``OSError`` raised in the block into ``storage_error(...)`` (``BergError``\\s pass through)."""
+    try:
+        yield
+    except BergError:
+        raise
+    except OSError as exc:
+        if exc.errno is None:  # not a file-system error (e.g. a lock timeout)
+            raise
+        raise storage_error(exc, folder, setting, need_bytes) from exc
+
+
+def _setting_for(folder: Path) -> str | None:
+    """``$BERG_CACHE_DIR`` when ``folder`` is inside the cache root, else None (a path the caller chose)."""
+    try:
+        return CACHE_SETTING if folder.resolve().is_relative_to(_root_path().resolve()) else None
+    except (OSError, RuntimeError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------- root
+
+
+def _root_path() -> Path:
+    env = os.environ.get("BERG_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("berg"))
 
 
 def cache_root() -> Path:
-    """The cache root folder (created on demand)."""
-    env = os.environ.get("BERG_CACHE_DIR")
-    if env:
-        root = Path(env).expanduser()
-    else:
-        import platformdirs
+    """The cache root folder (created on demand).
 
-        root = Path(platformdirs.user_cache_dir("berg"))
-    root.mkdir(parents=True, exist_ok=True)
+    Raises:
+        ResourceError: the folder cannot be created (a file in the way, read-only, disk full).
+    """
+    root = _root_path()
+    with storage_errors(root, CACHE_SETTING):
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -42,56 +133,131 @@ def cache_key(**parts: Any) -> str:
 def cache_path(namespace: str, name: str) -> Path:
     """``<cache root>/<namespace>/<name>``, its folder created."""
     folder = cache_root() / namespace
-    folder.mkdir(parents=True, exist_ok=True)
+    with storage_errors(folder, CACHE_SETTING):
+        folder.mkdir(parents=True, exist_ok=True)
     return folder / name
 
 
+# ----------------------------------------------------------------------------------- locks, writes
+
+
 @contextmanager
-def file_lock(path: Path | str, timeout: float = -1) -> Iterator[None]:
-    """Hold an inter-process lock tied to ``path`` (the lock file is ``path + '.lock'``)."""
+def file_lock(path: Path | str, timeout: float = -1, *, setting: str | None = None) -> Iterator[None]:
+    """Hold an inter-process lock tied to ``path`` (the lock file is ``path + '.lock'``).
+
+    ``setting`` names what the user can point elsewhere in the one-line error (see ``storage_error``;
+    default ``$BERG_CACHE_DIR`` inside the cache root).
+
+    Raises:
+        ResourceError: the lock file cannot be created (read-only folder, disk full, a file in the way).
+    """
     from filelock import FileLock
 
     lock_path = Path(str(path) + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_path), timeout=timeout):
+    lock = FileLock(str(lock_path), timeout=timeout)
+    with storage_errors(lock_path.parent, setting or _setting_for(lock_path.parent)):
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    try:
         yield
+    finally:
+        lock.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists but belongs to someone else
+        return True
+    return True
+
+
+def clean_stale_tmps(dest: Path | str) -> list[Path]:
+    """Remove the temporary files of ``dest`` left by killed writers; return what was removed.
+
+    A temporary file is stale when its writer ran on this host and that process is gone, or when it
+    was last modified more than ``STALE_TMP_S`` ago (a writer on another host, or an older name format).
+    """
+    dest = Path(dest)
+    prefix = f".{dest.name}."
+    pattern = re.compile(re.escape(prefix) + r"(?:([A-Za-z0-9]+)-(\d+)\.)?.*\.tmp$")
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = [e for e in os.scandir(dest.parent) if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m:
+            continue
+        try:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_S
+            dead = m.group(1) == _HOST and m.group(2) is not None and not _pid_alive(int(m.group(2)))
+            if (old or dead) and int(m.group(2) or -1) != os.getpid():
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone already, or not ours to delete
+    return removed
 
 
 @contextmanager
-def atomic_path(dest: Path | str, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(dest: Path | str, suffix: str | None = None, *, setting: str | None = None,
+                need_bytes: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success it is renamed onto ``dest``, else removed.
 
     ``suffix`` defaults to dest's suffix, so writers that pick a format by extension (h5py, np.save)
-    behave.
+    behave. Stale temporary files of ``dest`` from killed writers are removed first. ``setting`` names
+    what the user can point elsewhere in the one-line error for a full or read-only disk (default:
+    ``$BERG_CACHE_DIR`` inside the cache root, else nothing); ``need_bytes`` is the size being written,
+    when known. A disk-full ``OSError`` raised by the caller's writer becomes that one-line error too;
+    other errors of the writer pass through unchanged.
+
+    Raises:
+        ResourceError: the disk is full, or the folder is read-only / not a folder.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{dest.name}.", suffix=(dest.suffix if suffix is None else suffix) + ".tmp",
-        dir=dest.parent,
-    )
-    os.close(fd)
+    folder = dest.parent
+    setting = setting or _setting_for(folder)
+    with storage_errors(folder, setting):
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale_tmps(dest)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{dest.name}.{_HOST}-{os.getpid()}.", suffix=(dest.suffix if suffix is None else suffix) + ".tmp",
+            dir=folder,
+        )
+        os.close(fd)
     tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shared cache must stay readable as with open()
     try:
-        yield tmp
-        os.replace(tmp, dest)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shared cache must stay readable as with open()
+        try:
+            yield tmp
+        except OSError as exc:
+            if isinstance(exc, BergError) or exc.errno not in _FULL:
+                raise
+            wrote = tmp.stat().st_size if tmp.exists() else None
+            raise storage_error(exc, folder, setting, need_bytes, wrote_bytes=wrote) from exc
+        with storage_errors(folder, setting):
+            os.replace(tmp, dest)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def atomic_write_bytes(dest: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``dest`` atomically."""
-    with atomic_path(dest) as tmp:
+def atomic_write_bytes(dest: Path | str, data: bytes, *, setting: str | None = None) -> None:
+    """Write ``data`` to ``dest`` atomically (see ``atomic_path`` for the errors)."""
+    with atomic_path(dest, setting=setting, need_bytes=len(data)) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(dest: Path | str, text: str) -> None:
+def atomic_write_text(dest: Path | str, text: str, *, setting: str | None = None) -> None:
     """Write ``text`` (utf-8) to ``dest`` atomically."""
-    atomic_write_bytes(dest, text.encode("utf-8"))
+    atomic_write_bytes(dest, text.encode("utf-8"), setting=setting)
 
 
 def build_once(dest: Path | str, build: Callable[[Path], None], is_valid: Callable[[Path], bool] | None = None) -> Path:

@@ -11,7 +11,9 @@ Sources (paths relative to berg_dir, fetched on first use by ``berg_core.fetch.e
   (see ``berg_core.safe_store``).
 
 ``<key>`` hashes the source file's sha256 and size and the converter version, so a re-fetched or
-changed file is converted again; ``build_once`` makes two processes convert it once.
+changed file is converted again; ``build_once`` makes two processes convert it once. Given ``berg_dir``,
+that sha256 is also compared with the one recorded when the file was fetched
+(``berg_core.fetch.verify_recorded``): a source damaged on disk is refused, not converted or used.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from berg_core.cache import build_once, cache_key, cache_path
 from berg_core.errors import InvalidParameterError, ModelLoadError
-from berg_core.fetch import ensure_file, sha256_file
+from berg_core.fetch import ensure_file, sha256_file, verify_recorded
 from berg_core.safe_store import is_valid_tree, load_tree, save_tree
 from berg_core.spec import EncoderSpec
 from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
@@ -120,14 +122,19 @@ def read_berg_readout(path: Path | str) -> Readout:
     return Readout(coef, intercept, rois, alpha)
 
 
-def _key(src: Path) -> str:
-    return cache_key(kind="readout" if src.suffix == ".pkl" else "metadata", sha256=sha256_file(src),
+def _key(src: Path, berg_dir: Path | None) -> str:
+    """The cache key of source ``src``; its sha256 checked against the fetch record when ``berg_dir`` is given."""
+    digest = sha256_file(src)
+    if berg_dir is not None:
+        verify_recorded(src, berg_dir, digest, MODEL_ID)
+    return cache_key(kind="readout" if src.suffix == ".pkl" else "metadata", sha256=digest,
                      size=src.stat().st_size, version=FORMAT_VERSION)
 
 
-def readout_cache_file(src: Path) -> Path:
-    """The converted readout of BERG pickle ``src``, converted now if not cached."""
-    dest = cache_path(CACHE_NAMESPACE, f"readout-{_key(src)}.npz")
+def readout_cache_file(src: Path, berg_dir: Path | None = None) -> Path:
+    """The converted readout of BERG pickle ``src`` (in ``berg_dir``, whose fetch record it must match), converted
+    now if not cached."""
+    dest = cache_path(CACHE_NAMESPACE, f"readout-{_key(src, berg_dir)}.npz")
 
     def build(tmp: Path) -> None:
         r = read_berg_readout(src)
@@ -149,19 +156,20 @@ def _readout_valid(path: Path) -> bool:
 
 def load_readout(berg_dir: Path, *, show_progress: bool = True) -> Readout:
     """The readout of all six ROIs (the weight file fetched and converted on first use)."""
-    src = ensure_file(WEIGHTS_PATH, Path(berg_dir), show_progress=show_progress)
-    with np.load(readout_cache_file(src), allow_pickle=False) as npz:
+    src = ensure_file(WEIGHTS_PATH, Path(berg_dir), show_progress=show_progress, model_id=MODEL_ID)
+    with np.load(readout_cache_file(src, Path(berg_dir)), allow_pickle=False) as npz:
         return Readout(npz["coef"], npz["intercept"], tuple(str(r) for r in npz["neuroid_order"]), npz["alpha"])
 
 
 # ------------------------------------------------------------------------------------- metadata
 
 
-def metadata_cache_file(src: Path) -> Path:
-    """The converted metadata of BERG's ``metadata.npy`` ``src``, converted now if not cached."""
+def metadata_cache_file(src: Path, berg_dir: Path | None = None) -> Path:
+    """The converted metadata of BERG's ``metadata.npy`` ``src`` (in ``berg_dir``, whose fetch record it must
+    match), converted now if not cached."""
     from berg_core.safe_pickle import load_npy_object
 
-    dest = cache_path(CACHE_NAMESPACE, f"metadata-{_key(src)}.npz")
+    dest = cache_path(CACHE_NAMESPACE, f"metadata-{_key(src, berg_dir)}.npz")
 
     def build(tmp: Path) -> None:
         data = load_npy_object(src)
@@ -177,11 +185,12 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
 
     No backbone is loaded; the file is fetched and converted on first use, later calls read the cache.
     """
-    src = ensure_file(METADATA_PATH, Path(berg_dir), show_progress=True)
-    return load_tree(metadata_cache_file(src))
+    src = ensure_file(METADATA_PATH, Path(berg_dir), show_progress=True, model_id=MODEL_ID)
+    return load_tree(metadata_cache_file(src, Path(berg_dir)))
 
 
 def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool) -> None:
     """Run by ``berg fetch``: convert both files now so the first load unpickles nothing."""
-    readout_cache_file(ensure_file(WEIGHTS_PATH, Path(berg_dir), show_progress=show_progress))
-    metadata_cache_file(ensure_file(METADATA_PATH, Path(berg_dir), show_progress=show_progress))
+    berg_dir = Path(berg_dir)
+    readout_cache_file(ensure_file(WEIGHTS_PATH, berg_dir, show_progress=show_progress, model_id=MODEL_ID), berg_dir)
+    metadata_cache_file(ensure_file(METADATA_PATH, berg_dir, show_progress=show_progress, model_id=MODEL_ID), berg_dir)
