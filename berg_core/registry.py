@@ -6,6 +6,10 @@ Rules (xarray's backend loading, llm's hooks):
   ``PluginError`` (``berg plugins`` shows it); ``BERG_STRICT_PLUGINS=1`` re-raises it instead;
 - ``BERG_LOAD_PLUGINS=a,b`` loads only those entry names, ``BERG_DISABLE_PLUGINS=a`` skips some;
 - a model id claimed twice is kept out entirely and reported with both claimants;
+- a trained-encoder card found through ``$BERG_ENCODER_PATH`` (the built-in ``trained`` source) never
+  shadows an installed plugin's model: a card claiming such an id is kept out and reported;
+- a plugin may report one skipped item (a bad card) through ``register.problem(source, message)``: it is
+  shown by ``berg plugins`` and hides only that item;
 - every spec is tagged with ``"<distribution> <version>"`` of the plugin that registered it.
 """
 
@@ -30,6 +34,8 @@ ENTRY_POINT_GROUP = "berg"
 
 #: Plugins that ship inside berg_core and register through the same hook as external ones.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (("trained", "berg_core.trained_cards"),)
+#: Sources whose models yield to every installed plugin's (folders on a path variable must not shadow them).
+YIELDING_PLUGINS: frozenset[str] = frozenset({"trained"})
 
 
 @dataclass
@@ -43,6 +49,8 @@ class PluginRecord:
     models: list[str] = field(default_factory=list)
     error: str | None = None
     traceback: str | None = None
+    #: items the plugin skipped (e.g. a refused trained-encoder card), one line each
+    problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +60,7 @@ class PluginRecord:
             "module": self.module,
             "models": list(self.models),
             "error": self.error,
+            "problems": list(self.problems),
         }
 
 
@@ -62,6 +71,8 @@ class Registry:
     specs: dict[str, EncoderSpec] = field(default_factory=dict)
     plugins: list[PluginRecord] = field(default_factory=list)
     duplicates: dict[str, list[str]] = field(default_factory=dict)
+    #: model id -> the yielding claimants (trained-encoder folders) kept out because a plugin owns the id
+    shadowed: dict[str, list[str]] = field(default_factory=dict)
 
     def get(self, model_id: str) -> EncoderSpec:
         try:
@@ -102,20 +113,35 @@ def _strict() -> bool:
     return os.environ.get("BERG_STRICT_PLUGINS", "").lower() in {"1", "true", "yes", "on"}
 
 
-def _collect(plugin: ModuleType | object, name: str) -> list[EncoderSpec]:
+class Registrar:
+    """The ``register`` callable handed to one plugin's hook: collects its specs and the items it skipped."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.specs: list[EncoderSpec] = []
+        self.problems: list[str] = []
+
+    def __call__(self, spec: EncoderSpec) -> None:
+        if not isinstance(spec, EncoderSpec):
+            raise PluginError(f"plugin {self.name!r} registered {type(spec).__name__}, not an EncoderSpec")
+        self.specs.append(spec)
+
+    def problem(self, source: str, message: str) -> None:
+        """Record that ``source`` (e.g. an encoder folder) was skipped because of ``message`` (one line)."""
+        line = f"skipped {source}: {message}"
+        if _strict():
+            raise PluginError(f"plugin {self.name!r} {line}")
+        self.problems.append(" ".join(line.split()))
+
+
+def _collect(plugin: ModuleType | object, name: str, registrar: Registrar | None = None) -> list[EncoderSpec]:
     """Call one plugin's hook implementation in its own plugin manager and return what it registered."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(plugin, name=name)
-    found: list[EncoderSpec] = []
-
-    def register(spec: EncoderSpec) -> None:
-        if not isinstance(spec, EncoderSpec):
-            raise PluginError(f"plugin {name!r} registered {type(spec).__name__}, not an EncoderSpec")
-        found.append(spec)
-
-    pm.hook.berg_register_encoders(register=register)
-    return found
+    registrar = registrar or Registrar(name)
+    pm.hook.berg_register_encoders(register=registrar)
+    return registrar.specs
 
 
 def _sources() -> list[tuple[str, str, str, str, EntryPoint | None]]:
@@ -144,25 +170,45 @@ def build_registry() -> Registry:
             continue
         record = PluginRecord(name=name, distribution=dist, version=version, module=module)
         reg.plugins.append(record)
+        registrar = Registrar(name)
         try:
             plugin = ep.load() if ep is not None else importlib.import_module(module)
-            specs = _collect(plugin, name)
+            specs = _collect(plugin, name, registrar)
         except Exception as exc:  # isolation: one broken plugin never breaks the others
             if _strict():
                 raise PluginError(f"plugin {name!r} ({dist} {version}) failed: {exc}") from exc
             record.error = f"{type(exc).__name__}: {exc}"
             record.traceback = traceback.format_exc()
+            record.problems = registrar.problems
             continue
+        record.problems = registrar.problems
         tag = f"{dist} {version}"
         for spec in specs:
             claims.setdefault(spec.model_id, []).append((name, spec.with_plugin(tag)))
             record.models.append(spec.model_id)
+    records = {r.name: r for r in reg.plugins}
     for model_id, claimants in claims.items():
+        owners = [(n, s) for n, s in claimants if n not in YIELDING_PLUGINS]
+        if owners and len(owners) < len(claimants):
+            kept_out = [_claimant(n, s) for n, s in claimants if n in YIELDING_PLUGINS]
+            reg.shadowed[model_id] = kept_out
+            for n, s in claimants:
+                if n in YIELDING_PLUGINS:
+                    records[n].models.remove(model_id)
+                    records[n].problems.append(f"skipped {_claimant(n, s)}: its card claims model id {model_id!r} of installed "
+                                               f"plugin {', '.join(o for o, _ in owners)}; give it another model_id")
+            claimants = owners
         if len(claimants) == 1:
             reg.specs[model_id] = claimants[0][1]
         else:
-            reg.duplicates[model_id] = [n for n, _ in claimants]
+            reg.duplicates[model_id] = [_claimant(n, s) if n in YIELDING_PLUGINS else n for n, s in claimants]
     return reg
+
+
+def _claimant(name: str, spec: EncoderSpec) -> str:
+    """How ``berg plugins`` names one claimant: a trained-encoder folder by its path, a plugin by its name."""
+    path = spec.info.get("path") if isinstance(spec.info, dict) else None
+    return f"{name} folder {path}" if path else name
 
 
 def get_registry() -> Registry:

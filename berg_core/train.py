@@ -12,7 +12,8 @@ Outputs in ``out`` (suffix ``raw`` or ``{N}PCs``): ``cv_cc_{s}.npy`` (n_vox,), `
 correlations); banded: also ``cc_{s}_{space}.npy`` (split correlation), ``preds_{s}_{space}.npy``
 (that space's part of the centred prediction), ``coef_{s}_{space}.npy``; ``summary.json``; and the
 trained-encoder folder files (``berg_core.trained``: ``berg_encoder.json``, ``weights.h5``,
-``arrays.npz``).
+``arrays.npz``). The folder is written as a unit (``berg_core.trained.staged_folder``): an existing
+``out`` is refused unless ``overwrite``, and is replaced only once the new folder is complete.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class TrainConfig:
     target_batch: int = 2048
     seed: int = 0
     show_progress: bool = False
+    overwrite: bool = False  # replace an existing ``out`` folder (only one ``berg train`` wrote)
     # the encoder card
     model_id: str | None = None
     description: str | None = None
@@ -261,6 +263,12 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise InvalidParameterError("delays apply to time series: a sentence encoder (--stimulus sentences) takes no --delays")
     if cfg.backbone and cfg.stimulus == "timed_words" and not cfg.tr:
         raise InvalidParameterError("a timed-words encoder needs --tr (seconds per sample)")
+    from berg_core.trained import check_out_folder
+    from berg_core.trained_cards import MODEL_ID_RE
+
+    if cfg.model_id is not None and not MODEL_ID_RE.fullmatch(cfg.model_id):
+        raise InvalidParameterError(f"--model-id {cfg.model_id!r}: use letters, digits and _ . + = - (at most 200, starting with a letter or digit)")
+    out = check_out_folder(cfg.out, overwrite=cfg.overwrite)
     n_comp = parse_reduce(cfg.reduce)
     suffix = f"{n_comp}PCs" if n_comp else "raw"
     names = _space_names(cfg)
@@ -321,8 +329,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     # -- test
     from berg_core.stats import block_permutation_test, fdr_bh, pearson_r, split_correlation
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     files: dict[str, np.ndarray] = {f"cv_cc_{suffix}": cv_cc, f"coef_{suffix}": coef, f"alphas_{suffix}": best_alphas}
     cc = pvals = pcorr = preds = None
     if test.size:
@@ -348,11 +354,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     if banded:
         for k, name in enumerate(names):
             files[f"coef_{suffix}_{name}"] = model.coefs_[k]
-    for key, value in files.items():
-        np.save(out / f"{key}.npy", np.asarray(value))
-    if cc is not None:
-        _histogram(cc, out / f"dist_{suffix}.png", title=f"test correlation ({suffix}, {len(cc)} voxels)")
-
     # -- summary and encoder folder
     scores: dict[str, Any] = {"mean_cv_cc": float(cv_cc.mean())}
     if cc is not None:
@@ -374,7 +375,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         "n_iter": cfg.n_iter if banded else None, "seed": cfg.seed,
     }
     card = {
-        "model_id": cfg.model_id or f"trained-{out.resolve().name}",
+        "model_id": cfg.model_id or "trained-" + re.sub(r"[^A-Za-z0-9_.+=-]+", "_", out.name)[:190],
         "description": cfg.description,
         "stimulus": cfg.stimulus,
         "feature_spaces": [
@@ -390,19 +391,26 @@ def train(cfg: TrainConfig) -> TrainResult:
         "training": training,
         "card": cfg.card_text or "",
     }
-    from berg_core.trained import write_encoder_dir
+    from berg_core.trained import staged_folder, write_encoder_dir
 
     arrays = {"cv_cc": cv_cc, "alphas": best_alphas}
     if cc is not None:
         arrays["cc"] = cc
     if pcorr is not None:
         arrays["pvalues_corrected"] = pcorr
-    write_encoder_dir(out, card=card, coef=coef, intercept=intercept,
-                      pca=[(p.mean_, p.components_) if p is not None else None for p in pcas], arrays=arrays, show_progress=cfg.show_progress)
     summary = {"suffix": suffix, "model_id": card["model_id"], "feature_spaces": names, "n_voxels": int(Y.shape[1]),
                "n_weight_rows": int(coef.shape[0]), "scores": scores, "files": sorted(f"{k}.npy" for k in files)
                + ([f"dist_{suffix}.png"] if cc is not None else []), "training": training, "config": asdict(cfg)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    # every file goes into a hidden sibling folder that replaces ``out`` only once complete
+    with staged_folder(out, overwrite=cfg.overwrite) as stage:
+        for key, value in files.items():
+            np.save(stage / f"{key}.npy", np.asarray(value))
+        if cc is not None:
+            _histogram(cc, stage / f"dist_{suffix}.png", title=f"test correlation ({suffix}, {len(cc)} voxels)")
+        write_encoder_dir(stage, card=card, coef=coef, intercept=intercept,
+                          pca=[(p.mean_, p.components_) if p is not None else None for p in pcas], arrays=arrays,
+                          show_progress=cfg.show_progress)
+        (stage / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     return TrainResult(out=out, suffix=suffix, cv_cc=cv_cc, cc=cc, pvalues_corrected=pcorr, preds=preds, coef=coef, summary=summary)
 
 

@@ -21,22 +21,33 @@ spaces → ``@ W + intercept``.
   ``tr_grid(onsets, tr)`` → z-score over TRs → PCA → delays. ``stimulus_features`` exposes the part
   before PCA/delays, so training features can be computed exactly as the encoder will.
 
+Integrity: the card pins the sha256 of ``weights.h5`` and ``arrays.npz`` (``weights.sha256``), checked
+on every load, and the weights' HDF5 shape/dtype must be the ones the card records. ``berg train`` writes
+the whole folder into a hidden sibling and switches it in at once (``staged_folder``), so a killed
+``berg train --out EXISTING --overwrite`` leaves the old encoder or the new one, never a mix.
+
 This module imports only the standard library and numpy at import time (``berg list`` stays light);
 h5py, torch and transformers are imported when an encoder is loaded.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-from collections.abc import Mapping, Sequence
+import re
+import shutil
+import socket
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from berg_core.encoder import Encoder
-from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.errors import InvalidParameterError, ModelLoadError, ResourceError
 from berg_core.spec import EncoderSpec
 from berg_core.trained_cards import (  # noqa: F401  (re-exported: the card API lives there)
     ARRAYS_FILE,
@@ -45,13 +56,18 @@ from berg_core.trained_cards import (  # noqa: F401  (re-exported: the card API 
     FORMAT,
     PATH_ENV,
     WEIGHTS_FILE,
+    card_files,
+    check_card,
+    file_sha256,
     find_encoder_dirs,
     is_encoder_dir,
     output_names,
     read_card,
     register_encoder_dirs,
     register_package_encoders,
+    regular_file,
     spec_from_dir,
+    verify_files,
 )
 
 
@@ -60,11 +76,70 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
     folder = Path(spec.info["path"])
     card = read_card(folder)
     meta: dict[str, Any] = {"model_id": spec.model_id, "card": card, "output_names": output_names(card)}
-    arrays = folder / card.get("weights", {}).get("arrays", ARRAYS_FILE)
-    if arrays.is_file():
-        with np.load(arrays, allow_pickle=False) as npz:
-            meta["encoding_model"] = {k: npz[k] for k in ("cv_cc", "cc", "alphas", "pvalues_corrected") if k in npz.files}
+    arrays = verify_files(folder, card, spec.model_id, keys=("arrays",))["arrays"]
+    n_out = int(card["outputs"]["n"])
+    meta["encoding_model"] = load_arrays(arrays, {k: (n_out,) for k in SCORE_ARRAYS}, required=(), who=spec.model_id)
     return meta
+
+
+#: per-output training scores kept in ``arrays.npz``
+SCORE_ARRAYS = ("cv_cc", "cc", "alphas", "pvalues_corrected")
+
+
+def load_arrays(path: Path, shapes: Mapping[str, tuple[int, ...]], *, required: Sequence[str], who: str) -> dict[str, np.ndarray]:
+    """Float arrays ``shapes`` keys from an ``.npz`` (absent optional keys skipped), each header checked first.
+
+    Every member must be stored uncompressed with a float dtype and exactly the expected shape, so
+    nothing larger than the file itself is ever allocated; otherwise ``ModelLoadError`` naming the file.
+    """
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    def bad(why: str) -> ModelLoadError:
+        return ModelLoadError(f"{who}: {path} is damaged ({why}); re-run `berg train` or reinstall the encoder")
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {info.filename.removesuffix(".npy"): info for info in zf.infolist()}
+            for key, shape in shapes.items():
+                info = members.get(key)
+                if info is None:
+                    if key in required:
+                        raise bad(f"it has no {key!r} array")
+                    continue
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise bad(f"{key!r} is compressed")
+                with zf.open(info) as fh:
+                    version = npformat.read_magic(fh)
+                    if version not in ((1, 0), (2, 0)):
+                        raise bad(f"{key!r} has .npy format version {version}")
+                    reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                    got, _fortran, dtype = reader(fh)
+                if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+                    raise bad(f"{key!r} has dtype {dtype}, not float32/float64")
+                if tuple(got) != tuple(shape):
+                    raise bad(f"{key!r} has shape {tuple(got)}, the card implies {tuple(shape)}")
+                if int(np.prod(shape)) * dtype.itemsize > info.file_size:
+                    raise bad(f"{key!r} is shorter than its header says")
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: np.asarray(npz[k]) for k in shapes if k in members}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise bad(str(exc)) from exc
+
+
+def check_weights_file(path: Path, card: Mapping[str, Any], who: str) -> None:
+    """The HDF5 weights must have the card's shape and dtype (float32) and hold every byte of it."""
+    from berg_core.h5matrix import matrix_info
+
+    rows, cols = card["weights"]["shape"]
+    info = matrix_info(path)
+    if info.shape != (rows, cols) or info.dtype != np.dtype("<f4"):
+        raise ModelLoadError(f"{who}: {path} holds a {info.shape} {info.dtype} matrix but the card records ({rows}, {cols}) float32; "
+                             "the folder is inconsistent (re-run `berg train` or reinstall it)")
+    if regular_file(path, what=who).st_size < rows * cols * 4:
+        raise ModelLoadError(f"{who}: {path} is smaller than its ({rows}, {cols}) float32 matrix; it is truncated or sparse "
+                             "(re-run `berg train` or reinstall it)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,12 +155,12 @@ def write_encoder_dir(
     arrays: Mapping[str, np.ndarray] | None = None,
     show_progress: bool = False,
 ) -> Path:
-    """Write card + weights + arrays into ``out`` (created). ``pca[k]`` = (mean, components) of space k.
+    """Write card + weights + arrays into the folder ``out`` (created). ``pca[k]`` = (mean, components) of space k.
 
-    The card gets ``format``, ``outputs.n`` and ``weights`` filled in; the JSON is written last, so a
-    folder with a card is complete.
+    The card gets ``format``, ``outputs.n`` and ``weights`` (file names, shape, dtype and the sha256 of
+    both files) filled in, and is checked with ``check_card`` before it is written, last. ``berg train``
+    calls this inside ``staged_folder``, which makes the whole folder appear at once.
     """
-    from berg_core.cache import atomic_path, atomic_write_text
     from berg_core.h5matrix import write_matrix
 
     folder = Path(out)
@@ -94,8 +169,7 @@ def write_encoder_dir(
     intercept = np.asarray(intercept).reshape(-1)
     if coef.ndim != 2 or intercept.shape[0] != coef.shape[1]:
         raise InvalidParameterError(f"coef must be (n_features, n_outputs) and intercept (n_outputs,); got {coef.shape}, {intercept.shape}")
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        write_matrix(tmp, coef, dtype="float32", show_progress=show_progress, desc="writing weights")
+    write_matrix(folder / WEIGHTS_FILE, coef, dtype="float32", show_progress=show_progress, desc="writing weights")
     extra: dict[str, np.ndarray] = {"intercept": intercept.astype(np.float32)}
     for k, item in enumerate(pca):
         if item is not None:
@@ -103,15 +177,155 @@ def write_encoder_dir(
             extra[f"pca_components_{k}"] = np.asarray(item[1], dtype=np.float64)
     for key, value in (arrays or {}).items():
         extra[key] = np.asarray(value)
-    with atomic_path(folder / ARRAYS_FILE) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **extra)
+    with open(folder / ARRAYS_FILE, "wb") as fh:
+        np.savez(fh, **extra)
     full = dict(card)
     full["format"] = FORMAT
     full["outputs"] = {**dict(card.get("outputs") or {}), "n": int(coef.shape[1])}
-    full["weights"] = {"file": WEIGHTS_FILE, "arrays": ARRAYS_FILE, "shape": list(coef.shape), "dtype": "float32"}
-    atomic_write_text(folder / CARD_FILE, json.dumps(full, indent=2, default=_json_default) + "\n")
+    full["weights"] = {"file": WEIGHTS_FILE, "arrays": ARRAYS_FILE, "shape": list(coef.shape), "dtype": "float32",
+                       "sha256": {name: file_sha256(folder / name) for name in (WEIGHTS_FILE, ARRAYS_FILE)}}
+    text = json.dumps(full, indent=2, default=_json_default) + "\n"
+    try:
+        check_card(json.loads(text), folder / CARD_FILE)
+    except ModelLoadError as exc:
+        raise InvalidParameterError(f"the encoder card would not be readable: {exc}") from exc
+    (folder / CARD_FILE).write_text(text, encoding="utf-8")
     return folder
+
+
+# ------------------------------------------------------------------------------------------------
+# writing a folder as a unit
+# ------------------------------------------------------------------------------------------------
+#: files whose presence marks a folder as ``berg train`` output (only such a folder is replaced by --overwrite)
+OUTPUT_MARKERS = (CARD_FILE, "summary.json")
+
+
+def check_out_folder(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """The absolute output folder, after the cheap checks ``staged_folder`` relies on (before any heavy work).
+
+    Refused: ``out`` exists and is not a folder; it is a non-empty folder and ``overwrite`` is False;
+    ``overwrite`` is True but the folder is not a ``berg train`` output (no ``OUTPUT_MARKERS`` file);
+    its parent is not a writable folder.
+    """
+    path = Path(os.path.abspath(os.fspath(out)))
+    if path.exists() or path.is_symlink():
+        path = path.resolve()
+        if not path.is_dir():
+            raise InvalidParameterError(f"--out {out}: exists and is not a folder; choose a folder path")
+        if any(path.iterdir()):
+            if not overwrite:
+                raise InvalidParameterError(f"--out {out} already exists; pass --overwrite to replace it (the old folder stays "
+                                            "until the new one is complete), or choose another folder")
+            if not any((path / m).is_file() for m in OUTPUT_MARKERS):
+                raise InvalidParameterError(f"--out {out} is a folder that berg train did not write (no {' or '.join(OUTPUT_MARKERS)}); "
+                                            "refusing to replace it even with --overwrite; choose another folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ResourceError(f"--out {out}: cannot write in {parent}; choose a folder you can write to")
+    return path
+
+
+def _stage_re(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(name)}\.(?P<kind>tmp|old)-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{{8}}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _clean_stale(path: Path) -> None:
+    """Remove what killed writers left beside ``path``; an old folder whose switch was cut short is put back."""
+    pattern, host = _stage_re(path.name), socket.gethostname()
+    for entry in sorted(path.parent.iterdir()):
+        match = pattern.fullmatch(entry.name)
+        if not match or match["host"] != host or _alive(int(match["pid"])):
+            continue
+        if match["kind"] == "old" and not path.exists():
+            os.rename(entry, path)  # the fallback switch was killed between its two renames
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if not path.is_dir() or exc.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _switch(stage: Path, path: Path, tag: str) -> None:
+    """Put the complete folder ``stage`` at ``path``; whatever was there is removed afterwards."""
+    if not path.exists():
+        os.rename(stage, path)
+    elif _exchange(stage, path):
+        shutil.rmtree(stage)  # now the old folder
+    else:
+        old = path.parent / f".{path.name}.old-{tag}"
+        os.rename(path, old)
+        os.rename(stage, path)
+        shutil.rmtree(old)
+    _fsync(path.parent)
+
+
+@contextmanager
+def staged_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty hidden sibling of ``out`` to write into; on success it replaces ``out`` at once.
+
+    Everything written is fsynced, then the staged folder and ``out`` are swapped in one atomic rename
+    (``renameat2`` exchange on Linux; elsewhere two renames, undone by the next writer if cut between
+    them), so at every instant ``out`` is the complete old folder or the complete new one. On an
+    exception the staged folder is removed and ``out`` is untouched; stages of killed writers are
+    removed by the next ``staged_folder`` on the same path. See ``check_out_folder`` for what is refused.
+    """
+    path = check_out_folder(out, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(path)
+    if path.exists() and any(path.iterdir()):
+        check_out_folder(path, overwrite=overwrite)  # a restored old folder
+    tag = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
+    stage = path.parent / f".{path.name}.tmp-{tag}"
+    stage.mkdir()
+    try:
+        yield stage
+        for root, _dirs, files in os.walk(stage):
+            for name in files:
+                _fsync(Path(root) / name)
+            _fsync(Path(root))
+        _switch(stage, path, tag)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _json_default(obj: Any) -> Any:
@@ -212,25 +426,24 @@ class TrainedEncoder(Encoder):
         return np.flatnonzero(keep)
 
     def _load_weights(self) -> None:
+        """Verify the pinned hashes and the HDF5 shape/dtype, then read the selected columns and the arrays."""
         from berg_core.h5matrix import read_columns
 
-        weights = self.card.get("weights") or {}
-        wfile = self.folder / weights.get("file", WEIGHTS_FILE)
-        afile = self.folder / weights.get("arrays", ARRAYS_FILE)
-        for f in (wfile, afile):
-            if not f.is_file():
-                raise ModelLoadError(f"{self.model_id}: {f} is missing; the encoder folder is incomplete (re-run `berg train` or reinstall it)")
+        files = verify_files(self.folder, self.card, self.model_id)
+        check_weights_file(files["file"], self.card, self.model_id)
         n_out = int(self.card["outputs"]["n"])
-        self.coef = read_columns(wfile, None if len(self.columns) == n_out else self.columns).astype(np.float32, copy=False)
-        with np.load(afile, allow_pickle=False) as npz:
-            self.intercept = npz["intercept"][self.columns].astype(np.float32)
-            self.pca = [(npz[f"pca_mean_{k}"], npz[f"pca_components_{k}"]) if f"pca_mean_{k}" in npz.files else None
-                        for k in range(len(self.card["feature_spaces"]))]
-        delays = self.card.get("delays") or []
-        per_delay = len(delays) if (delays and self.card.get("delay_mode", "fir") == "fir" and self.card["stimulus"] == "timed_words") else 1
-        expected = sum(reduced_width(s) for s in self.card["feature_spaces"]) * per_delay
-        if self.coef.shape[0] != expected:
-            raise ModelLoadError(f"{self.model_id}: weights have {self.coef.shape[0]} rows but the card implies {expected}; the folder is inconsistent")
+        self.coef = read_columns(files["file"], None if len(self.columns) == n_out else self.columns).astype(np.float32, copy=False)
+        shapes: dict[str, tuple[int, ...]] = {"intercept": (n_out,)}
+        reduced = []
+        for k, space in enumerate(self.card["feature_spaces"]):
+            if space.get("reduce"):
+                shapes[f"pca_mean_{k}"] = (int(space["n_features"]),)
+                shapes[f"pca_components_{k}"] = (reduced_width(space), int(space["n_features"]))
+                reduced.append(k)
+        arrays = load_arrays(files["arrays"], shapes, required=list(shapes), who=self.model_id)
+        self.intercept = arrays["intercept"][self.columns].astype(np.float32)
+        self.pca = [(arrays[f"pca_mean_{k}"], arrays[f"pca_components_{k}"]) if k in reduced else None
+                    for k in range(len(self.card["feature_spaces"]))]
 
     def _backbone(self, space: Mapping[str, Any]) -> Any:
         from berg_core.hf import load_backbone

@@ -3,17 +3,28 @@
 Light on purpose (standard library only): ``berg list`` imports this module to register the encoder
 folders in ``$BERG_ENCODER_PATH``, and plugins made by ``berg new-plugin`` import it from their
 ``plugin.py``. The encoder itself (numpy, h5py, torch) is in ``berg_core.trained``.
+
+A card is data, not a key to the filesystem: ``read_card`` refuses (one ``ModelLoadError`` line) a card
+that is not valid UTF-8 JSON, is too big or too deeply nested, has a field of the wrong type or an
+implausible size (``outputs.n`` above ``MAX_OUTPUTS``, ...), or names a file outside its folder
+(symlinks are resolved first). Registration isolates each card: a bad one is reported and hides only
+itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
-from collections.abc import Callable, Mapping
+import re
+import stat
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from berg_core.errors import ModelLoadError
+from berg_core.errors import BergError, ModelLoadError
 from berg_core.hookspecs import hookimpl
 from berg_core.spec import EncoderSpec
 
@@ -25,30 +36,274 @@ FAMILY = "trained"
 #: os.pathsep-separated folders: each an encoder folder or a folder of encoder folders (listed by ``berg list``)
 PATH_ENV = "BERG_ENCODER_PATH"
 
+# -- limits of a plausible card (a card beyond them is refused before anything is allocated)
+MAX_CARD_BYTES = 64 << 20
+MAX_DEPTH = 24
+MAX_OUTPUTS = 10_000_000
+MAX_FEATURES = 1_000_000
+MAX_SPACES = 64
+MAX_DELAYS = 256
+MAX_DELAY = 100_000
+MAX_LAYER = 100_000
+MAX_ROIS = 100_000
+MAX_NAME = 1_000
+#: model ids a card may claim (a card's id must be usable as a folder name and on a command line)
+MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,199}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+CONTEXT_KEYS = ("max_words", "keep_words")
+
 
 def is_encoder_dir(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is a folder holding a trained-encoder card."""
-    return (Path(path) / CARD_FILE).is_file()
+    try:
+        return (Path(path) / CARD_FILE).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _refuse(file: Path, what: str) -> ModelLoadError:
+    return ModelLoadError(f"{file}: {what}; re-run `berg train` to rewrite it, or remove the folder")
+
+
+def inside(folder: Path, name: str, *, file: Path, field: str) -> Path:
+    """``folder / name`` with symlinks resolved, refused unless it is a regular file inside ``folder``."""
+    if not isinstance(name, str) or not name or "\x00" in name or len(name) > MAX_NAME:
+        raise _refuse(file, f"{field} must be a file name inside the encoder folder")
+    root = folder.resolve()
+    try:
+        target = (root / name).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise _refuse(file, f"{field} {name!r} cannot be resolved ({exc})") from exc
+    if target == root or not target.is_relative_to(root):
+        raise _refuse(file, f"{field} {name!r} points outside the encoder folder ({target}); a card may only name its own files")
+    return target
+
+
+def regular_file(path: Path, *, what: str) -> os.stat_result:
+    """``os.stat`` of ``path``, refused (``ModelLoadError``) unless it exists and is a regular file."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ModelLoadError(f"{what}: {path} is missing ({exc.strerror}); the encoder folder is incomplete "
+                             "(re-run `berg train` or reinstall it)") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelLoadError(f"{what}: {path} is not a regular file; the encoder folder is damaged (re-run `berg train`)")
+    return st
+
+
+def _read_json(file: Path) -> Any:
+    st = regular_file(file, what="trained-encoder card")
+    if st.st_size > MAX_CARD_BYTES:
+        raise _refuse(file, f"the card is {st.st_size} bytes (limit {MAX_CARD_BYTES})")
+    try:
+        with open(file, "rb") as fh:
+            raw = fh.read(MAX_CARD_BYTES + 1)
+    except OSError as exc:
+        raise ModelLoadError(f"{file} cannot be read ({exc.strerror}); check its permissions") from exc
+    if len(raw) > MAX_CARD_BYTES:
+        raise _refuse(file, f"the card is larger than {MAX_CARD_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _refuse(file, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise _refuse(file, "not valid JSON (nested too deeply)") from exc
+    except ValueError as exc:  # JSONDecodeError, integers with thousands of digits
+        raise ModelLoadError(f"{file} is not valid JSON ({exc}); re-run `berg train` to rewrite it") from exc
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            return level
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return deepest
+
+
+class _Checker:
+    """Type and range checks of one card's fields; every failure names the field."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+
+    def fail(self, field: str, want: str, value: Any) -> ModelLoadError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return _refuse(self.file, f"{field} must be {want}, got {shown}")
+
+    def integer(self, field: str, value: Any, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.fail(field, f"an integer in {lo}..{hi}", value)
+        return value
+
+    def text(self, field: str, value: Any, *, optional: bool = True, limit: int = MAX_NAME) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+            raise self.fail(field, f"a string of at most {limit} characters" + (" or null" if optional else ""), value)
+        return value
+
+    def choice(self, field: str, value: Any, options: tuple[Any, ...]) -> Any:
+        if value not in options or isinstance(value, (list, dict)):
+            raise self.fail(field, " or ".join(repr(o) for o in options), value)
+        return value
+
+    def mapping(self, field: str, value: Any, *, optional: bool = True) -> dict[str, Any]:
+        if value is None and optional:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(field, "an object", value)
+        return value
+
+    def array(self, field: str, value: Any, limit: int) -> list[Any]:
+        if not isinstance(value, list) or len(value) > limit:
+            raise self.fail(field, f"a list of at most {limit} items", value)
+        return value
+
+
+def check_card(card: Any, file: Path) -> dict[str, Any]:
+    """``card`` (parsed JSON) if every field berg reads has the right type and a plausible size."""
+    c = _Checker(file)
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise ModelLoadError(f"{file} is not a {FORMAT} card (format={card.get('format') if isinstance(card, dict) else None!r})")
+    if _depth(card) > MAX_DEPTH:
+        raise _refuse(file, f"nested deeper than {MAX_DEPTH} levels")
+    for key in ("feature_spaces", "outputs", "stimulus", "weights"):
+        if key not in card:
+            raise ModelLoadError(f"{file} lacks {key!r}; re-run `berg train` to rewrite it")
+    model_id = card.get("model_id")
+    if model_id is not None and not (isinstance(model_id, str) and MODEL_ID_RE.fullmatch(model_id)):
+        raise c.fail("model_id", "letters, digits and _ . + = - (at most 200, starting with a letter or digit)", model_id)
+    c.text("description", card.get("description"), limit=100_000)
+    c.text("card", card.get("card"), limit=10_000_000)
+    stimulus = card["stimulus"]
+    if stimulus not in ("sentences", "timed_words"):
+        raise _refuse(file, f"unknown stimulus kind {stimulus!r}")
+    spaces = c.array("feature_spaces", card["feature_spaces"], MAX_SPACES)
+    if not spaces:
+        raise c.fail("feature_spaces", "a non-empty list", spaces)
+    rows = 0
+    for k, space in enumerate(spaces):
+        f = f"feature_spaces[{k}]"
+        c.mapping(f, space, optional=False)
+        for key in ("name", "backbone", "revision"):
+            c.text(f"{f}.{key}", space.get(key))
+        if space.get("layer") is not None or space.get("backbone") is not None:
+            c.integer(f"{f}.layer", space.get("layer"), 0, MAX_LAYER)
+        c.choice(f"{f}.pooling", space.get("pooling"), (None, "last", "mean"))
+        width = c.integer(f"{f}.n_features", space.get("n_features"), 1, MAX_FEATURES)
+        reduce = c.mapping(f"{f}.reduce", space.get("reduce"))
+        if reduce:
+            c.choice(f"{f}.reduce.method", reduce.get("method"), ("pca",))
+            width = c.integer(f"{f}.reduce.n_components", reduce.get("n_components"), 1, width)
+        rows += width
+    delays = c.array("delays", card.get("delays") or [], MAX_DELAYS)
+    for i, d in enumerate(delays):
+        c.integer(f"delays[{i}]", d, -MAX_DELAY, MAX_DELAY)
+    mode = c.choice("delay_mode", card.get("delay_mode", "fir"), ("fir", "mean"))
+    if delays and mode == "fir":
+        rows *= len(delays)
+    if delays and stimulus == "sentences" and any(s.get("backbone") is not None for s in spaces):
+        raise c.fail("delays", "empty for a sentence encoder (delays apply to time series)", delays)
+    tr = card.get("tr")
+    if tr is not None and (isinstance(tr, bool) or not isinstance(tr, (int, float)) or not math.isfinite(tr) or not 0 < tr <= 1000):
+        raise c.fail("tr", "seconds per sample, in (0, 1000]", tr)
+    context = c.mapping("context", card.get("context"))
+    for key, value in context.items():
+        c.choice("context key", key, CONTEXT_KEYS)
+        c.integer(f"context.{key}", value, 1, 1_000_000)
+    outputs = c.mapping("outputs", card["outputs"], optional=False)
+    n_out = c.integer("outputs.n", outputs.get("n"), 1, MAX_OUTPUTS)
+    names = outputs.get("names")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != n_out:
+            raise c.fail("outputs.names", f"a list of {n_out} names (one per output) or null", names)
+        for i, name in enumerate(names):
+            c.text(f"outputs.names[{i}]", name, optional=False)
+    rois = c.mapping("rois", card.get("rois"))
+    if len(rois) > MAX_ROIS:
+        raise c.fail("rois", f"at most {MAX_ROIS} ROIs", f"{len(rois)} ROIs")
+    for name, columns in rois.items():
+        c.text("ROI name", name, optional=False)
+        for i in c.array(f"rois[{name!r}]", columns, n_out):
+            c.integer(f"rois[{name!r}] items", i, 0, n_out - 1)
+    c.mapping("scores", card.get("scores"))
+    c.mapping("training", card.get("training"))
+    weights = c.mapping("weights", card["weights"], optional=False)
+    for key in ("file", "arrays"):
+        c.text(f"weights.{key}", weights.get(key), optional=False)
+    if weights.get("dtype") != "float32":
+        raise c.fail("weights.dtype", "'float32'", weights.get("dtype"))
+    if weights.get("shape") != [rows, n_out]:
+        raise c.fail("weights.shape", f"[{rows}, {n_out}] (what its feature spaces, delays and outputs imply)", weights.get("shape"))
+    hashes = weights.get("sha256")
+    if not isinstance(hashes, dict):
+        raise _refuse(file, "the card pins no content hashes (weights.sha256; written by an older berg)")
+    for key in ("file", "arrays"):
+        digest = hashes.get(weights[key])
+        if not (isinstance(digest, str) and SHA256_RE.fullmatch(digest)):
+            raise c.fail(f"weights.sha256[{weights[key]!r}]", "a sha256 hex digest", digest)
+    return card
 
 
 def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The card of the encoder folder ``path``, checked for the fields berg needs."""
+    """The card of the encoder folder ``path``, checked (``check_card``); files it names stay inside the folder."""
     folder = Path(path)
     file = folder / CARD_FILE
-    if not file.is_file():
+    if not is_encoder_dir(folder):
         raise ModelLoadError(f"{folder} is not a trained-encoder folder: it has no {CARD_FILE} (write one with `berg train ... --out DIR`)")
-    try:
-        card = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{file} is not valid JSON ({exc}); re-run `berg train` to rewrite it") from exc
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise ModelLoadError(f"{file} is not a {FORMAT} card (format={card.get('format') if isinstance(card, dict) else None!r})")
-    for key in ("feature_spaces", "outputs", "stimulus"):
-        if key not in card:
-            raise ModelLoadError(f"{file} lacks {key!r}; re-run `berg train` to rewrite it")
-    if card["stimulus"] not in ("sentences", "timed_words"):
-        raise ModelLoadError(f"{file}: unknown stimulus kind {card['stimulus']!r}")
+    inside(folder, CARD_FILE, file=file, field="the card")
+    card = check_card(_read_json(file), file)
+    for key in ("file", "arrays"):
+        inside(folder, card["weights"][key], file=file, field=f"weights.{key}")
     return card
+
+
+def card_files(folder: str | os.PathLike[str], card: Mapping[str, Any], keys: Sequence[str] = ("file", "arrays")) -> dict[str, Path]:
+    """``{"file": weights path, "arrays": arrays path}`` of a checked card, resolved and confined to ``folder``."""
+    folder = Path(folder)
+    file = folder / CARD_FILE
+    return {key: inside(folder, card["weights"][key], file=file, field=f"weights.{key}") for key in keys}
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_files(folder: str | os.PathLike[str], card: Mapping[str, Any], model_id: str = "",
+                 keys: Sequence[str] = ("file", "arrays")) -> dict[str, Path]:
+    """``card_files``, each checked to be a regular file whose sha256 is the one the card pins.
+
+    A mismatch (a flipped byte, a half-copied file) raises ``ModelLoadError`` naming the file.
+    """
+    files = card_files(folder, card, keys)
+    who = model_id or str(folder)
+    for key, path in files.items():
+        regular_file(path, what=who)
+        want = card["weights"]["sha256"][card["weights"][key]]
+        try:
+            got = file_sha256(path)
+        except OSError as exc:
+            raise ModelLoadError(f"{who}: {path} cannot be read ({exc.strerror})") from exc
+        if got != want:
+            raise ModelLoadError(f"{who}: {path} is corrupt (sha256 {got[:12]}... but its card pins {want[:12]}...); "
+                                 "re-run `berg train` or reinstall the encoder")
+    return files
 
 
 def output_names(card: Mapping[str, Any]) -> list[str]:
@@ -104,16 +359,40 @@ def find_encoder_dirs(root: str | os.PathLike[str]) -> list[Path]:
     root = Path(root)
     if is_encoder_dir(root):
         return [root]
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if is_encoder_dir(p))
+    try:
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir() if is_encoder_dir(p))
+    except OSError as exc:
+        raise ModelLoadError(f"encoder folder {root} cannot be listed ({exc.strerror})") from exc
+
+
+def _report(register: Callable[..., None], source: str, error: BergError) -> None:
+    """Tell the registry (``register.problem``) that ``source`` was skipped; a plain callable gets a warning."""
+    problem = getattr(register, "problem", None)
+    if callable(problem):
+        problem(source, str(error))
+    else:
+        warnings.warn(f"skipped {source}: {error}", stacklevel=3)
 
 
 def register_encoder_dirs(register: Callable[[EncoderSpec], None], root: str | os.PathLike[str], *, family: str = FAMILY) -> list[str]:
-    """Register every encoder folder under ``root`` (see ``find_encoder_dirs``); returns their ids."""
+    """Register every encoder folder under ``root`` (see ``find_encoder_dirs``); returns their ids.
+
+    A folder whose card is refused is reported (``berg plugins``) and skipped: it hides only itself.
+    """
     ids = []
-    for folder in find_encoder_dirs(root):
-        spec = spec_from_dir(folder, family=family)
+    try:
+        folders = find_encoder_dirs(root)
+    except BergError as exc:
+        _report(register, str(root), exc)
+        return ids
+    for folder in folders:
+        try:
+            spec = spec_from_dir(folder, family=family)
+        except BergError as exc:
+            _report(register, str(folder), exc)
+            continue
         register(spec)
         ids.append(spec.model_id)
     return ids

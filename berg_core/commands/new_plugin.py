@@ -5,13 +5,20 @@ NAME): ``pyproject.toml`` (distribution ``berg-NAME``, entry point ``berg: NAME 
 the encoder folders as package data), ``berg_NAME/plugin.py`` (three lines:
 ``berg_core.trained_cards.register_package_encoders``), ``README.md``, and each ``--encoder`` folder's
 encoder files (card, weights, arrays) under ``berg_NAME/encoders/<model id>/``. Then
-``pip install PARENT/berg-NAME`` and ``berg list`` shows the encoders.
+``pip install ./PARENT/berg-NAME`` (a folder path, never a registry name) and ``berg list`` shows the encoders.
+
+Every value written into the generated TOML is a quoted, escaped TOML string; NAME is restricted to
+``[a-z][a-z0-9_]*`` (so it is also a valid TOML bare key and Python identifier part), must not name one of
+berg's own distributions (``RESERVED_NAMES``), and ``--version`` must be a PEP 440 version.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -24,18 +31,18 @@ requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
 [project]
-name = "berg-{name}"
-version = "{version}"
-description = "Trained fMRI encoding models from {name}, as a berg plugin"
+name = {q_dist}
+version = {q_version}
+description = {q_description}
 readme = "README.md"
 requires-python = ">=3.11"
 dependencies = ["berg-core[hf]"]
 
 [project.entry-points.berg]
-{name} = "berg_{name}.plugin"
+{name} = {q_entry}
 
 [tool.setuptools.packages.find]
-include = ["berg_{name}*"]
+include = [{q_include}]
 
 [tool.setuptools.package-data]
 berg_{name} = ["encoders/**/*"]
@@ -81,15 +88,43 @@ The card's `backbone` must be loadable where the package is used (a Hugging Face
 exists there); users can override it with `backbone=` / `--backbone` style options.
 """
 
-ENCODER_FILES = ("berg_encoder.json", "weights.h5", "arrays.npz")
-NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+NAME_RE = re.compile(r"[a-z](?:[a-z0-9_]{0,38}[a-z0-9])?")
+#: PEP 440 public versions (epoch, release, pre, post, dev), e.g. 0.1.0, 1.2rc1, 2!1.0.post3.dev4
+VERSION_RE = re.compile(r"(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?")
+#: berg's own distributions are berg, berg-core and berg-<one of these>; a plugin may not take their names
+RESERVED_NAMES = frozenset({"core", "tuckute", "lebel", "brainscore", "trained"})
+
+
+def _toml(value: str) -> str:
+    """``value`` as a TOML basic string (JSON's escaping is valid TOML: quotes, backslashes, \\uXXXX)."""
+    return json.dumps(value, ensure_ascii=True)
+
+
+def check_name(name: object) -> str:
+    """``name`` if it is a usable plugin namespace that does not collide with berg's own distributions."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidParameterError(f"plugin name {name!r}: use lowercase letters, digits and _ (start with a letter, end with a "
+                                    "letter or digit, at most 40), e.g. 'mylab'")
+    if name in RESERVED_NAMES:
+        raise InvalidParameterError(f"plugin name {name!r}: berg-{name} / berg_{name} belong to berg itself; choose another name, "
+                                    "e.g. your lab's")
+    return name
+
+
+def check_version(version: object) -> str:
+    """``version`` if it is a PEP 440 version such as ``0.1.0``."""
+    if not isinstance(version, str) or len(version) > 64 or not VERSION_RE.fullmatch(version):
+        raise InvalidParameterError(f"--version {version!r}: use a PEP 440 version such as 0.1.0, 1.2rc1 or 2.0.post1")
+    return version
 
 
 def render(name: str, version: str = "0.1.0") -> dict[str, str]:
     """The package's text files, relative path -> content, for plugin namespace ``name``."""
-    if not NAME_RE.fullmatch(name):
-        raise InvalidParameterError(f"plugin name {name!r}: use lowercase letters, digits and _ (start with a letter), e.g. 'mylab'")
-    values = {"name": name, "version": version}
+    check_name(name)
+    check_version(version)
+    values = {"name": name, "q_dist": _toml(f"berg-{name}"), "q_version": _toml(version),
+              "q_description": _toml(f"Trained fMRI encoding models from {name}, as a berg plugin"),
+              "q_entry": _toml(f"berg_{name}.plugin"), "q_include": _toml(f"berg_{name}*")}
     return {
         "pyproject.toml": PYPROJECT.format(**values),
         "README.md": README.format(**values),
@@ -105,10 +140,12 @@ def _folder_name(model_id: str) -> str:
 def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, out: Path = Path("."), version: str = "0.1.0",
                   force: bool = False) -> Path:
     """Write the package folder ``out/berg-NAME`` and copy the encoder folders; returns the package folder."""
-    from berg_core.trained_cards import spec_from_dir
+    from berg_core.trained_cards import CARD_FILE, read_card, spec_from_dir, verify_files
 
     files = render(name, version)
     specs = [spec_from_dir(Path(e)) for e in encoders]  # validates each folder's card first
+    # the files each card names, confined to its folder and matching their pinned sha256
+    sources = [verify_files(s.info["path"], read_card(s.info["path"]), s.model_id) for s in specs]
     ids = [s.model_id for s in specs]
     if len(set(ids)) != len(ids):
         raise InvalidParameterError(f"two encoder folders share a model id: {', '.join(ids)}; set --model-id when training")
@@ -123,13 +160,23 @@ def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, ou
         path.write_text(text, encoding="utf-8")
     enc_root = root / f"berg_{name}" / "encoders"
     enc_root.mkdir(parents=True, exist_ok=True)
-    for src, spec in zip(encoders, specs):
+    for spec, paths in zip(specs, sources):
         dest = enc_root / _folder_name(spec.model_id)
         dest.mkdir()
-        for fname in ENCODER_FILES:
-            if (Path(src) / fname).is_file():
-                shutil.copy2(Path(src) / fname, dest / fname)
+        folder = Path(spec.info["path"])
+        for path in (folder / CARD_FILE, *paths.values()):
+            target = dest / path.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
     return root
+
+
+def install_command(root: Path) -> str:
+    """``pip install ./root``: always a path (with ``./`` when relative), so pip never looks the name up in a registry."""
+    text = str(root)
+    if not os.path.isabs(text) and not text.startswith(("./", "../")):
+        text = "./" + text
+    return f"pip install {shlex.quote(text)}"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -145,5 +192,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     root = create_plugin(args.name, [Path(e) for e in args.encoder], out=Path(args.out), version=args.pkg_version, force=args.force)
-    print(f"wrote {root} with {len(args.encoder)} encoder(s); install it with: pip install {root}", file=sys.stderr)
+    print(f"wrote {root} with {len(args.encoder)} encoder(s); install it with: {install_command(root)}", file=sys.stderr)
     return 0

@@ -1,4 +1,4 @@
-"""``berg plugins [--json]``: installed plugins, their models, load failures and duplicate ids."""
+"""``berg plugins [--json]``: installed plugins, their models, load failures, skipped items and duplicate ids."""
 
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ def run(args: argparse.Namespace) -> int:
 
     registry = get_registry()
     if args.json:
-        print_json({"plugins": [p.to_dict() for p in registry.plugins], "duplicates": registry.duplicates})
+        print_json({"plugins": [p.to_dict() for p in registry.plugins], "duplicates": registry.duplicates,
+                    "shadowed": registry.shadowed})
         return 0
     if not registry.plugins:
         print("no plugins installed")
     for p in registry.plugins:
         state = f"FAILED: {p.error}" if p.error else f"{len(p.models)} model(s)"
         print(f"{p.name:<12} {p.distribution} {p.version}  ({p.module})  {state}")
+        for line in p.problems:
+            print(f"{'':<12} {line}")
     for model_id, names in registry.duplicates.items():
         print(f"duplicate id {model_id!r} claimed by {' and '.join(names)}: kept out")
     return 0

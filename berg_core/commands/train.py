@@ -40,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--responses", required=True, metavar="FILE", help=".npy/.h5 responses (samples × voxels)")
     g.add_argument("--test", default=None, metavar="FILE|START:STOP",
                    help="held-out rows: START:STOP (slice, e.g. 800:1000 or -200:) or a file of row indices / a 0/1 mask")
-    g.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    g.add_argument("--out", required=True, metavar="DIR", help="output folder (created; an existing one needs --overwrite)")
+    g.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
+                   help="replace an existing --out folder written by berg train (swapped in only once the new one is complete)")
     g = p.add_argument_group("features")
     g.add_argument("--delays", nargs="+", type=int, default=[], metavar="D", help="time delays in samples, e.g. 1 2 3 4 (or 8 9 10)")
     g.add_argument("--delay-mode", choices=["fir", "mean"], default="fir",
