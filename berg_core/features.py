@@ -5,9 +5,12 @@ differ. ``cached_features(key_parts, compute)`` returns the array stored under t
 ``key_parts`` (plus berg-core's version), computing it with ``compute()`` only on a miss:
 
 1. in this process: an LRU memory cache (``MEMORY_BYTES`` in all), arrays returned read-only;
-2. across processes: ``<cache root>/features/<key>.npy``, written once with
-   ``berg_core.cache.build_once`` (file lock + atomic rename), read with ``allow_pickle=False``. An
-   unreadable entry is deleted and recomputed.
+2. across processes: ``<cache root>/features/<key>.npz``, written once with
+   ``berg_core.cache.build_once`` (file lock + atomic rename). The entry holds ``features`` and
+   ``sha256`` (``content_sha256``: dtype, shape and bytes of the features). It is read without pickle,
+   with every size checked before allocating, and its checksum verified: an entry that does not verify
+   (a flipped byte, a truncated or foreign file, wrong entries, dtype or shape) is never used: it is
+   deleted and recomputed, with a ``FeatureCacheWarning``.
 
 The key must name everything the numbers depend on: backbone name, revision (``backbone_revision``
 gives a hub commit or a fingerprint of a local folder), layer, dtype, the stimulus
@@ -19,12 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
+import warnings
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -38,6 +44,12 @@ _memory: OrderedDict[str, np.ndarray] = OrderedDict()
 _lock = threading.Lock()
 #: counts of (memory hits, disk hits, computations) since the last ``clear_memory`` (for tests/benchmarks)
 stats = {"memory": 0, "disk": 0, "computed": 0}
+_SUFFIX = ".npz"
+_ENTRIES = ("features.npy", "sha256.npy")
+
+
+class FeatureCacheWarning(UserWarning):
+    """A feature cache entry did not verify and was recomputed."""
 
 
 def _version() -> str:
@@ -53,7 +65,7 @@ def feature_key(key_parts: Mapping[str, Any]) -> str:
 
 def feature_path(key_parts: Mapping[str, Any]) -> Path:
     """Where the disk entry of ``key_parts`` lives (it may not exist)."""
-    return cache_path(NAMESPACE, feature_key(key_parts) + ".npy")
+    return cache_path(NAMESPACE, feature_key(key_parts) + _SUFFIX)
 
 
 def stimulus_hash(words: Sequence[str], onsets: Sequence[float] | np.ndarray | None = None) -> str:
@@ -94,19 +106,74 @@ def _remember(key: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def _read(path: Path) -> np.ndarray | None:
+def content_sha256(value: np.ndarray) -> str:
+    """sha256 hex of an array's dtype, shape and C-order bytes (what a feature cache entry records)."""
+    value = np.ascontiguousarray(value)
+    h = hashlib.sha256(f"{value.dtype.str}|{value.shape}|".encode())
+    h.update(memoryview(value).cast("B"))
+    return h.hexdigest()
+
+
+def _read_member(fh: IO[bytes], limit: int) -> np.ndarray:
+    """One ``.npy`` member of an entry: header checked, at most ``limit`` data bytes, nothing after them."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"npy version {version}")
+    if dtype.kind not in "biufcU" or dtype.fields is not None or dtype.subdtype is not None:
+        raise ValueError(f"dtype {dtype}")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"shape {shape}")
+    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow for absurd headers
+    if nbytes > limit:
+        raise ValueError(f"a {shape} array does not fit in a {limit}-byte file")
+    data = fh.read(nbytes)
+    if len(data) != nbytes or fh.read(1):  # the last read also makes zipfile check the member's CRC
+        raise ValueError("the data size does not match its header")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _read(path: Path, shape: tuple[int, ...] | None, dtype: np.dtype | None) -> tuple[np.ndarray | None, str]:
+    """(the verified features, "") or (None, why the entry is unusable). Never raises."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
+        limit = path.stat().st_size
+        with zipfile.ZipFile(path) as zf:
+            names = sorted(zf.namelist())
+            if names != sorted(_ENTRIES):
+                return None, f"entries {names}"
+            with zf.open("sha256.npy") as fh:
+                digest = _read_member(fh, limit)
+            with zf.open("features.npy") as fh:
+                value = _read_member(fh, limit)
+    except Exception as exc:  # noqa: BLE001 - any failure to read a cache entry means: recompute it
+        return None, f"unreadable: {type(exc).__name__}: {exc}"
+    if digest.shape != () or digest.dtype.kind != "U" or str(digest) != content_sha256(value):
+        return None, "checksum mismatch"
+    if dtype is not None and value.dtype != dtype:
+        return None, f"dtype {value.dtype}, expected {dtype}"
+    if shape is not None and value.shape != tuple(shape):
+        return None, f"shape {value.shape}, expected {tuple(shape)}"
+    return value, ""
+
+
+def _discard(path: Path, why: str) -> None:
+    warnings.warn(f"feature cache entry {path} is damaged ({why}); recomputing it", FeatureCacheWarning, stacklevel=3)
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def cached_features(key_parts: Mapping[str, Any], compute: Callable[[], np.ndarray], *, enabled: bool = True,
-                    disk: bool = True) -> np.ndarray:
+                    disk: bool = True, shape: tuple[int, ...] | None = None, dtype: Any = None) -> np.ndarray:
     """The features for ``key_parts``: from memory, else from disk, else ``compute()`` (then stored).
 
     Returns a read-only array (copy it to modify). ``enabled=False`` always computes and stores
-    nothing; ``disk=False`` keeps the entry in memory only.
+    nothing; ``disk=False`` keeps the entry in memory only. ``shape``/``dtype``, when given, are what
+    ``compute()`` returns: a disk entry of another shape or dtype is recomputed like a damaged one.
     """
     if not enabled:
         stats["computed"] += 1
@@ -121,24 +188,22 @@ def cached_features(key_parts: Mapping[str, Any], compute: Callable[[], np.ndarr
     if not disk:
         stats["computed"] += 1
         return _remember(key, compute())
-    path = cache_path(NAMESPACE, key + ".npy")
+    want = None if dtype is None else np.dtype(dtype)
+    path = cache_path(NAMESPACE, key + _SUFFIX)
     computed: list[np.ndarray] = []
 
     def build(tmp: Path) -> None:
         value = np.ascontiguousarray(compute())
         computed.append(value)
         with open(tmp, "wb") as fh:
-            np.save(fh, value, allow_pickle=False)
+            np.savez(fh, features=value, sha256=np.array(content_sha256(value)))
 
     if path.is_file():
-        value = _read(path)
+        value, why = _read(path, shape, want)
         if value is not None:
             stats["disk"] += 1
             return _remember(key, value)
-        try:  # a damaged entry (e.g. written by a crashed disk): recompute it
-            os.unlink(path)
-        except OSError:
-            pass
+        _discard(path, why)
     try:
         build_once(path, build, lambda p: p.is_file())
     except OSError:  # a read-only or full cache: keep the features in memory only
@@ -147,8 +212,9 @@ def cached_features(key_parts: Mapping[str, Any], compute: Callable[[], np.ndarr
     if computed:
         stats["computed"] += 1
         return _remember(key, computed[0])
-    value = _read(path)
-    if value is None:  # pragma: no cover - removed between build_once and here
+    value, why = _read(path, shape, want)  # another process built it meanwhile
+    if value is None:
+        _discard(path, why)
         stats["computed"] += 1
         value = np.asarray(compute())
     else:
@@ -164,4 +230,5 @@ def clear_memory() -> None:
         stats[k] = 0
 
 
-__all__ = ["backbone_revision", "cached_features", "clear_memory", "feature_key", "feature_path", "stimulus_hash", "stats"]
+__all__ = ["FeatureCacheWarning", "backbone_revision", "cached_features", "clear_memory", "content_sha256", "feature_key",
+           "feature_path", "stimulus_hash", "stats"]
