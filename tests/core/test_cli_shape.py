@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import sys
@@ -205,3 +206,69 @@ def test_list_falls_back_to_ascii_when_stdout_cannot_encode(monkeypatch):
 def test_list_shows_a_status_that_is_not_usable():
     spec = EncoderSpec(model_id="y", family="f", factory="m:f", info={"status": "unsuitable"})
     assert list_cmd.table_rows([spec], FANCY)[1] == ("y", "f", "—", "sentences [unsuitable]")
+
+
+# ------------------------------------------------------------------------------ the README's commands
+
+ROOT = Path(__file__).resolve().parents[2]
+READMES = [ROOT / "README.md", *sorted((ROOT / "plugins").glob("*/README.md"))]
+
+
+def readme_commands(text: str) -> list[list[str]]:
+    """Every ``berg ...`` command in the shell code blocks (```bash, ```sh or indented) of a README, as argv lists."""
+    import shlex
+
+    blocks, fence = [], None
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fence = line[3:].strip() if fence is None else None
+        elif fence in ("bash", "sh", "") or (fence is None and line.startswith("    ")):
+            blocks.append(line.strip())
+    joined = "\n".join(blocks).replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        for part in line.split("&&"):
+            words = shlex.split(part, comments=True)
+            if words[:1] == ["berg"]:
+                commands.append(words[1:])
+    return commands
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_readme_commands_parse(readme):
+    commands = readme_commands(readme.read_text(encoding="utf-8"))
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{readme.name}: `berg {' '.join(argv)}` is not accepted by the CLI")
+
+
+def test_readme_quickstart_names_the_cpu_build_and_stays_two_commands():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    quickstart = text[text.index("## Quickstart"):text.index("## Commands")]
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in quickstart
+    block = quickstart[quickstart.index("```bash"):].split("```")[1]
+    lines = [line for line in block.splitlines()[1:] if line.strip()]
+    assert [line.split()[:2] for line in lines] == [["pip", "install"], ["berg", "encode"]]
+    assert readme_commands(quickstart)[0][:2] == ["encode", "fmri-tuckute_2024-GPT2_XL"]
+
+
+def test_readme_inline_commands_name_real_options():
+    """Each inline `berg COMMAND ... --flag` in the README names a command and options the CLI has."""
+    import re
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    spans = re.findall(r"`(berg [^`]+)`", (ROOT / "README.md").read_text(encoding="utf-8"))
+    checked = 0
+    for span in spans:
+        words = span.split()
+        if len(words) < 2 or words[1] not in commands:
+            continue
+        known = commands[words[1]]._option_string_actions
+        for flag in re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", span):
+            assert flag in known or flag in parser._option_string_actions, f"`{span}`: berg {words[1]} has no {flag}"
+        checked += 1
+    assert checked >= 8
