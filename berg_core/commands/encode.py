@@ -42,7 +42,7 @@ def selection_from_args(args: argparse.Namespace) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from berg_core.facade import BERG
+    from berg_core.facade import BERG, resolve_spec
     from berg_core.io import read_stimulus, write_responses
 
     if bool(args.text) == bool(args.input):
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     if args.batch_size:
         options["batch_size"] = args.batch_size
+    if "progress" in resolve_spec(args.model).options:  # a model's own bars (e.g. LeBel's conversion) follow --progress
+        options.setdefault("progress", args.progress)
     berg = BERG(args.berg_dir)
     with berg.get_encoding_model(args.model, subject=args.subject, selection=selection_from_args(args), device=args.device, **options) as model:
         responses = model.encode(stimulus, show_progress=args.progress)

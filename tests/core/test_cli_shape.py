@@ -102,6 +102,26 @@ def test_quiet_silences_the_written_notice_but_not_errors(capsys, tmp_path):
     assert capsys.readouterr().err.startswith("berg: error: unknown ROI 'nope'")
 
 
+
+@pytest.mark.parametrize("flags, expected", [([], False), (["--progress"], True), (["-O", "progress=true", "--no-progress"], True)])
+def test_encode_passes_progress_to_a_model_with_its_own_bars(monkeypatch, capsys, flags, expected):
+    """A model with a ``progress`` load option (LeBel's fetch/convert bars) follows --progress unless -O sets it."""
+    from dataclasses import replace
+
+    from berg_core.facade import BERG
+    from berg_core.registry import get_registry
+
+    seen = []
+    load = BERG.get_encoding_model
+    monkeypatch.setattr(BERG, "get_encoding_model", lambda self, *a, **kw: seen.append(kw) or load(self, *a, **kw))
+    assert main(["encode", "test-sentence_length", "abc", *flags[-1:]]) == 0
+    assert "progress" not in seen[0]  # a model without the option is not given one
+    specs = get_registry().specs
+    specs["test-sentence_length"] = replace(specs["test-sentence_length"], options={**specs["test-sentence_length"].options, "progress": True})
+    assert main(["encode", "test-sentence_length", "abc", *flags]) == 0
+    assert seen[1]["progress"] is expected
+
+
 # ------------------------------------------------------------------------------ berg info
 
 
