@@ -190,6 +190,7 @@ def ensure_file(
                                 "verified_mtime_ns": st.st_mtime_ns, "url": url, "fetched": now})
         with storage_errors(dest.parent, BERG_DIR_SETTING):
             os.replace(part, dest)  # recorded first: a lock-free reader never sees dest without its record
+            dest.with_name(dest.name + ".part.meta").unlink(missing_ok=True)
         if shown:
             _mark_notice_shown(berg_dir)  # only once a file really arrived
     return dest
@@ -306,8 +307,8 @@ def _clean_record(raw: Any) -> dict[str, Any] | None:
         if _is_int(raw.get(key)):
             rec[key] = raw[key]
     for key in ("url", "fetched"):
-        if isinstance(raw.get(key), str) or raw.get(key) is None:
-            rec[key] = raw.get(key)
+        if key in raw and (raw[key] is None or isinstance(raw[key], str)):
+            rec[key] = raw[key]
     return rec
 
 
@@ -446,8 +447,7 @@ def _download(url: str, dest: Path, *, sha256: str | None, size: int | None, sho
         _discard(part, meta)
         raise DownloadError(f"download of {url} {problem}; it was deleted: check BERG_BASE_URL points at "
                             f"BERG's bucket or an exact mirror, then run {fetch_command(model_id)} again")
-    meta.unlink(missing_ok=True)
-    return part, digest
+    return part, digest  # its .part.meta stays until the rename: a run killed before it resumes with a 416
 
 
 def _discard(part: Path, meta: Path) -> None:
@@ -499,7 +499,7 @@ def _transfer(url: str, part: Path, meta_path: Path, show_progress: bool, limits
     host = urlsplit(url).hostname or url
     offset = part.stat().st_size if part.exists() else 0
     meta = _read_meta(meta_path) if offset else None
-    if offset and (meta is None or meta.get("url") != url):  # no validator: a resume could stitch two versions
+    if offset and meta is None:  # no validator: a resume could stitch two versions of the file
         _discard(part, meta_path)
         offset, meta = 0, None
     headers = {"User-Agent": "berg (python urllib)", "Accept-Encoding": "identity"}
@@ -533,10 +533,9 @@ def _transfer(url: str, part: Path, meta_path: Path, show_progress: bool, limits
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         if resp.status == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
-            changed = (start != offset or meta is None or (etag and meta.get("etag") and etag != meta["etag"])
-                       or (modified and meta.get("last_modified") and modified != meta["last_modified"])
-                       or (total is not None and meta.get("total") not in (None, total)))
-            if changed:  # a server that ignored If-Range, or answered another range: start again
+            same = meta is not None and (etag == meta.get("etag") if meta.get("etag") else modified == meta.get("last_modified"))
+            if start != offset or not same or (total is not None and meta.get("total") not in (None, total)):
+                # a server that ignored If-Range (the reply's validator differs) or answered another range
                 _discard(part, meta_path)
                 raise _Retry(f"{url} changed on the server or was resumed at the wrong byte; restarting from zero")
             framed, mode = total is not None, "ab"
@@ -573,7 +572,10 @@ def _stream(resp: Any, part: Path, mode: str, hasher: Any, offset: int, total: i
             except (OSError, http.client.HTTPException) as exc:
                 if limits.left() <= 0:
                     raise _TimeUp from exc
-                raise _Retry(f"connection lost after {received} bytes ({_reason(exc, host, timeout)})") from exc
+                reason = _reason(exc, host, timeout)
+                if reason.startswith("stalled"):
+                    raise _Retry(f"{reason} after {received} bytes") from exc
+                raise _Retry(f"connection lost after {received} bytes ({reason})") from exc
             if not block:
                 return received
             out.write(block)
