@@ -7,14 +7,24 @@ residual stream after block ``k`` (for ``k`` = the model's depth, HF's ``hidden_
 final norm, and so does ours). Pitfall avoided: simply cutting the block list leaves ``ln_f`` on the
 last hidden state.
 
+Every Hugging Face load berg does (config, tokenizer, model, ``fetch_backbone``'s download) runs inside
+``hf_guard()`` with ``trust_remote_code=False``: a backbone that needs custom code (``auto_map`` in its
+config or tokenizer config, or a ``model_type`` transformers does not know) is one ``ModelLoadError``
+line, never a "run the custom code? [y/N]" prompt, and the hub's retry/warning noise is silenced so the
+user sees only berg's message.
+
 torch and transformers are imported inside the functions, never at module import.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,8 +87,192 @@ def _set(obj: Any, dotted: str, value: Any) -> None:
     setattr(_get(obj, parent) if parent else obj, last, value)
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} or os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in {"1", "true", "yes"}
+_TRUE = {"1", "true", "yes", "on"}
+#: loggers whose retries ("Retrying in 1s [Retry 1/5]"), connection warnings and deprecations would precede berg's line
+_NOISY_LOGGERS = ("huggingface_hub", "transformers", "urllib3", "httpx", "httpcore", "filelock")
+#: tokenizer files a backbone folder may need (whichever of them the repo has)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+                   "vocab.txt", "merges.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+#: weight layouts transformers reads, in its order of preference: (single file, shard index, shard suffix)
+WEIGHT_LAYOUTS = (("model.safetensors", "model.safetensors.index.json", ".safetensors"),
+                  ("pytorch_model.bin", "pytorch_model.bin.index.json", ".bin"))
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set to a true value."""
+    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _refuse_dynamic_module(*args: Any, **kwargs: Any) -> Any:
+    raise ModelLoadError("this backbone needs custom code from its folder or hub repo, which berg will not run; "
+                         "use a backbone transformers supports natively")
+
+
+@contextlib.contextmanager
+def hf_guard() -> Iterator[None]:
+    """Around a Hugging Face load: no custom code, no prompt on stdin, no hub/transformers log or warning noise.
+
+    * transformers' "Do you wish to run the custom code? [y/N]" prompt is off (``TIME_OUT_REMOTE_CODE = 0``:
+      transformers raises instead of reading stdin), and executing a repo's module (``get_class_in_module``)
+      raises ``ModelLoadError`` even for a caller that passed ``trust_remote_code=True``;
+    * the loggers in ``_NOISY_LOGGERS`` are raised above CRITICAL and Python warnings are ignored.
+    Everything is restored on exit. Not thread-safe (module-level state), like transformers' own logging switches.
+    """
+    dynamic: Any = None
+    with contextlib.suppress(ImportError):
+        import transformers.dynamic_module_utils as dynamic
+    saved_dynamic = (dynamic.TIME_OUT_REMOTE_CODE, dynamic.get_class_in_module) if dynamic is not None else None
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        if dynamic is not None:
+            dynamic.TIME_OUT_REMOTE_CODE = 0
+            dynamic.get_class_in_module = _refuse_dynamic_module
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        if dynamic is not None and saved_dynamic is not None:
+            dynamic.TIME_OUT_REMOTE_CODE, dynamic.get_class_in_module = saved_dynamic
+
+
+def offline_vars() -> list[str]:
+    """The offline switches that are set (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), for messages that say what to unset."""
+    return [var for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(var, "").strip().lower() in _TRUE]
+
+
+def _missing(name: str) -> ModelLoadError:
+    if Path(name).expanduser().is_absolute() or name.startswith((".", "~")):
+        return ModelLoadError(f"backbone folder {name!r} does not exist or has no config.json; pass the folder of a saved Hugging Face model")
+    cache = os.environ.get("HF_HUB_CACHE") and f"HF_HUB_CACHE={os.environ['HF_HUB_CACHE']}" or f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}"
+    switches = " and ".join(offline_vars())
+    if switches:
+        return ModelLoadError(f"backbone {name!r} is not in the Hugging Face cache ({cache}; {switches} set): run `berg fetch` of its "
+                              f"model without {switches} (it puts the backbone in the cache), or pass backbone=/local/folder")
+    return ModelLoadError(f"backbone {name!r} could not be downloaded or found ({cache}): check the name and your network, "
+                          "or pass backbone=/local/folder")
+
+
+def _custom_code(name: str, why: str) -> ModelLoadError:
+    return ModelLoadError(f"backbone {name!r} needs custom code ({why}), which berg will not run; "
+                          f"use a backbone transformers supports natively ({', '.join(sorted(_ARCH))})")
+
+
+def _check_native(name: str, config: dict[str, Any], tokenizer_config: dict[str, Any]) -> None:
+    """Refuse a backbone whose config files point at code of its own (``auto_map``) or name an unknown architecture."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    for file, cfg in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
+        if cfg.get("auto_map"):
+            raise _custom_code(name, f"its {file} has an auto_map naming its own Python classes")
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES:
+        raise _custom_code(name, f"model_type {model_type!r} is not an architecture transformers knows")
+
+
+def backbone_config(name: str, revision: str | None = None) -> Any:
+    """The ``transformers`` config of backbone ``name`` (hub id or local folder), loaded without custom code.
+
+    Reads only ``config.json`` and ``tokenizer_config.json`` (downloading them if needed), checks them with
+    ``_check_native``, then builds the config with ``trust_remote_code=False``. Raises ``ModelLoadError``
+    (one line) when the backbone is missing, offline and not cached, or needs custom code.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameterError(f"backbone must be a hub id or a folder path (a non-empty str), got {name!r}")
+    try:
+        from transformers import AutoConfig, PretrainedConfig
+        from transformers.models.auto.tokenization_auto import get_tokenizer_config
+    except ImportError as exc:
+        raise ModelLoadError(f"this model needs torch and transformers: pip install torch transformers ({exc})") from exc
+    with hf_guard():
+        try:
+            raw, _ = PretrainedConfig.get_config_dict(name, revision=revision)
+            tok_raw = get_tokenizer_config(name, revision=revision)
+        except (OSError, ValueError) as exc:
+            raise _missing(name) from exc
+        if not isinstance(raw, dict) or not isinstance(tok_raw, dict):
+            raise ModelLoadError(f"backbone {name!r}: its config.json or tokenizer_config.json is not a JSON object; re-download it")
+        _check_native(name, raw, tok_raw)
+        try:
+            return AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"backbone {name!r}: its config could not be read ({' '.join(str(exc).split())[:200]})") from exc
+
+
+def load_tokenizer(name: str, revision: str | None = None) -> Any:
+    """``AutoTokenizer`` of ``name`` with ``trust_remote_code=False`` (call ``backbone_config`` first)."""
+    from transformers import AutoTokenizer
+
+    with hf_guard():
+        try:
+            return AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"backbone {name!r}: its tokenizer could not be loaded ({' '.join(str(exc).split())[:200]}); "
+                                 "re-download it or pass backbone=/local/folder") from exc
+
+
+def _weight_files(name: str, files: Sequence[str]) -> list[str]:
+    """The weight files transformers would read among a repo's top-level ``files`` (safetensors first)."""
+    top = [f for f in files if "/" not in f]
+    for single, index, suffix in WEIGHT_LAYOUTS:
+        if single in top:
+            return [single]
+        if index in top:
+            stem = single.split(".")[0]  # "model" / "pytorch_model"
+            return [index, *sorted(f for f in top if f.startswith(stem + "-") and f.endswith(suffix))]
+    raise ModelLoadError(f"backbone {name!r} has no PyTorch weights (model.safetensors or pytorch_model.bin) at its top level; "
+                         "use another revision or backbone")
+
+
+def fetch_backbone(name: str, *, revision: str | None = None, show_progress: bool = False) -> Path:
+    """Make backbone ``name`` loadable offline; return its folder (the local folder, or the cache snapshot).
+
+    A local folder is only checked: its config and tokenizer load without custom code. A hub id gets exactly
+    the files ``load_backbone`` reads (``config.json``, the tokenizer files, the weights: ``model.safetensors``
+    or its shards, else ``pytorch_model.bin`` or its shards) at ``revision`` (default ``main``) downloaded into
+    the Hugging Face cache (``HF_HOME``/``HF_HUB_CACHE``) with ``huggingface_hub.snapshot_download``; its config
+    is checked before any weight is downloaded. With ``HF_HUB_OFFLINE`` set, a cached copy is checked and a
+    missing one is one ``ModelLoadError`` line. The architecture must be one ``load_backbone`` supports.
+    """
+    config = backbone_config(name, revision)  # config.json only: refuses custom code, unknown or offline-missing backbones
+    if config.model_type not in _ARCH:
+        raise InvalidParameterError(f"backbone {name!r}: architecture {config.model_type!r} is not supported; supported: {', '.join(sorted(_ARCH))}")
+    local = Path(name).expanduser()
+    if local.is_dir():
+        load_tokenizer(name, revision)
+        return local
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    bars_were_off = are_progress_bars_disabled()
+    with hf_guard():
+        if not show_progress:
+            disable_progress_bars()
+        try:
+            if hub_offline():
+                folder = Path(snapshot_download(name, revision=revision, local_files_only=True))
+                needed = [f for f in ("config.json", *TOKENIZER_FILES) if (folder / f).is_file()]
+                needed += _weight_files(name, [p.name for p in folder.iterdir()])
+            else:
+                files = HfApi().list_repo_files(name, revision=revision)
+                needed = [f for f in ("config.json", *TOKENIZER_FILES) if f in files] + _weight_files(name, files)
+                folder = Path(snapshot_download(name, revision=revision, allow_patterns=needed))
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # huggingface_hub's errors (HTTP, offline, validation) have no common base below Exception
+            raise _missing(name) from exc
+        finally:
+            if not show_progress and not bars_were_off:
+                enable_progress_bars()
+    absent = [f for f in needed if not (folder / f).is_file()]
+    if absent:
+        raise ModelLoadError(f"backbone {name!r}: {', '.join(absent)} missing from {folder} after the download; run `berg fetch` again")
+    load_tokenizer(str(folder))
+    return folder
 
 
 def load_backbone(
@@ -96,22 +290,14 @@ def load_backbone(
     try:
         import torch
         import transformers
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel
     except ImportError as exc:
         raise ModelLoadError(f"this model needs torch and transformers: pip install torch transformers ({exc})") from exc
     dtype = dtype or default_dtype(device)
     if dtype not in {"float32", "float16", "bfloat16"}:
         raise InvalidParameterError(f"unknown dtype {dtype!r}; use 'float32', 'float16' or 'bfloat16'")
-    try:
-        config = AutoConfig.from_pretrained(name, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
-    except (OSError, ValueError) as exc:
-        where = os.environ.get("HF_HOME", "~/.cache/huggingface")
-        how = "it is not in the Hugging Face cache and the hub is offline" if _offline() else "it could not be downloaded or found"
-        raise ModelLoadError(
-            f"backbone {name!r}: {how} (HF_HOME={where}); download it once online "
-            f"(python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{name}')\") or pass backbone=/local/folder"
-        ) from exc
+    config = backbone_config(name, revision)
+    tokenizer = load_tokenizer(name, revision)
     if config.model_type not in _ARCH:
         raise InvalidParameterError(f"backbone architecture {config.model_type!r} is not supported; supported: {', '.join(sorted(_ARCH))}")
     blocks_path, final_norms = _ARCH[config.model_type]
@@ -124,9 +310,11 @@ def load_backbone(
     transformers.logging.set_verbosity_error()  # the unused deeper blocks are expected
     transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every model load
     try:
-        model = AutoModel.from_pretrained(name, config=config, revision=revision)
+        with hf_guard():
+            model = AutoModel.from_pretrained(name, config=config, revision=revision, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"backbone {name!r} could not be loaded: {exc}; check the name or pass backbone=/local/folder") from exc
+        detail = " ".join(str(exc).split())[:300]
+        raise ModelLoadError(f"backbone {name!r} could not be loaded: {detail}; check the name or pass backbone=/local/folder") from exc
     finally:
         transformers.logging.set_verbosity(verbosity)
         if bars:

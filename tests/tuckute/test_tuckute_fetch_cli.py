@@ -28,17 +28,17 @@ def test_berg_fetch_gets_both_files_then_encode(tmp_path, berg_dir, tiny_gpt2_di
     files = write_berg_files(bucket, n_features=32, scale=5.0)
     with serve_directory(bucket) as url:
         monkeypatch.setenv("BERG_BASE_URL", url)
-        assert main(["--berg-dir", str(berg_dir), "fetch", MODEL_ID, "--quiet"]) == 0
+        assert main(["--berg-dir", str(berg_dir), "fetch", MODEL_ID, "--quiet", "-O", f"backbone={tiny_gpt2_dir}"]) == 0
         assert url.gets(WEIGHTS_PATH) == 1 and url.gets(METADATA_PATH) == 1
         printed = capsys.readouterr().out.split()
-        assert printed == [str(berg_dir / WEIGHTS_PATH), str(berg_dir / METADATA_PATH)]
+        assert printed == [str(berg_dir / WEIGHTS_PATH), str(berg_dir / METADATA_PATH), str(tiny_gpt2_dir)]  # a local backbone: checked
         assert (berg_dir / WEIGHTS_PATH).read_bytes() == files.weights.read_bytes()
         assert (berg_dir / METADATA_PATH).read_bytes() == files.metadata_file.read_bytes()
         assert len(cached("readout")) == 1 and len(cached("metadata")) == 1  # `prepare` converted both
         with BERG(berg_dir).get_encoding_model(MODEL_ID, backbone=str(tiny_gpt2_dir), layer=2, device="cpu") as model:
             got = model.encode(SIX)
             assert model.metadata["optimal_layer"] == 22
-        assert main(["--berg-dir", str(berg_dir), "fetch", MODEL_ID, "--quiet"]) == 0  # already there: no download
+        assert main(["--berg-dir", str(berg_dir), "fetch", MODEL_ID, "--quiet", "--no-backbone"]) == 0  # already there: no download
         assert url.gets() == 2
     np.testing.assert_allclose(got, reference(tiny_gpt2_dir, SIX, 2, files.clf, files.neuroid_order), atol=1e-5, rtol=0)
 
@@ -97,3 +97,29 @@ def test_cli_error_is_one_line(berg_files, berg_dir, tiny_gpt2_dir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1
     assert err[0].startswith("berg: error: unknown ROI 'lang_LH_Nope'") and "lang_LH_netw" in err[0]
+
+
+def test_fetch_puts_default_backbone_check_offline(tmp_path, berg_dir):
+    """`berg fetch MODEL` also handles the default backbone "gpt2-xl": offline and not cached it is one line (before
+    any BERG file is downloaded); offline and cached (a past fetch) the cached snapshot is checked and printed."""
+    from berg_core.testing_hf import tiny_gpt2
+
+    write_berg_files(berg_dir, n_features=16)
+    hf_home = tmp_path / "hf"
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_CACHE": str(hf_home / "hub"), "HF_HUB_OFFLINE": "1", "BERG_DIR": str(berg_dir),
+           "BERG_BASE_URL": "http://127.0.0.1:9"}
+    cmd = [sys.executable, "-m", "berg_core.cli", "fetch", MODEL_ID, "--quiet"]
+    empty = {**env, "BERG_DIR": str(tmp_path / "empty")}  # BERG's files unreachable too: the backbone is checked first
+    run = subprocess.run(cmd, capture_output=True, text=True, env=empty, stdin=subprocess.DEVNULL, timeout=300)
+    assert run.returncode == 1 and run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("berg: error: backbone 'gpt2-xl' is not in the Hugging Face cache"), run.stderr
+    assert "HF_HUB_OFFLINE" in lines[0] and "berg fetch" in lines[0]
+    fake_hub_cache(hf_home / "hub", "gpt2-xl", tiny_gpt2(tmp_path / "deep", n_layer=24, n_embd=16, n_head=2))
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    assert run.returncode == 0, run.stderr
+    snapshot = hf_home / "hub" / "models--gpt2-xl" / "snapshots" / ("0" * 40)
+    assert run.stdout.split() == [str(berg_dir / WEIGHTS_PATH), str(berg_dir / METADATA_PATH), str(snapshot)]
+    (snapshot / "model.safetensors").unlink()  # a cache entry without weights is not "fetched"
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    assert run.returncode == 1 and "gpt2-xl" in run.stderr and "PyTorch weights" in run.stderr and len(run.stderr.strip().splitlines()) == 1
