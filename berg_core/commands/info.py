@@ -118,9 +118,12 @@ def summary_lines(spec: EncoderSpec, model: str, subject: str | None, berg_dir: 
         f"selection keys: {', '.join(spec.selection) or 'none'}",
         f"files: {files_line(spec, subject, berg_dir)}",
     ]
-    if spec.remote_files or spec.options.get("backbone"):
+    spaces = spec.info.get("feature_spaces")
+    has_backbone = bool(spec.options.get("backbone")) or (isinstance(spaces, list) and any(isinstance(s, dict) and s.get("backbone") for s in spaces))
+    what = [w for w, present in (("its files", spec.remote_files), ("its backbone", has_backbone)) if present]
+    if what:
         per_subject = " [--subject S]" if any("{subject}" in f.path for f in spec.remote_files) else ""
-        lines.append(f"fetch: berg fetch {shlex.quote(model)}{per_subject}  (its files and backbone, ahead of use)")
+        lines.append(f"fetch: berg fetch {shlex.quote(model)}{per_subject}  ({' and '.join(what)}, ahead of use)")
     return lines
 
 

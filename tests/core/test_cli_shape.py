@@ -163,7 +163,11 @@ def test_info_files_outputs_and_fetch_lines(tmp_path):
     lines = info.summary_lines(REMOTE, "x-remote", None, tmp_path)
     assert f"files: 3 for all subjects, 1 in {tmp_path} (1.5 kB on disk)" in lines
     assert "outputs: 35 to 1,200 voxels by subject (--subject S for one)" in lines
-    assert "fetch: berg fetch x-remote [--subject S]  (its files and backbone, ahead of use)" in lines
+    assert "fetch: berg fetch x-remote [--subject S]  (its files and its backbone, ahead of use)" in lines
+    trained = EncoderSpec(model_id="t", family="trained", factory="m:f", info={"feature_spaces": [{"backbone": "gpt2", "layer": 2}]})
+    assert "fetch: berg fetch 'my encoder'  (its backbone, ahead of use)" in info.summary_lines(trained, "my encoder", None, tmp_path)
+    assert not [line for line in info.summary_lines(EncoderSpec(model_id="n", family="f", factory="m:f"), "n", None, tmp_path)
+                if line.startswith("fetch:")]
     lines = info.summary_lines(REMOTE, "x-remote", "A01", tmp_path)
     assert f"files: 2 for subject A01, none in {tmp_path} yet" in lines and "outputs: 1,200 voxels (subject A01)" in lines
     (tmp_path / "shared").mkdir()
