@@ -13,16 +13,16 @@ lies outside a frame it records its file offset and seeks past it; the array it 
 as a ``RawArray`` (path, byte offset, shape, dtype, order) instead of an ndarray. Nothing big is read,
 so ``h5matrix.RawColumns`` can then convert it block by block.
 
-It uses CPython's pure-Python ``pickle._Unpickler`` (so opcodes can be intercepted); everything that
-is not a big bytes record or the ``BUILD`` of an array holding one behaves exactly as in ``pickle``.
-Anything unexpected (a big bytes record that is not an array payload) raises ``LazyLoadUnsupported``:
+It is a ``safe_pickle.SafeUnpickler`` (CPython's pure-Python unpickler with every object-building
+opcode checked: dtypes, array states, lengths, calls), so everything that is not a big bytes record or
+the ``BUILD`` of an array holding one is refused or accepted exactly as there. Anything unexpected (a big bytes record that is not an array payload) raises ``LazyLoadUnsupported``:
 callers fall back to ``safe_pickle.load_npy_object`` (correct, but 1x the array in memory).
 """
 
 from __future__ import annotations
 
-import ast
 import io
+import math
 import os
 import pickle
 import struct
@@ -32,7 +32,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from berg_core.errors import ModelLoadError, UnsafePickleError
+from berg_core.errors import ModelLoadError
+from berg_core.safe_pickle import SafeUnpickler, iter_unique, read_npy_header
 
 #: bytes records at least this large are located instead of read
 MIN_BYTES = 1 << 20
@@ -54,7 +55,7 @@ class RawArray:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
     @property
     def ndim(self) -> int:
@@ -84,24 +85,30 @@ class _Payload:
     nbytes: int
 
 
-class _LazyUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: SLF001 - needs overridable opcodes
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+class _Memo(dict):
+    """An unpickler memo that remembers the keys each object was stored under (to swap an array for a ``RawArray``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys_of: dict[int, list[Any]] = {}
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.keys_of.setdefault(id(value), []).append(key)
+
+
+class _LazyUnpickler(SafeUnpickler):
+    """``SafeUnpickler`` (every check kept) that leaves big out-of-frame bytes records in the file."""
+
+    dispatch = dict(SafeUnpickler.dispatch)
+    passthrough = (LazyLoadUnsupported,)
 
     def __init__(self, fh: IO[bytes], path: Path, min_bytes: int) -> None:
-        super().__init__(fh, encoding="latin1")
-        from berg_core.safe_pickle import SafeUnpickler
-
+        super().__init__(fh, source=str(path))
         self._fh = fh
         self._path = path
-        self._size = os.fstat(fh.fileno()).st_size
         self._min_bytes = min_bytes
-        self._guard = SafeUnpickler(io.BytesIO(b""), source=str(path))
-
-    def find_class(self, module: str, name: str) -> Any:
-        return self._guard.find_class(module, name)
-
-    def persistent_load(self, pid: Any) -> Any:
-        return self._guard.persistent_load(pid)
+        self.memo = _Memo()
 
     def _outside_frame(self) -> bool:
         frame = self._unframer.current_frame
@@ -135,60 +142,34 @@ class _LazyUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: 
     def load_build(self) -> None:
         state, inst = self.stack[-1], self.stack[-2]
         payload = state[-1] if isinstance(state, tuple) and state else None
-        if isinstance(payload, _Payload):
-            if not isinstance(inst, np.ndarray) or len(state) not in (4, 5):
-                raise LazyLoadUnsupported("a large bytes record does not belong to an ndarray")
-            shape, dtype, fortran = state[-4], state[-3], state[-2]
-            if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(shape, tuple):
-                raise LazyLoadUnsupported(f"unexpected array state (dtype {dtype!r}, shape {shape!r})")
-            raw = RawArray(self._path, payload.offset, tuple(int(s) for s in shape), dtype, bool(fortran))
-            if raw.nbytes != payload.nbytes:
-                raise ModelLoadError(f"{self._path} is corrupt: an array of shape {shape} {dtype} needs {raw.nbytes} bytes, "
-                                     f"the file holds {payload.nbytes}; delete it and re-fetch it with `berg fetch MODEL`")
-            self.stack.pop()
-            self.stack[-1] = raw
-            for key, value in list(self.memo.items()):
-                if value is inst:
-                    self.memo[key] = raw
+        if not isinstance(payload, _Payload):
+            if _holds_payload(state):
+                raise LazyLoadUnsupported("a large bytes record is used as object state")
+            SafeUnpickler.load_build(self)
             return
-        if _holds_payload(state):
-            raise LazyLoadUnsupported("a large bytes record is used as object state")
-        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        if not isinstance(inst, np.ndarray) or self._pending.pop(id(inst), None) is not inst:
+            raise LazyLoadUnsupported("a large bytes record does not belong to an ndarray")
+        shape, dtype, fortran, _ = self.checked_array_state(state)
+        if dtype.hasobject:
+            raise LazyLoadUnsupported(f"a large bytes record is the data of an {dtype} array")
+        raw = RawArray(self._path, payload.offset, shape, dtype, fortran)
+        if raw.nbytes != payload.nbytes:
+            raise ModelLoadError(f"{self._path} is corrupt: an array of shape {shape} {dtype} needs {raw.nbytes} bytes, "
+                                 f"the file holds {payload.nbytes}; delete it and re-fetch it with `berg fetch MODEL`")
+        self.stack.pop()
+        self.stack[-1] = raw
+        for key in self.memo.keys_of.pop(id(inst), ()):
+            if self.memo.get(key) is inst:
+                self.memo[key] = raw
 
     dispatch[pickle.BINBYTES[0]] = load_binbytes
     dispatch[pickle.BINBYTES8[0]] = load_binbytes8
     dispatch[pickle.BUILD[0]] = load_build
 
 
-def _holds_payload(obj: Any, depth: int = 0) -> bool:
-    if isinstance(obj, _Payload):
-        return True
-    if depth > 20:
-        return False
-    if isinstance(obj, dict):
-        return any(_holds_payload(v, depth + 1) for v in obj.values())
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return any(_holds_payload(v, depth + 1) for v in obj)
-    if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
-        return any(_holds_payload(v, depth + 1) for v in obj.ravel().tolist())
-    return False
-
-
-def _read_npy_header(fh: IO[bytes], path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
-    try:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            return np.lib.format.read_array_header_1_0(fh)
-        if version == (2, 0):
-            return np.lib.format.read_array_header_2_0(fh)
-        if version == (3, 0):
-            (length,) = struct.unpack("<I", fh.read(4))
-            header = ast.literal_eval(fh.read(length).decode("utf-8"))
-            return tuple(header["shape"]), bool(header["fortran_order"]), np.lib.format.descr_to_dtype(header["descr"])
-        raise ValueError(f"unsupported .npy format version {version}")
-    except (ValueError, OSError, SyntaxError, KeyError, struct.error) as exc:
-        raise ModelLoadError(f"{path} is not a valid .npy file ({exc}): it is truncated or corrupt; delete it and "
-                             "re-fetch it with `berg fetch MODEL`") from exc
+def _holds_payload(obj: Any) -> bool:
+    """Whether a located bytes record is reachable from ``obj`` (each distinct object visited once)."""
+    return any(isinstance(item, _Payload) for item in iter_unique(obj))
 
 
 def load_npy_lazily(path: str | os.PathLike[str], *, min_bytes: int = MIN_BYTES) -> Any:
@@ -201,20 +182,13 @@ def load_npy_lazily(path: str | os.PathLike[str], *, min_bytes: int = MIN_BYTES)
     """
     path = Path(path)
     with open(path, "rb") as fh:
-        shape, fortran, dtype = _read_npy_header(fh, path)
+        shape, fortran, dtype = read_npy_header(fh, path)
         if not dtype.hasobject:
             raw = RawArray(path, fh.tell(), tuple(shape), dtype, fortran)
             if fh.tell() + raw.nbytes > os.fstat(fh.fileno()).st_size:
                 raise ModelLoadError(f"{path} is truncated; delete it and re-fetch it with `berg fetch MODEL`")
             return raw
-        try:
-            obj = _LazyUnpickler(fh, path, min_bytes).load()
-        except (UnsafePickleError, ModelLoadError, LazyLoadUnsupported):
-            raise
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-                MemoryError, struct.error, io.UnsupportedOperation) as exc:
-            raise ModelLoadError(f"could not unpickle {path} ({type(exc).__name__}: {exc}): the file is truncated or corrupt; "
-                                 "delete it and re-fetch it with `berg fetch MODEL`") from exc
+        obj = _LazyUnpickler(fh, path, min_bytes).load()
     if _holds_payload(obj):
         raise LazyLoadUnsupported("a large bytes record is not an array payload")
     if not isinstance(obj, np.ndarray):
