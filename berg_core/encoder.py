@@ -7,13 +7,16 @@ context-manager protocol.
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from berg_core.device import resolve_device
-from berg_core.errors import BergError, InvalidParameterError
+from berg_core.errors import BergError, InvalidParameterError, PluginError, plugin_errors
 from berg_core.paths import resolve_berg_dir
 from berg_core.spec import EncoderSpec, import_object
 from berg_core.stimulus import as_sentences, as_timed_words
@@ -27,23 +30,99 @@ def check_subject(spec: EncoderSpec, subject: str | int | None) -> str | None:
         return None
     if subject is None:
         raise InvalidParameterError(f"{spec.model_id} needs a subject; one of {', '.join(spec.subjects)}")
+    if isinstance(subject, bool) or not isinstance(subject, (str, int)):
+        raise InvalidParameterError(f"a subject is a str or int (one of {', '.join(spec.subjects)}), not {type(subject).__name__}")
     subject = str(subject)
     if subject not in spec.subjects:
         raise InvalidParameterError(f"unknown subject {subject!r} for {spec.model_id}; valid subjects: {', '.join(spec.subjects)}")
     return subject
 
 
+def _check_roi(model_id: str, value: Any) -> None:
+    items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else value
+    if isinstance(items, str):
+        return
+    if not isinstance(items, (list, tuple)) or not all(isinstance(r, str) for r in items):
+        raise InvalidParameterError(f"selection['roi'] must be an ROI name or a list of ROI names, got {type(value).__name__}; "
+                                    f"see `berg info {model_id}`")
+    if not items:
+        raise InvalidParameterError("selection['roi'] is an empty list: it selects no voxel or output; give at least one ROI name")
+
+
+def _check_voxel_index(value: Any) -> None:
+    try:
+        mask = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise InvalidParameterError(f"selection['voxel_index'] must be a 0/1 vector: {exc}") from exc
+    if mask.dtype.kind not in "biuf" or mask.size == 0 or not np.isin(mask, (0, 1)).all():
+        raise InvalidParameterError("selection['voxel_index'] must contain only 0 and 1 (a non-empty binary mask over voxels)")
+
+
 def check_selection(spec: EncoderSpec, selection: dict[str, Any] | None) -> dict[str, Any]:
-    """Check the selection's keys against the spec's schema (values are checked by the family)."""
+    """Check the selection's keys against the spec's schema and the common keys' value types.
+
+    ``roi``: a name or a non-empty list of names; ``voxel_index``: a vector of 0/1. A ``None`` value means
+    "no selection on that key" and is dropped. Lengths and names are checked by the family.
+    """
     if selection is None:
         return {}
     if not isinstance(selection, dict):
         raise InvalidParameterError(f"selection must be a dict like {{'roi': [...]}}, got {type(selection).__name__}")
-    unknown = sorted(set(selection) - set(spec.selection))
+    unknown = sorted(repr(k) for k in selection if not isinstance(k, str) or k not in spec.selection)
     if unknown:
         valid = ", ".join(spec.selection) or "none (this model takes no selection)"
-        raise InvalidParameterError(f"unknown selection key(s) {', '.join(map(repr, unknown))} for {spec.model_id}; valid keys: {valid}")
-    return dict(selection)
+        raise InvalidParameterError(f"unknown selection key(s) {', '.join(unknown)} for {spec.model_id}; valid keys: {valid}")
+    selection = {k: v for k, v in selection.items() if v is not None}
+    if "roi" in selection:
+        _check_roi(spec.model_id, selection["roi"])
+    if "voxel_index" in selection:
+        _check_voxel_index(selection["voxel_index"])
+    return selection
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_finite_number(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, ValueError):
+        return False
+
+
+def _option_kind(default: Any) -> tuple[str, Any] | None:
+    """What an option whose default is ``default`` accepts: (description, predicate); None = anything."""
+    if isinstance(default, bool):
+        return "true or false", lambda v: isinstance(v, (bool, np.bool_))
+    if isinstance(default, numbers.Integral):
+        return "an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+    if isinstance(default, numbers.Real):
+        return "a number", _is_finite_number
+    if isinstance(default, (str, os.PathLike)):
+        return "text", lambda v: isinstance(v, (str, os.PathLike))
+    return None
+
+
+def check_options(spec: EncoderSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """Known option names only, each of its default's kind (bool, int, number, text; a None default takes anything).
+
+    Returns the spec's defaults updated with ``options``.
+    """
+    unknown = sorted(repr(k) for k in options if k not in spec.options)
+    if unknown:
+        valid = ", ".join(spec.options) or "none"
+        raise InvalidParameterError(f"unknown option(s) {', '.join(unknown)} for {spec.model_id}; valid options: {valid}")
+    for key, value in options.items():
+        kind = _option_kind(spec.options[key])
+        if kind is not None and value is not None and not kind[1](value):
+            raise InvalidParameterError(f"option {key} of {spec.model_id} must be {kind[0]} (default {spec.options[key]!r}), "
+                                        f"got {_short_repr(value)}")
+    return {**spec.options, **options}
 
 
 class Encoder:
@@ -67,11 +146,7 @@ class Encoder:
         self.spec = spec
         self.subject = check_subject(spec, subject)
         self.selection = check_selection(spec, selection)
-        unknown = sorted(set(options) - set(spec.options))
-        if unknown:
-            valid = ", ".join(spec.options) or "none"
-            raise InvalidParameterError(f"unknown option(s) {', '.join(map(repr, unknown))} for {spec.model_id}; valid options: {valid}")
-        self.options: dict[str, Any] = {**spec.options, **options}
+        self.options: dict[str, Any] = check_options(spec, options)
         self.device = resolve_device(device)
         self.berg_dir = resolve_berg_dir(berg_dir)
         self._metadata: dict[str, Any] | None = None
@@ -102,7 +177,9 @@ class Encoder:
         """Predicted responses, float32, shape (n_sentences or n_TRs, n_outputs)."""
         if self._closed:
             raise BergError(f"{self.model_id} was closed; load it again with get_encoding_model")
-        out = np.asarray(self._encode(self.validate(stimulus), show_progress), dtype=np.float32)
+        stimulus = self.validate(stimulus)
+        with plugin_errors(self.model_id, self.spec.plugin, "encoding", wrap=PluginError):
+            out = np.asarray(self._encode(stimulus, bool(show_progress)), dtype=np.float32)
         if out.ndim != 2:
             raise BergError(f"{self.model_id} produced an array of shape {out.shape}; expected 2-D (a plugin bug)")
         return out
@@ -136,4 +213,9 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
     if spec.metadata is None:
         return {"model_id": spec.model_id, **spec.info}
     loader = import_object(spec.metadata)
-    return loader(spec, subject, berg_dir)
+    with plugin_errors(spec.model_id, spec.plugin, "reading the metadata", subject=subject):
+        metadata = loader(spec, subject, berg_dir)
+    if not isinstance(metadata, dict):
+        raise PluginError(f"{spec.metadata} (plugin {spec.plugin or spec.family}) returned {type(metadata).__name__}, not a dict "
+                          "(a plugin bug; report it)")
+    return metadata

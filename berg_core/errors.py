@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class BergError(Exception):
     """Root of every error berg raises on purpose; the CLI prints it as one line and exits 1."""
@@ -42,6 +48,53 @@ class UnsafePickleError(ModelLoadError):
     """A pickle asked for a class outside berg's allow-list and was refused."""
 
 
+#: what deep code writes where it does not know the model id; ``fill_fetch_hint`` fills it in
+FETCH_PLACEHOLDER = "berg fetch MODEL"
+_PLACEHOLDER_RE = re.compile(r"berg fetch MODEL\b")
+
+
+def fetch_command(model_id: str, subject: str | None = None) -> str:
+    """The ``berg fetch`` command line for ``model_id`` (and ``subject``), quoted for a shell."""
+    command = f"berg fetch {shlex.quote(str(model_id))}"
+    return command + (f" --subject {shlex.quote(str(subject))}" if subject is not None else "")
+
+
+def fill_fetch_hint(exc: BergError, model_id: str, subject: str | None = None) -> BergError:
+    """Replace the literal ``berg fetch MODEL`` in ``exc``'s message by the real command, in place.
+
+    The exception keeps its type, attributes and traceback; only a str first argument is rewritten.
+    """
+    if exc.args and isinstance(exc.args[0], str) and _PLACEHOLDER_RE.search(exc.args[0]):
+        exc.args = (_PLACEHOLDER_RE.sub(lambda _: fetch_command(model_id, subject), exc.args[0]), *exc.args[1:])
+    return exc
+
+
+def debug_enabled() -> bool:
+    """True when ``BERG_DEBUG`` asks for full tracebacks (``1``, ``true``, ``yes``, ``on``)."""
+    return os.environ.get("BERG_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@contextmanager
+def plugin_errors(model_id: str, plugin: str, action: str, subject: str | None = None,
+                  wrap: type[BergError] = ModelLoadError) -> Iterator[None]:
+    """Run plugin code: a ``BergError`` gets its fetch hint filled in; any other exception (a plugin bug)
+    becomes one ``wrap`` line naming the plugin, chained to the original (``BERG_DEBUG=1`` shows its traceback).
+
+    ``action``: what was being done, e.g. ``"loading the model"`` or ``"encoding"``.
+    """
+    try:
+        yield
+    except BergError as exc:
+        fill_fetch_hint(exc, model_id, subject)
+        raise
+    except MemoryError as exc:
+        raise ResourceError(f"ran out of memory while {action} ({model_id}); use a smaller input or a machine with more memory") from exc
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise wrap(f"{model_id}: plugin {plugin or 'unknown'} failed while {action} ({type(exc).__name__}"
+                   f"{': ' + first if first else ''}); a plugin bug: report it (BERG_DEBUG=1 shows the traceback)") from exc
+
+
 __all__ = [
     "BergError",
     "DownloadError",
@@ -52,4 +105,8 @@ __all__ = [
     "ResourceError",
     "StimulusError",
     "UnsafePickleError",
+    "debug_enabled",
+    "fetch_command",
+    "fill_fetch_hint",
+    "plugin_errors",
 ]

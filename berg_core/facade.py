@@ -9,20 +9,35 @@ from typing import Any
 import numpy as np
 
 from berg_core.encoder import Encoder, check_subject, load_metadata
-from berg_core.errors import InvalidParameterError
+from berg_core.errors import BergError, InvalidParameterError, PluginError, fill_fetch_hint, plugin_errors
 from berg_core.paths import resolve_berg_dir
 from berg_core.registry import get_registry
 from berg_core.spec import EncoderSpec, import_object
 
 
+def _is_dir(path: str) -> bool:
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):  # a name too long for the OS, a NUL byte
+        return False
+
+
 def resolve_spec(model_id: str | os.PathLike[str]) -> EncoderSpec:
     """A registered model id, or the folder of a trained encoder (``berg train`` output)."""
-    text = os.fspath(model_id)
-    if text not in get_registry().specs and Path(text).is_dir():
+    text = os.fspath(model_id) if isinstance(model_id, os.PathLike) else model_id
+    if not isinstance(text, str):
+        raise InvalidParameterError(f"a model id is a str such as 'fmri-tuckute_2024-GPT2_XL' (or a trained-encoder folder), "
+                                    f"not {type(model_id).__name__}; run `berg list` to see the installed models")
+    if text not in get_registry().specs and _is_dir(text):
         from berg_core.trained_cards import spec_from_dir
 
         return spec_from_dir(Path(text))
     return get_registry().get(text)
+
+
+def subject_hint(subject: object) -> str | None:
+    """``subject`` as text for a ``berg fetch ... --subject S`` hint (None when it is not a plain id)."""
+    return str(subject) if isinstance(subject, (str, int)) and not isinstance(subject, bool) else None
 
 
 class BERG:
@@ -56,7 +71,12 @@ class BERG:
         """Load a model (its backbone and weights; files fetched if missing)."""
         spec = resolve_spec(model_id)
         factory = import_object(spec.factory)
-        return factory(spec, subject=subject, selection=selection, device=device, berg_dir=self.berg_dir, **options)
+        with plugin_errors(spec.model_id, spec.plugin, "loading the model", subject=subject_hint(subject)):
+            model = factory(spec, subject=subject, selection=selection, device=device, berg_dir=self.berg_dir, **options)
+        if not isinstance(model, Encoder):
+            raise PluginError(f"{spec.factory} (plugin {spec.plugin or spec.family}) returned {type(model).__name__}, "
+                              "not a berg Encoder (a plugin bug; report it)")
+        return model
 
     def encode(
         self, model: Encoder, stimulus: Any, return_metadata: bool = False, show_progress: bool = False
@@ -97,4 +117,9 @@ class BERG:
         from berg_core.fetch import fetch_model_files
 
         spec = resolve_spec(model_id)
-        return fetch_model_files(spec, check_subject(spec, subject), self.berg_dir, show_progress=show_progress)
+        subject = check_subject(spec, subject)
+        try:
+            return fetch_model_files(spec, subject, self.berg_dir, show_progress=show_progress)
+        except BergError as exc:
+            fill_fetch_hint(exc, spec.model_id, subject)
+            raise
