@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from lebel_reference import incremental_word_features, predict
 
 import berg_core.hf
 from berg_core import BERG, features
-from berg_core.errors import InvalidParameterError, ModelLoadError, StimulusError
+from berg_core.errors import BergError, InvalidParameterError, ModelLoadError, StimulusError
 from berg_core.testing_hf import tiny_opt
 from berg_lebel.encoder import LebelEncoder
 
@@ -187,3 +188,92 @@ def test_encoder_class_is_the_factory():
     from berg_core.facade import resolve_spec
 
     assert resolve_spec(MODEL).factory == f"{LebelEncoder.__module__}:{LebelEncoder.__name__}"
+
+
+# ---------------------------------------------------------------------------------------------- issue 9
+
+
+def test_last_layer_equals_the_full_models_last_hidden_state(opt_dir, berg_tree):
+    """layer = number of blocks: the final layer norm belongs to hidden_states[-1] (HF applies it there only)."""
+    from transformers import AutoConfig
+
+    n_blocks = AutoConfig.from_pretrained(str(opt_dir)).num_hidden_layers
+    story = make_story(60, seed=8)
+    model = load(opt_dir, layer=n_blocks)
+    out = model.encode(story)
+    ref_feats = incremental_word_features(opt_dir, story["words"], -1)  # the full model's hidden_states[-1]
+    np.testing.assert_allclose(model.word_features(story["words"]), ref_feats, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(out, predict(ref_feats, story["word_onsets"], berg_tree["UTS01"][0], np.arange(N_VOXELS["UTS01"])),
+                               atol=1e-5, rtol=0)
+    # the final norm matters here: without it the features are those of the last block's residual stream
+    pre_norm = incremental_word_features(opt_dir, story["words"], n_blocks - 1)
+    assert np.abs(ref_feats - pre_norm).max() > 0.1
+
+
+def test_closed_encoder_refuses_every_step_with_one_line(opt_dir, monkeypatch):
+    story = make_story(60, seed=1)
+    model = load(opt_dir)
+    model.encode(story)
+    model.close()
+    model.close()  # twice is fine
+    loads = []
+    monkeypatch.setattr(berg_core.hf, "load_backbone", lambda *a, **k: loads.append(a))
+    features.clear_memory()
+    for step in (lambda: model.encode(story), lambda: model.features(story), lambda: model.word_features(story["words"]),
+                 lambda: BERG().encode(model, story)):
+        with pytest.raises(BergError, match=f"{MODEL} was closed; load it again"):
+            step()
+    assert not loads  # a closed encoder never loads its backbone again
+    assert model.output_names[:2] == ["voxel_0", "voxel_1"]  # cheap facts still answer
+
+
+def test_damaged_feature_cache_never_changes_predictions(opt_dir):
+    """Single-byte flips of the cached word features: each is harmless or detected (recomputed): the
+    predictions always equal the clean run's."""
+    story = make_story(60, seed=6)
+    model = load(opt_dir)
+    clean = model.encode(story)
+    path = next((Path(os.environ["BERG_CACHE_DIR"]) / "features").glob("*.np[yz]"))  # .npy before issue 9
+    good = path.read_bytes()
+    data_start = good.index(np.asarray(model.word_features(story["words"])).tobytes()[:64])
+    rng = np.random.default_rng(0)
+    positions = sorted({*range(0, data_start, 7), *rng.integers(data_start, len(good) - 200, 25).tolist(),
+                        *range(len(good) - 200, len(good), 9)})
+    changed_values = 0
+    for i in positions:
+        damaged = bytearray(good)
+        damaged[i] ^= 0x5A
+        path.write_bytes(bytes(damaged))
+        features.clear_memory()
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            out = model.encode(story)
+        np.testing.assert_array_equal(out, clean, err_msg=f"byte {i} of {len(good)}")
+        changed_values += data_start <= i < len(good) - 200
+    assert changed_values >= 20
+
+
+def test_onsets_a_hair_apart_give_finite_predictions(opt_dir):
+    """Onsets 1e-200 s apart made the Lanczos weight 0/0 = NaN: all predictions were NaN."""
+    words = ["The", "quick", "brown", "fox", "jumps", "over", "it"]
+    exact = [0.0, 0.0, 1.0, 2.0, 2.0, 3.5, 4.0]
+    hair = [0.0, 1e-200, 1.0, 2.0, 2.0 + 1e-13, 3.5, 4.0]
+    model = load(opt_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a short story
+        a = model.encode({"words": words, "word_onsets": hair})
+        b = model.encode({"words": words, "word_onsets": exact})
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("stimulus,match", [
+    ({"words": ["a"] * 3, "word_onsets": [0.0, 300.0, 600000.0]}, "milliseconds"),
+    ({"words": ["a", "b\udc80"], "word_onsets": [0.0, 1.0]}, "unpaired surrogate"),
+    ({"words": ["a", "b\x00"], "word_onsets": [0.0, 1.0]}, "NUL"),
+])
+def test_nonsense_stimuli_are_refused_before_the_backbone_runs(opt_dir, monkeypatch, stimulus, match):
+    model = load(opt_dir)
+    monkeypatch.setattr(berg_core.hf, "load_backbone", lambda *a, **k: pytest.fail("the backbone was loaded"))
+    with pytest.raises(StimulusError, match=match):
+        model.encode(stimulus)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from berg_core.encoder import Encoder
-from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.errors import BergError, InvalidParameterError, ModelLoadError
 from berg_core.stimulus import TimedWords, as_timed_words
 from berg_lebel import weights as weights_io
 
@@ -134,7 +134,12 @@ class LebelEncoder(Encoder):
         revision = getattr(config, "_commit_hash", None)
         return hidden, backbone_revision(name, self.options["revision"] or revision)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BergError(f"{self.model_id} was closed; load it again with get_encoding_model")
+
     def _load_backbone(self) -> Any:
+        self._check_open()
         if self._backbone is None:
             from berg_core.hf import load_backbone
 
@@ -148,6 +153,7 @@ class LebelEncoder(Encoder):
         from berg_core.features import cached_features
         from berg_core.word_features import word_features, word_features_key
 
+        self._check_open()
         key = word_features_key(backbone=self.options["backbone"], revision=self.revision, layer=self.options["layer"],
                                 dtype=self.dtype, words=words, max_words=MAX_WORDS, keep_words=KEEP_WORDS)
 
@@ -155,10 +161,12 @@ class LebelEncoder(Encoder):
             return word_features(self._load_backbone(), words, max_words=MAX_WORDS, keep_words=KEEP_WORDS,
                                  batch_size=self.options["batch_size"], show_progress=show_progress)
 
-        return cached_features(key, compute, enabled=bool(self.options["feature_cache"]))
+        return cached_features(key, compute, enabled=bool(self.options["feature_cache"]), shape=(len(words), self.hidden_size),
+                               dtype=np.float32)
 
     def features(self, stimulus: Any, show_progress: bool = False) -> np.ndarray:
         """Steps 1-8: the delayed, z-scored TR features, float32 (n_TRs, len(DELAYS) * hidden)."""
+        self._check_open()
         story = stimulus if isinstance(stimulus, TimedWords) else as_timed_words(stimulus)
         from berg_core.signal import delay, lanczos_resample, tr_grid, zscore
 
