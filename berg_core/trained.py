@@ -228,7 +228,7 @@ def check_out_folder(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
 
 
 def _stage_re(name: str) -> re.Pattern[str]:
-    return re.compile(rf"\.{re.escape(name)}\.(?P<kind>tmp|old)-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{{8}}")
+    return re.compile(rf"\.{re.escape(name)}\.(?P<kind>tmp|old)-(?P<host>.+)-(?P<pid>\d+)-(?P<token>[0-9a-f]{{8}})")
 
 
 def _alive(pid: int) -> bool:
@@ -241,12 +241,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: stage tags of the ``staged_folder`` calls running in this process
+_ACTIVE: set[str] = set()
+
+
 def _clean_stale(path: Path) -> None:
     """Remove what killed writers left beside ``path``; an old folder whose switch was cut short is put back."""
     pattern, host = _stage_re(path.name), socket.gethostname()
     for entry in sorted(path.parent.iterdir()):
         match = pattern.fullmatch(entry.name)
-        if not match or match["host"] != host or _alive(int(match["pid"])):
+        if not match or match["host"] != host:
+            continue
+        pid = int(match["pid"])
+        if (f"{host}-{pid}-{match['token']}" in _ACTIVE) if pid == os.getpid() else _alive(pid):
             continue
         if match["kind"] == "old" and not path.exists():
             os.rename(entry, path)  # the fallback switch was killed between its two renames
@@ -316,6 +323,7 @@ def staged_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> It
     tag = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
     stage = path.parent / f".{path.name}.tmp-{tag}"
     stage.mkdir()
+    _ACTIVE.add(tag)
     try:
         yield stage
         for root, _dirs, files in os.walk(stage):
@@ -324,6 +332,7 @@ def staged_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> It
             _fsync(Path(root))
         _switch(stage, path, tag)
     finally:
+        _ACTIVE.discard(tag)
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
 

@@ -97,7 +97,7 @@ def _read_json(file: Path) -> Any:
         raise _refuse(file, f"the card is {st.st_size} bytes (limit {MAX_CARD_BYTES})")
     try:
         with open(file, "rb") as fh:
-            raw = fh.read(MAX_CARD_BYTES + 1)
+            raw = fh.read(st.st_size + 1)  # not MAX_CARD_BYTES: read(n) allocates n bytes up front
     except OSError as exc:
         raise ModelLoadError(f"{file} cannot be read ({exc.strerror}); check its permissions") from exc
     if len(raw) > MAX_CARD_BYTES:

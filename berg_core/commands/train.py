@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         delays=list(args.delays), delay_mode=args.delay_mode, segments=args.segments, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,
         alphas=args.alphas, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, permutations=args.permutations,
         perm_block=args.perm_block, perm_mode=args.perm_mode, fdr_q=args.fdr_q, backend=args.backend, device=args.device,
-        dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=args.progress,
+        dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=args.progress, overwrite=args.overwrite,
         model_id=args.model_id, description=args.description, stimulus=args.stimulus, backbone=list(args.backbone),
         layer=list(args.layer), pooling=args.pooling, tr=args.tr, output_names=args.output_names, rois=args.rois, card_text=card_text,
     )

@@ -153,6 +153,95 @@ def test_folder_errors(sentence_encoder, tmp_path):
         spec_from_dir(nobb)
 
 
+def retrain_args(data, out, *extra):
+    """`berg train` of the sentence_encoder fixture's data with another alpha grid (other weights, other predictions)."""
+    return ["train", "--features", str(data / "F.npy"), "--responses", str(data / "Y.npy"), "--test", "120:150", "--folds", "4",
+            "--alphas", "1e5", "--permutations", "0", "--backbone", str(data.parent / "gpt2"), "--layer", "2", "--pooling", "mean",
+            "--model-id", "lab-tiny_sentences", "--out", str(out), "--quiet", *extra]
+
+
+def folder_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_train_refuses_an_existing_out_before_any_work(sentence_encoder, gpt2, tmp_path, monkeypatch, capsys):
+    out, _ = sentence_encoder
+    enc = tmp_path / "enc"
+    shutil.copytree(out, enc)
+    before = folder_bytes(enc)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before checking --out")
+
+    monkeypatch.setattr("berg_core.ridge.RidgeCV.fit", no_fit)
+    args = retrain_args(out.parent, enc)
+    args[args.index("--backbone") + 1] = str(gpt2)
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"berg: error: --out {enc} already exists; pass --overwrite to replace it (the old folder stays until the new one " \
+                  "is complete), or choose another folder"
+    assert folder_bytes(enc) == before
+
+
+KILL_POINTS = ["second .npy", "arrays.npz", "card", "after the switch"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_killed_overwrite_leaves_the_old_encoder_or_the_new_one(point, sentence_encoder, gpt2, tmp_path, monkeypatch):
+    """`berg train --out EXISTING --overwrite` killed at each step: the folder is the whole old encoder or the whole new one."""
+    import berg_core.trained as trained
+
+    out, sents = sentence_encoder
+    enc = tmp_path / "enc"
+    shutil.copytree(out, enc)
+    old_files = folder_bytes(enc)
+    old_preds = np.load(out / "preds_raw.npy")
+    args = retrain_args(out.parent, enc, "--overwrite")
+    args[args.index("--backbone") + 1] = str(gpt2)
+
+    class Killed(BaseException):  # like SIGKILL: nothing catches it
+        pass
+
+    def kill():
+        if point != "after the switch":
+            assert folder_bytes(enc) == old_files  # at the moment of the kill, the old folder is intact
+        raise Killed
+
+    if point == "second .npy":
+        real, calls = np.save, []
+
+        def save(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                kill()
+            return real(*a, **k)
+
+        monkeypatch.setattr(np, "save", save)
+    elif point == "arrays.npz":
+        monkeypatch.setattr(trained.np, "savez", lambda *a, **k: kill())
+    elif point == "card":
+        monkeypatch.setattr(trained, "check_card", lambda *a, **k: kill())
+    else:
+        monkeypatch.setattr(trained.shutil, "rmtree", lambda *a, **k: kill())  # the old folder, swapped out, is being removed
+    with pytest.raises(Killed):
+        main(args)
+    monkeypatch.undo()
+    with BERG().get_encoding_model(str(enc), device="cpu") as model:
+        got = model.encode(sents[120:])
+    if point == "after the switch":
+        new_preds = np.load(enc / "preds_raw.npy")
+        assert np.abs(new_preds - old_preds).max() > 1e-3
+        np.testing.assert_allclose(got, new_preds, atol=1e-5)
+    else:
+        assert folder_bytes(enc) == old_files
+        np.testing.assert_allclose(got, old_preds, atol=1e-5)
+    # the next run cleans what the killed one left and replaces the folder
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"]
+    with BERG().get_encoding_model(str(enc), device="cpu") as model:
+        np.testing.assert_allclose(model.encode(sents[120:]), np.load(enc / "preds_raw.npy"), atol=1e-5)
+
+
 def make_story(n_words, seed):
     rng = np.random.default_rng(seed)
     words = list(rng.choice(VOCAB, size=n_words))
