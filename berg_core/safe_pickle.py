@@ -24,7 +24,8 @@ the bytes given, a list of exactly shape items for object arrays), and no shape,
 ``bytearray`` may ask for more than the file holds, so nothing is allocated beyond the file's size.
 After loading, the object graph is walked once (memoised by ``id``): cycles, nesting deeper than
 ``MAX_DEPTH`` and shared references that expand past ``MAX_UNITS`` are refused (``ModelLoadError``),
-so code that walks the result as a tree stays small.
+so code that walks the result as a tree stays small. Tuples are depth-checked as they are built: hashing
+a tuple nested a million deep (as a dict key or set item) overflows CPython's C stack.
 
 Memory (arrays are the bulk): an array pickled with protocol 2-4 (``np.save`` uses 4) is stored as one
 bytes object; the unpickler reads it into a single buffer and numpy's ``__setstate__`` uses that buffer
@@ -380,6 +381,7 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
         self._raw_read = file.read
         self._file_read = self._checked_read  # what load()'s unframer reads the file with (outside frames)
         self._pending: dict[int, Any] = {}  # dtypes/arrays built here, awaiting their one BUILD
+        self._tuple_depths: dict[int, tuple[tuple[Any, ...], int]] = {}  # id -> (tuple, depth) for tuples holding tuples
 
     # -- resolving and calling ----------------------------------------------------------------------
 
@@ -497,6 +499,34 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
         self.readinto(buf)
         self.append(buf)
 
+    # -- tuples: hashing one nested ~1e6 deep overflows CPython's C stack (a crash, not a RecursionError)
+
+    def _tuple(self, items: tuple[Any, ...]) -> tuple[Any, ...]:
+        depth = 1 + max((self._tuple_depths.get(id(x), (None, 1))[1] for x in items if type(x) is tuple), default=0)
+        if depth > MAX_DEPTH:
+            raise ModelLoadError(f"{self._source} nests tuples more than {MAX_DEPTH} levels deep, which BERG's files never do: "
+                                 f"it is corrupt or not a BERG file; {_REFETCH}")
+        if depth > 1:
+            self._tuple_depths[id(items)] = (items, depth)  # holding the tuple keeps its id unique
+        return items
+
+    def load_tuple(self) -> None:
+        items = tuple(self.pop_mark())  # first: pop_mark rebinds self.append
+        self.append(self._tuple(items))
+
+    def load_tuple1(self) -> None:
+        self.stack[-1] = self._tuple((self.stack[-1],))
+
+    def load_tuple2(self) -> None:
+        self.stack[-2:] = [self._tuple((self.stack[-2], self.stack[-1]))]
+
+    def load_tuple3(self) -> None:
+        self.stack[-3:] = [self._tuple((self.stack[-3], self.stack[-2], self.stack[-1]))]
+
+    dispatch[pickle.TUPLE[0]] = load_tuple
+    dispatch[pickle.TUPLE1[0]] = load_tuple1
+    dispatch[pickle.TUPLE2[0]] = load_tuple2
+    dispatch[pickle.TUPLE3[0]] = load_tuple3
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex

@@ -96,12 +96,14 @@ def weights_source(path: Path):
                              "with `berg fetch fmri-lebel2023-opt_1_3b`")
     weights = data["ridge_weights"]
     if isinstance(weights, RawArray):
-        if weights.ndim != 2:
-            raise ModelLoadError(f"{path}: ridge_weights has shape {weights.shape}, expected (n_features, n_voxels)")
+        if weights.ndim != 2 or weights.dtype.kind not in "iuf":
+            raise ModelLoadError(f"{path}: ridge_weights is {weights.dtype} {weights.shape}, expected a numeric (n_features, n_voxels) "
+                                 "matrix; delete it and re-fetch it with `berg fetch fmri-lebel2023-opt_1_3b`")
         return weights.columns()
-    weights = np.asarray(weights)
-    if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.number):
-        raise ModelLoadError(f"{path}: ridge_weights is {weights.dtype} {weights.shape}, expected a numeric (n_features, n_voxels) matrix")
+    if not isinstance(weights, np.ndarray) or weights.ndim != 2 or weights.dtype.kind not in "iuf":
+        got = f"{weights.dtype} {weights.shape}" if isinstance(weights, np.ndarray) else f"a {type(weights).__name__}"
+        raise ModelLoadError(f"{path}: ridge_weights is {got}, expected a numeric (n_features, n_voxels) matrix; delete it and "
+                             "re-fetch it with `berg fetch fmri-lebel2023-opt_1_3b`")
     return ArrayColumns(weights)
 
 
