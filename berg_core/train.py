@@ -280,6 +280,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     # -- inputs
     spaces = [load_matrix(f, what=f"features {n}") for f, n in zip(cfg.features, names)]
     Y = load_matrix(cfg.responses, what="responses")
+    output_names, rois = _read_names(cfg.output_names, Y.shape[1]), _read_rois(cfg.rois, Y.shape[1])  # cheap: before the fit
     n = Y.shape[0]
     for f, x in zip(cfg.features, spaces):
         if x.shape[0] != n:
@@ -385,8 +386,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         ],
         "delays": list(cfg.delays), "delay_mode": cfg.delay_mode,
         "tr": cfg.tr,
-        "outputs": {"names": _read_names(cfg.output_names, Y.shape[1])},
-        "rois": _read_rois(cfg.rois, Y.shape[1]),
+        "outputs": {"names": output_names},
+        "rois": rois,
         "scores": scores,
         "training": training,
         "card": cfg.card_text or "",
@@ -426,12 +427,24 @@ def _version() -> str:
     return __version__
 
 
+def _read_text(path: str, flag: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidParameterError(f"{flag} {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise ResourceError(f"{flag} {path}: cannot be read ({exc.strerror}); give an existing text file") from exc
+
+
 def _read_names(path: str | None, n: int) -> list[str] | None:
+    """One output name per line of a UTF-8 text file (blank lines ignored); exactly ``n`` of them."""
     if not path:
         return None
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in _read_text(path, "--output-names").splitlines() if line.strip()]
     if len(names) != n:
         raise InvalidParameterError(f"--output-names {path}: {len(names)} names for {n} response columns")
+    if any(len(name) > 1000 or "\x00" in name for name in names):
+        raise InvalidParameterError(f"--output-names {path}: names must be at most 1000 characters, without NUL")
     return names
 
 
@@ -439,19 +452,21 @@ def _read_rois(path: str | None, n: int) -> dict[str, list[int]] | None:
     """ROIs from JSON: ``{name: [column indices] | 0/1 mask of length n}``."""
     if not path:
         return None
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(_read_text(path, "--rois"))
+    except (ValueError, RecursionError) as exc:
+        raise InvalidParameterError(f"--rois {path}: not valid JSON ({exc}); give {{name: [indices]}}") from exc
     if not isinstance(data, dict):
         raise InvalidParameterError(f"--rois {path}: expected a JSON object {{name: [indices]}}")
     out = {}
     for name, value in data.items():
-        arr = np.asarray(value).reshape(-1)
-        if arr.shape[0] == n and np.all(np.isin(arr, (0, 1))):
-            idx = np.flatnonzero(arr)
-        else:
-            idx = arr.astype(np.int64)
-        if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+        ints = isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+        if not ints or len(name) > 1000:
+            raise InvalidParameterError(f"--rois {path}: ROI {name!r} must be a list of column indices (or a 0/1 mask)")
+        idx = [i for i, v in enumerate(value) if v] if len(value) == n and set(value) <= {0, 1} else value
+        if not idx or min(idx) < 0 or max(idx) >= n:
             raise InvalidParameterError(f"--rois {path}: ROI {name!r} must list column indices in 0..{n - 1} (or be a 0/1 mask)")
-        out[str(name)] = sorted(int(i) for i in idx)
+        out[str(name)] = sorted(set(idx))
     return out
 
 

@@ -199,3 +199,45 @@ def test_clear_errors(data, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, (args, err)
     assert not (tmp / "o").exists()  # nothing written half-way
+
+
+def test_bad_card_inputs_are_one_line_before_the_fit(data, capsys, monkeypatch):
+    """--rois / --output-names / --model-id that would make an unreadable card are refused before any fitting."""
+    tmp, F, Y = data
+    monkeypatch.setattr("berg_core.ridge.RidgeCV.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fitted")))
+    (tmp / "latin1.txt").write_bytes("\n".join(f"vöxel{i}" for i in range(12)).encode("latin-1"))
+    (tmp / "bad.json").write_text("{not json")
+    (tmp / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp / "strings.json").write_text(json.dumps({"a": ["0", "1"]}))
+    (tmp / "range.json").write_text(json.dumps({"a": [0, 12]}))
+    (tmp / "nested.json").write_text(json.dumps({"a": [[0]]}))
+    base = ["--features", tmp / "F.npy", "--responses", tmp / "Y.npy", "--out", tmp / "o", "--permutations", 0]
+    cases = [
+        (["--output-names", tmp / "latin1.txt"], "not UTF-8"),
+        (["--output-names", tmp / "missing.txt"], "cannot be read"),
+        (["--rois", tmp / "bad.json"], "not valid JSON"),
+        (["--rois", tmp / "deep.json"], "not valid JSON"),
+        (["--rois", tmp / "strings.json"], "list of column indices"),
+        (["--rois", tmp / "nested.json"], "list of column indices"),
+        (["--rois", tmp / "range.json"], "in 0..11"),
+        (["--model-id", "my model/v1"], "--model-id 'my model/v1'"),
+    ]
+    for args, message in cases:
+        assert cli(*base, *args) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (args, err)
+    assert not (tmp / "o").exists()
+
+
+def test_out_must_be_new_unless_overwrite(data, capsys):
+    tmp, F, Y = data
+    base = ["--features", tmp / "F.npy", "--responses", tmp / "Y.npy", "--out", tmp / "o", "--permutations", 0, "--alphas", "1"]
+    assert cli(*base) == 0
+    first = np.load(tmp / "o" / "coef_raw.npy")
+    capsys.readouterr()
+    assert cli(*base[:-1], "1000") == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp / "o" / "coef_raw.npy"), first)
+    assert cli(*base[:-1], "1000", "--overwrite") == 0
+    assert not np.allclose(np.load(tmp / "o" / "coef_raw.npy"), first)
+    assert sorted(p.name for p in tmp.iterdir()) == ["F.npy", "Y.npy", "o"]  # no stage left beside it
