@@ -150,7 +150,9 @@ def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, ou
     if len(set(ids)) != len(ids):
         raise InvalidParameterError(f"two encoder folders share a model id: {', '.join(ids)}; set --model-id when training")
     root = Path(out) / f"berg-{name}"
-    if root.exists():
+    if root.exists() or root.is_symlink():
+        if not root.is_dir() or root.is_symlink():
+            raise InvalidParameterError(f"{root} exists and is not a folder; choose another --out")
         if not force:
             raise InvalidParameterError(f"{root} already exists; choose another --out or pass --force to overwrite it")
         shutil.rmtree(root)

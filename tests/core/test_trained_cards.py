@@ -178,11 +178,11 @@ def test_weights_must_have_the_recorded_shape_and_dtype(encoder):
     coef = np.random.default_rng(0).standard_normal((2, N_OUT))
     write_matrix(encoder / "weights.h5", coef, dtype=">f4")  # same values, big-endian datatype header
     repin(encoder)
-    with pytest.raises(ModelLoadError, match=r"weights.h5 holds a \(2, 3\) >f4 matrix but the card records \(2, 3\) float32"):
+    with pytest.raises(ModelLoadError, match=r"weights.h5 holds a .*>f4.* matrix but"):
         BERG().get_encoding_model(str(encoder), device="cpu")
     write_matrix(encoder / "weights.h5", np.zeros((2, N_OUT + 1)), dtype="float32")
     repin(encoder)
-    with pytest.raises(ModelLoadError, match=r"holds a \(2, 4\)"):
+    with pytest.raises(ModelLoadError, match=r"weights.h5 holds a .*\(2, 4\).* matrix but"):
         BERG().get_encoding_model(str(encoder), device="cpu")
 
 

@@ -34,7 +34,7 @@ def berg(*args, env):
     return subprocess.run([sys.executable, "-m", "berg_core.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_train_encode_publish_install_list(tmp_path):
+def test_train_encode_publish_install_list(tmp_path, capsys):
     from berg_core.hf import load_backbone, sentence_features
 
     gpt2 = tiny_gpt2(tmp_path / "gpt2")
@@ -66,8 +66,10 @@ def test_train_encode_publish_install_list(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "x.npy"), preds, atol=1e-5)
 
     # 2. publish it as a plugin package and install that package
+    capsys.readouterr()
     assert main(["new-plugin", "tinylab", "--encoder", str(enc), "--out", str(tmp_path / "pkgs")]) == 0
     pkg = tmp_path / "pkgs" / "berg-tinylab"
+    assert f"install it with: pip install {pkg}\n" in capsys.readouterr().err  # a folder path, never a registry name
     assert (pkg / "berg_tinylab" / "encoders" / MODEL_ID / "weights.h5").is_file()
     site = tmp_path / "site"
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(site),
@@ -90,3 +92,11 @@ def test_train_encode_publish_install_list(tmp_path):
     r = berg("encode", MODEL_ID, "--input", tmp_path / "test_sentences.txt", "--output", tmp_path / "y.npy", "--device", "cpu", env=env)
     assert r.returncode == 0, r.stderr
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), preds, atol=1e-5)
+
+    # 5. a trained-encoder folder on $BERG_ENCODER_PATH claiming the installed model's id does not shadow it
+    env["BERG_ENCODER_PATH"] = str(enc)
+    r = berg("list", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert {m["model_id"]: m for m in json.loads(r.stdout)}[MODEL_ID]["plugin"] == "berg-tinylab 0.1.0"
+    r = berg("plugins", env=env)
+    assert r.returncode == 0 and f"claims model id '{MODEL_ID}' of installed plugin tinylab" in r.stdout, r.stdout + r.stderr
