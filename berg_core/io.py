@@ -1,14 +1,21 @@
 """Reading stimulus files and writing responses (atomically) by extension.
 
-Inputs: ``.txt`` (one sentence a line), ``.json`` (``{"words": [...], "word_onsets": [...]}`` or a list
-of sentences), ``.csv``/``.tsv`` (columns ``word`` and ``onset``, or ``words``/``word_onsets``).
+Inputs: ``.txt`` (one sentence a line; ``-`` reads them from stdin), ``.json`` (``{"words": [...],
+"word_onsets": [...]}`` or a list of sentences), ``.csv``/``.tsv`` (columns ``word`` and ``onset``, or
+``words``/``word_onsets``). Text is UTF-8; a byte-order mark (Excel's "CSV UTF-8") is dropped.
 Outputs: ``.npy``, ``.csv`` (header row of column names), ``.h5`` (dataset ``responses`` + ``columns``).
+
+Every problem with a user's file is one ``BergError`` line naming the file (and the line where it
+helps); ``check_output_path`` checks where a result will go before any heavy work.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,77 +26,245 @@ from berg_core.errors import InvalidParameterError, ResourceError, StimulusError
 
 WORD_COLUMNS = ("word", "words", "text", "token")
 ONSET_COLUMNS = ("onset", "onsets", "word_onset", "word_onsets", "start", "time")
+INPUT_TYPES = (".txt", ".json", ".csv", ".tsv")
+OUTPUT_TYPES = (".npy", ".csv", ".h5", ".hdf5")
+STDIN = "-"
+#: largest voxel mask accepted (elements): far above any BERG model's voxel count
+MAX_VOXELS = 50_000_000
 
 
-def read_sentences(path: Path) -> list[str]:
-    """Non-blank lines of a text file (utf-8), line endings stripped."""
-    return [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _name(path: str | Path) -> str:
+    return "<stdin>" if str(path) == STDIN else str(path)
+
+
+def read_input_bytes(path: str | Path, what: str = "input file") -> bytes:
+    """The bytes of a user's file (``-`` = stdin); a missing, unreadable or non-file path is one line."""
+    if str(path) == STDIN:
+        if sys.stdin is None:
+            raise ResourceError(f"{what} '-' means stdin, but this process has no stdin; give a file")
+        stream = getattr(sys.stdin, "buffer", None)
+        return stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+    path = check_input_path(path, what)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ResourceError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from exc
+
+
+def check_input_path(path: str | Path, what: str = "input file") -> Path:
+    """``path`` if it is a readable file; missing, a folder, unreadable or not a valid path is one line."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise ResourceError(f"{what} {str(path)!r} not found")
+        if path.is_dir():
+            raise ResourceError(f"{what} {str(path)!r} is a folder; give a file")
+        if not os.access(path, os.R_OK):
+            raise ResourceError(f"cannot read {what} {str(path)!r}: permission denied")
+    except ValueError as exc:  # a NUL byte in the path
+        raise InvalidParameterError(f"{what} path {str(path)!r} is not a valid path ({exc})") from exc
+    except OSError as exc:
+        if isinstance(exc, ResourceError):
+            raise
+        raise ResourceError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from exc
+    return path
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 text (a leading byte-order mark is dropped); a bad byte is one ``StimulusError`` with its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise StimulusError(f"{name}: line {line} is not valid UTF-8 ({exc.reason}); save the file as UTF-8 "
+                            "(in Excel: 'CSV UTF-8')") from exc
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines split on ``\\n`` only (``\\r\\n`` endings stripped); other Unicode separators stay inside a line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def parse_sentences(text: str, name: str) -> list[str]:
+    """One sentence per line. A blank line is refused (with its number) so row i of the output is line i;
+    blank lines at the very end of the file are ignored."""
+    lines = text_lines(text)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise StimulusError(f"{name}: line {number} is blank; every line is one sentence and row i of the output is "
+                                "line i, so remove the blank line (or put text on it)")
+    if not lines:
+        raise StimulusError(f"{name} has no sentences; give one sentence per line")
+    return lines
+
+
+def read_sentences(path: str | Path) -> list[str]:
+    """The sentences of a text file (``-`` = stdin), one a line; see ``parse_sentences``."""
+    return parse_sentences(decode_text(read_input_bytes(path), _name(path)), _name(path))
+
+
+def _parse_json(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StimulusError(f"{name}: not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise StimulusError(f"{name}: JSON nested too deeply; give a list of sentences or {{'words': [...], 'word_onsets': [...]}}") from exc
+
+
+def _parse_table(text: str, name: str, delimiter: str) -> dict[str, list]:
+    """``{"words": [...], "word_onsets": [...]}`` from CSV/TSV text with a header row."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise StimulusError(f"{name}: not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file (line {reader.line_num}: {exc})") from exc
+    if len(rows) < 2:
+        raise StimulusError(f"{name}: no rows; give a header row with 'word' and 'onset' (seconds), then one row per word")
+    header = [c.strip().lower() for c in rows[0]]
+    word_col = next((header.index(c) for c in WORD_COLUMNS if c in header), None)
+    onset_col = next((header.index(c) for c in ONSET_COLUMNS if c in header), None)
+    if word_col is None or onset_col is None:
+        found = ", ".join(repr(c) for c in rows[0]) or "nothing"
+        raise StimulusError(f"{name}: needs a 'word' and an 'onset' column (seconds); found {found:.200}")
+    words: list[str] = []
+    onsets: list[float] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise StimulusError(f"{name}: data row {number} has {len(row)} fields but the header has {len(header)}; "
+                                "quote fields holding the delimiter")
+        try:
+            onsets.append(float(row[onset_col]))
+        except ValueError as exc:
+            raise StimulusError(f"{name}: data row {number}: onset {row[onset_col]!r:.40} is not a number (seconds)") from exc
+        words.append(row[word_col])
+    return {"words": words, "word_onsets": onsets}
 
 
 def read_stimulus(path: str | Path) -> Any:
-    """Load a stimulus file: sentences (list of str) or timed words (dict), by extension."""
+    """Load a stimulus file: sentences (list of str) or timed words (dict), by extension (``-``: sentences on stdin)."""
+    if str(path) == STDIN:
+        return read_sentences(STDIN)
     path = Path(path)
-    if not path.is_file():
-        raise ResourceError(f"input file {str(path)!r} not found")
     ext = path.suffix.lower()
+    if ext not in INPUT_TYPES:
+        raise InvalidParameterError(f"unknown input type {ext or str(path)!r}; use .txt (sentences), .json, .csv or .tsv "
+                                    "(words + onsets), or - for sentences on stdin")
+    text = decode_text(read_input_bytes(path), str(path))
     if ext == ".txt":
-        return read_sentences(path)
+        return parse_sentences(text, str(path))
     if ext == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StimulusError(f"{path}: not valid JSON ({exc})") from exc
-        return data
-    if ext in {".csv", ".tsv"}:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t" if ext == ".tsv" else ","))
-        if not rows:
-            raise StimulusError(f"{path}: no rows")
-        cols = {c.strip().lower(): c for c in rows[0]}
-        word_col = next((cols[c] for c in WORD_COLUMNS if c in cols), None)
-        onset_col = next((cols[c] for c in ONSET_COLUMNS if c in cols), None)
-        if word_col is None or onset_col is None:
-            raise StimulusError(f"{path}: needs a 'word' and an 'onset' column (seconds); found {', '.join(rows[0])}")
-        try:
-            onsets = [float(r[onset_col]) for r in rows]
-        except ValueError as exc:
-            raise StimulusError(f"{path}: onset column has a non-number: {exc}") from exc
-        return {"words": [r[word_col] for r in rows], "word_onsets": onsets}
-    raise InvalidParameterError(f"unknown input type {ext!r}; use .txt (sentences), .json, .csv or .tsv (words + onsets)")
+        return _parse_json(text, str(path))
+    return _parse_table(text, str(path), "\t" if ext == ".tsv" else ",")
+
+
+def _read_npy_vector(path: Path, data: bytes) -> np.ndarray:
+    """A numeric array from ``.npy`` bytes (no pickle; header and size checked before the data is read)."""
+    fh = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except Exception as exc:  # numpy raises ValueError, SyntaxError, EOFError, ... for a malformed header
+        raise InvalidParameterError(f"voxel file {str(path)!r} is not a valid .npy file ({type(exc).__name__}); "
+                                    "save the mask with numpy.save") from exc
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise InvalidParameterError(f"voxel file {str(path)!r} holds {dtype} values; give a numeric 0/1 mask")
+    count = int(np.prod(shape, dtype=object))
+    if count > MAX_VOXELS or count * dtype.itemsize > len(data) - fh.tell():
+        raise InvalidParameterError(f"voxel file {str(path)!r} is truncated or declares an implausible shape {shape}; "
+                                    "save the mask again with numpy.save")
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=fh.tell())
+    return flat.reshape(shape, order="F" if fortran else "C")
 
 
 def read_voxel_index(path: str | Path) -> np.ndarray:
-    """A 0/1 voxel mask from ``.npy`` or text (one value a line, or comma/space separated)."""
+    """A 0/1 voxel mask (float64, 1-D) from ``.npy`` or text (one value a line, or comma/space separated)."""
+    data = read_input_bytes(path, "voxel file")
     path = Path(path)
-    if not path.is_file():
-        raise ResourceError(f"voxel file {str(path)!r} not found")
     if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False)
-    return np.array(path.read_text().replace(",", " ").split(), dtype=float)
+        mask = _read_npy_vector(path, data)
+    else:
+        tokens = decode_text(data, str(path)).replace(",", " ").split()
+        if len(tokens) > MAX_VOXELS:
+            raise InvalidParameterError(f"voxel file {str(path)!r} has {len(tokens)} values; that is more than any model's voxels")
+        try:
+            mask = np.array([float(t) for t in tokens], dtype=np.float64)
+        except ValueError as exc:
+            raise InvalidParameterError(f"voxel file {str(path)!r}: {exc}; give 0s and 1s, one a line or separated by commas/spaces") from exc
+    mask = np.asarray(mask, dtype=np.float64)
+    if mask.ndim != 1:
+        raise InvalidParameterError(f"voxel file {str(path)!r} holds an array of shape {mask.shape}; give a 1-D 0/1 mask")
+    if mask.size == 0:
+        raise InvalidParameterError(f"voxel file {str(path)!r} is empty; give a 0/1 mask with one value per voxel")
+    if not np.isin(mask, (0.0, 1.0)).all():
+        raise InvalidParameterError(f"voxel file {str(path)!r} must contain only 0 and 1 (one value per voxel)")
+    return mask
+
+
+def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, what: str = "output") -> Path:
+    """Check, before any heavy work, that a result can be written to ``path``.
+
+    Its extension must be one of ``types``; it must not be a folder; the nearest existing parent must be a
+    writable folder (missing folders are created when the file is written).
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in types:
+        raise InvalidParameterError(f"unknown {what} type {ext or path.name!r}; use {' or '.join(types)}")
+    try:
+        if path.is_dir():
+            raise ResourceError(f"{what} {str(path)!r} is a folder; give a file name ending in {ext}")
+        parent = path.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ResourceError(f"cannot write {what} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ResourceError(f"cannot write {what} {str(path)!r}: folder {str(parent)!r} is not writable; choose another place")
+    except ValueError as exc:  # NUL in the path
+        raise InvalidParameterError(f"{what} path {str(path)!r} is not a valid path ({exc})") from exc
+    except OSError as exc:
+        if isinstance(exc, ResourceError):
+            raise
+        raise ResourceError(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}") from exc
+    return path
 
 
 def write_responses(path: str | Path, responses: np.ndarray, columns: list[str], *, attrs: dict[str, Any] | None = None) -> Path:
     """Write (n_rows, n_columns) responses by extension (.npy, .csv, .h5/.hdf5), atomically."""
-    path = Path(path)
+    path = check_output_path(path)
     ext = path.suffix.lower()
-    if ext not in {".npy", ".csv", ".h5", ".hdf5"}:
-        raise InvalidParameterError(f"unknown output type {ext!r}; use .npy, .csv or .h5")
-    with atomic_path(path) as tmp:
-        if ext == ".npy":
-            with tmp.open("wb") as fh:
-                np.save(fh, responses)
-        elif ext == ".csv":
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(columns)
-                for row in responses:
-                    writer.writerow([repr(float(v)) for v in row])
-        else:
-            import h5py
+    try:
+        with atomic_path(path) as tmp:
+            if ext == ".npy":
+                with tmp.open("wb") as fh:
+                    np.save(fh, responses)
+            elif ext == ".csv":
+                with tmp.open("w", newline="", encoding="utf-8") as fh:
+                    writer = csv.writer(fh)
+                    writer.writerow(columns)
+                    for row in responses:
+                        writer.writerow([repr(float(v)) for v in row])
+            else:
+                import h5py
 
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("responses", data=responses)
-                f.create_dataset("columns", data=np.array(columns, dtype=object), dtype=h5py.string_dtype())
-                for key, value in (attrs or {}).items():
-                    f.attrs[key] = value
+                with h5py.File(tmp, "w") as f:
+                    f.create_dataset("responses", data=responses)
+                    f.create_dataset("columns", data=np.array(columns, dtype=object), dtype=h5py.string_dtype())
+                    for key, value in (attrs or {}).items():
+                        f.attrs[key] = value
+    except OSError as exc:
+        if isinstance(exc, ResourceError):
+            raise
+        raise ResourceError(f"cannot write {str(path)!r}: {exc.strerror or exc}; nothing was written") from exc
     return path

@@ -6,7 +6,7 @@ output column (ROI), the ``k`` highest ("drive") and ``k`` lowest ("suppress") p
 Memory is constant in the corpus size: one chunk of sentences plus ``2 * k`` kept rows per column.
 
 Rules:
-* blank lines are skipped; every other line is one sentence, taken as is (only the line ending is
+* blank lines are skipped (each hit carries its line number, so nothing shifts); every other line is one sentence, taken as is (only the line ending is
   removed; a UTF-8 byte-order mark at the start of the file is dropped);
 * a sentence is kept at most once per (column, direction): a repeated line is skipped when the same
   text is already in that list (the first occurrence is the one kept);
@@ -154,8 +154,8 @@ def iter_corpus(source: str | os.PathLike[str] | IO[str] | Iterable[str]) -> Ite
     as bytes and decoded line by line (UTF-8), so a bad byte is reported with its line number.
     """
     if isinstance(source, (str, os.PathLike)):
-        if str(source) == "-":
-            yield from _lines(sys.stdin, "<stdin>")
+        if str(source) == "-":  # bytes when possible, so a bad byte is reported with its line number
+            yield from _lines(getattr(sys.stdin, "buffer", sys.stdin), "<stdin>")
             return
         path = Path(source)
         if not path.is_file():
@@ -247,18 +247,28 @@ def search(
     return SearchResult(model.model_id, columns, top_k, tracker.n_seen, tracker.hits())
 
 
+def write_hits(fh: IO[str], result: SearchResult) -> None:
+    """Write the hits as CSV rows to an open text file: ``roi, direction, rank, sentence, <one column per output>, line``."""
+    writer = csv.writer(fh)
+    writer.writerow(["roi", "direction", "rank", "sentence", *result.columns, "line"])
+    for hit in result.hits:
+        writer.writerow([hit.column, hit.direction, hit.rank, hit.sentence,
+                         *(repr(float(v)) for v in hit.responses), hit.line])
+
+
 def write_hits_csv(path: str | os.PathLike[str], result: SearchResult) -> Path:
-    """Write the hits as CSV (atomically): ``roi, direction, rank, sentence, <one column per output>, line``."""
+    """Write the hits as CSV (atomically) to ``path`` (see ``write_hits``)."""
     path = Path(path)
     if path.suffix.lower() != ".csv":
         raise InvalidParameterError(f"berg search writes CSV; give an --output ending in .csv, not {path.name!r}")
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["roi", "direction", "rank", "sentence", *result.columns, "line"])
-        for hit in result.hits:
-            writer.writerow([hit.column, hit.direction, hit.rank, hit.sentence,
-                             *(repr(float(v)) for v in hit.responses), hit.line])
+    try:
+        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+            write_hits(fh, result)
+    except OSError as exc:
+        if isinstance(exc, ResourceError):
+            raise
+        raise ResourceError(f"cannot write {str(path)!r}: {exc.strerror or exc}; nothing was written") from exc
     return path
 
 
-__all__ = ["DRIVE", "SUPPRESS", "ExtremesTracker", "Hit", "SearchResult", "count_lines", "iter_corpus", "search", "write_hits_csv"]
+__all__ = ["DRIVE", "SUPPRESS", "ExtremesTracker", "Hit", "SearchResult", "count_lines", "iter_corpus", "search", "write_hits", "write_hits_csv"]

@@ -1,4 +1,8 @@
-"""``berg encode MODEL [--subject S] [--roi R ...] [--voxels FILE] (TEXT... | --input FILE) [--output FILE]``."""
+"""``berg encode MODEL [--subject S] [--roi R ...] [--voxels FILE] (TEXT... | --input FILE|-) [--output FILE]``.
+
+Everything cheap is checked before the model is loaded: the options, where the output goes, the input
+file (decoding, blank lines) and the voxel mask.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,30 @@ from berg_core.errors import InvalidParameterError
 from berg_core.progress import notice
 
 
+class _TextAnywhereParser(argparse.ArgumentParser):
+    """Sentences may also follow options (``--roi X "a sentence"``): argparse gives the ``text`` positional
+    only the words before the first option and calls the later ones unrecognized; they are taken as text."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace, extras = super().parse_known_args(args, namespace)
+        text = [e for e in extras if e == "-" or not e.startswith("-")]
+        if text and isinstance(getattr(namespace, "text", None), list):
+            namespace.text = [*namespace.text, *text]
+            extras = [e for e in extras if not (e == "-" or not e.startswith("-"))]
+        return namespace, extras
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="predict fMRI responses to text")
+    p.__class__ = _TextAnywhereParser  # argparse builds subparsers from the parent's class
     p.add_argument("model", help="model id or trained-encoder folder")
     p.add_argument("text", nargs="*", help="sentences to encode (or use --input)")
     p.add_argument("--subject", default=None)
-    p.add_argument("--roi", nargs="+", default=None, help="ROI name(s) to keep, in this order where the model keeps order")
+    p.add_argument("--roi", action="append", default=None, metavar="R",
+                   help="ROI name(s) to keep, in this order where the model keeps order: --roi A --roi B or --roi A,B")
     p.add_argument("--voxels", default=None, help="0/1 voxel mask file (.npy or text), for voxelwise models")
-    p.add_argument("--input", "-i", default=None, help=".txt (one sentence a line) or .json/.csv/.tsv (words + onsets)")
+    p.add_argument("--input", "-i", default=None,
+                   help=".txt (one sentence a line; no blank lines), - (the same from stdin) or .json/.csv/.tsv (words + onsets)")
     p.add_argument("--output", "-o", default=None, help="write .npy, .csv or .h5 (default: print)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (sentence models)")
@@ -28,12 +48,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def roi_list(values: list[str] | None) -> list[str] | None:
+    """``--roi`` values (repeated flags, each a name or a comma list) as one list of names, in order."""
+    if values is None:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise InvalidParameterError("--roi needs ROI names, e.g. --roi lang_LH_IFG --roi lang_LH_AntTemp (or a comma list)")
+    return names
+
+
+def check_batch_size(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise InvalidParameterError(f"--batch-size must be 1 or more, got {value}")
+
+
 def selection_from_args(args: argparse.Namespace) -> dict | None:
     from berg_core.io import read_voxel_index
 
     selection: dict = {}
-    if args.roi:
-        selection["roi"] = list(args.roi)
+    if args.roi is not None:
+        selection["roi"] = roi_list(args.roi)
     if args.voxels:
         selection["voxel_index"] = read_voxel_index(args.voxels)
     return selection or None
@@ -43,18 +78,22 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from berg_core.facade import BERG, resolve_spec
-    from berg_core.io import read_stimulus, write_responses
+    from berg_core.io import check_output_path, read_stimulus, write_responses
 
-    if bool(args.text) == bool(args.input):
+    if bool(args.text) == (args.input is not None):
         raise InvalidParameterError("give the text to encode either as arguments or with --input FILE (not both)")
-    stimulus = read_stimulus(args.input) if args.input else list(args.text)
     options = parse_options(args.option)
-    if args.batch_size:
+    check_batch_size(args.batch_size)
+    if args.batch_size is not None:
         options["batch_size"] = args.batch_size
+    if args.output:
+        check_output_path(args.output)
+    selection = selection_from_args(args)
+    stimulus = read_stimulus(args.input) if args.input is not None else list(args.text)
+    berg = BERG(args.berg_dir)
     if "progress" in resolve_spec(args.model).options:  # a model's own bars (e.g. LeBel's conversion) follow --progress
         options.setdefault("progress", args.progress)
-    berg = BERG(args.berg_dir)
-    with berg.get_encoding_model(args.model, subject=args.subject, selection=selection_from_args(args), device=args.device, **options) as model:
+    with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
         responses = model.encode(stimulus, show_progress=args.progress)
         columns = list(model.output_names)
     if args.output:

@@ -1,7 +1,9 @@
-"""``berg search MODEL --input CORPUS.txt --top-k K --output RESULTS.csv [--roi R ...] [...]``.
+"""``berg search MODEL --input CORPUS.txt --top-k K [--output RESULTS.csv] [--roi R ...] [...]``.
 
 Streams a corpus (one candidate sentence per line, any size) through a sentence model and writes the
-``K`` sentences with the highest ("drive") and lowest ("suppress") predicted response per ROI.
+``K`` sentences with the highest ("drive") and lowest ("suppress") predicted response per ROI, as CSV
+to ``--output`` or to stdout. Options, the output place and the corpus file are checked before the
+model is loaded.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "a repeated sentence is kept once.")
     p.add_argument("model", help="model id of a sentence model (e.g. fmri-tuckute_2024-GPT2_XL)")
     p.add_argument("--input", "-i", required=True, help="corpus: UTF-8 text, one sentence a line (blank lines skipped; - = stdin)")
-    p.add_argument("--output", "-o", required=True, help="results .csv: roi, direction, rank, sentence, one column per ROI, line")
+    p.add_argument("--output", "-o", default=None,
+                   help="results .csv: roi, direction, rank, sentence, one column per ROI, line (default: CSV to stdout)")
     p.add_argument("--top-k", "-k", type=int, default=10, help="sentences kept per ROI and direction (default 10)")
-    p.add_argument("--roi", nargs="+", default=None, help="ROI name(s) to rank (default: all of the model's outputs)")
+    p.add_argument("--roi", action="append", default=None, metavar="R",
+                   help="ROI name(s) to rank: --roi A --roi B or --roi A,B (default: all of the model's outputs)")
     p.add_argument("--subject", default=None)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (the model's batch_size option)")
@@ -34,18 +38,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from berg_core.facade import BERG
-    from berg_core.search import search, write_hits_csv
+    import sys
 
-    if not str(args.output).lower().endswith(".csv"):
-        raise InvalidParameterError(f"berg search writes CSV; give an --output ending in .csv, not {args.output!r}")
+    from berg_core.commands.encode import check_batch_size, roi_list
+    from berg_core.facade import BERG
+    from berg_core.io import STDIN, check_input_path, check_output_path
+    from berg_core.search import search, write_hits, write_hits_csv
+
+    if args.output is not None:
+        if not str(args.output).lower().endswith(".csv"):
+            raise InvalidParameterError(f"berg search writes CSV; give an --output ending in .csv, not {args.output!r}")
+        check_output_path(args.output, (".csv",), "berg search output")
+    for flag, value in (("--top-k", args.top_k), ("--chunk-size", args.chunk_size)):
+        if value < 1:
+            raise InvalidParameterError(f"{flag} must be 1 or more, got {value}")
+    check_batch_size(args.batch_size)
     options = parse_options(args.option)
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
-    selection = {"roi": list(args.roi)} if args.roi else None
+    rois = roi_list(args.roi)
+    selection = {"roi": rois} if rois else None
+    if args.input != STDIN:
+        check_input_path(args.input, "corpus file")
     berg = BERG(args.berg_dir)
     with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
         result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress)
+    if args.output is None:
+        write_hits(sys.stdout, result)
+        sys.stdout.flush()
+        return 0
     write_hits_csv(args.output, result)
     notice(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "
            f"({len(result.hits)} rows) to {args.output}")

@@ -86,7 +86,7 @@ def test_roi_selection_order_and_stdin(tmp_path, monkeypatch):
 
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(CORPUS) + "\n"))
     out = tmp_path / "r.csv"
-    assert main(["search", MODEL, "--input", "-", "--top-k", "2", "--roi", "roi_c", "roi_a", "--output", str(out), "--quiet"]) == 0
+    assert main(["search", MODEL, "--input", "-", "--top-k", "2", "--roi", "roi_c,roi_a", "--output", str(out), "--quiet"]) == 0
     with open(out, newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["roi", "direction", "rank", "sentence", "roi_c", "roi_a", "line"]

@@ -81,7 +81,7 @@ def test_cli_encode_default_backbone_to_csv(tmp_path, berg_dir, reference):
     sentences = ["Taste that fowl and those fish.", "I'm progressive and you fall right."]
     out = tmp_path / "x.csv"
     for args, rois in ((["--output", str(out)], list(ROIS)),
-                       (["--roi", "lang_LH_netw", "lang_LH_IFG", "--output", str(out)], ["lang_LH_netw", "lang_LH_IFG"])):
+                       (["--roi", "lang_LH_netw", "--roi", "lang_LH_IFG", "--output", str(out)], ["lang_LH_netw", "lang_LH_IFG"])):
         run = subprocess.run([sys.executable, "-m", "berg_core.cli", "encode", MODEL_ID, *sentences, "--device", "cpu", *args],
                              capture_output=True, text=True, env=env, timeout=300)
         assert run.returncode == 0, run.stderr

@@ -33,7 +33,7 @@ def test_search_equals_brute_force_ranking(tmp_path, berg_files, berg_dir, tiny_
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code = main(["--berg-dir", str(berg_dir), "search", MODEL_ID, "--input", str(corpus), "--top-k", str(k), "--output", str(out),
-                     "--roi", *rois, "--device", "cpu", "--batch-size", "3", "--chunk-size", "7", "--quiet",
+                     "--roi", ",".join(rois), "--device", "cpu", "--batch-size", "3", "--chunk-size", "7", "--quiet",
                      "-O", f"backbone={tiny_gpt2_dir}", "-O", "layer=2"])
     assert code == 0
     assert sum(issubclass(w.category, SentenceLengthWarning) for w in caught) == 1  # once, though most chunks have such sentences
