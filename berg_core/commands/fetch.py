@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from berg_core.commands import add_progress_options
 from berg_core.errors import InvalidParameterError
 
 
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a load option naming the backbone to fetch, e.g. -O backbone=/path/to/gpt2-xl -O revision=COMMIT (repeatable)")
     p.add_argument("--no-backbone", action="store_true", help="only BERG's files: leave the Hugging Face backbone alone")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_options(p)
     p.set_defaults(func=run)
 
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         subjects = [check_subject(spec, args.subject)]
     else:
         subjects = list(spec.subjects)
-    show = not args.quiet
+    show = args.progress
     backbones = [] if args.no_backbone else backbones_of(spec, options)
     if backbones:
         from berg_core.hf import backbone_config, fetch_backbone
