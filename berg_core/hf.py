@@ -209,10 +209,14 @@ def load_tokenizer(name: str, revision: str | None = None) -> Any:
 
     with hf_guard():
         try:
-            return AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"backbone {name!r}: its tokenizer could not be loaded ({' '.join(str(exc).split())[:200]}); "
                                  "re-download it or pass backbone=/local/folder") from exc
+    if len(tokenizer) < 2:  # transformers 5 builds an empty tokenizer when the vocabulary files are missing
+        raise ModelLoadError(f"backbone {name!r}: its tokenizer could not be loaded (no vocabulary: tokenizer.json / vocab files "
+                             "missing); re-download it or pass backbone=/local/folder")
+    return tokenizer
 
 
 def _weight_files(name: str, files: Sequence[str]) -> list[str]:

@@ -62,3 +62,144 @@ def test_bad_layer_and_missing_backbone(models, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="'berg-no-such/model'.*not in the Hugging Face cache"):
         load_backbone("berg-no-such/model", layer=1)
+
+
+# --------------------------------------------------------------------------- no custom code (issue 9, item 3)
+
+EVIL_MODULE = """
+from pathlib import Path
+
+Path({marker!r}).write_text("the folder's code ran")
+
+from transformers import GPT2Config, GPT2Model
+
+
+class EvilConfig(GPT2Config):
+    model_type = {model_type!r}
+
+
+class EvilModel(GPT2Model):
+    config_class = EvilConfig
+"""
+
+
+def custom_code_folder(root, source, *, model_type="evil_gpt", in_tokenizer=False):
+    """A copy of a tiny GPT-2 whose config (or tokenizer config) names a module of the folder that writes a marker file."""
+    import json
+    import shutil
+
+    folder, marker = root / f"custom-{model_type}-{in_tokenizer}", root / f"marker-{model_type}-{in_tokenizer}"
+    shutil.copytree(source, folder)
+    name = "tokenizer_config.json" if in_tokenizer else "config.json"
+    cfg = json.loads((folder / name).read_text())
+    if not in_tokenizer:
+        cfg["model_type"] = model_type
+    cfg["auto_map"] = ({"AutoTokenizer": ["evil.EvilTokenizer", None]} if in_tokenizer
+                       else {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"})
+    (folder / name).write_text(json.dumps(cfg))
+    (folder / "evil.py").write_text(EVIL_MODULE.format(marker=str(marker), model_type=model_type))
+    return folder, marker
+
+
+@pytest.mark.parametrize("answer", [None, "y\n"])
+def test_custom_code_backbone_is_refused_without_a_prompt(models, tmp_path, answer):
+    """A backbone folder whose config.json maps to its own modeling file: one BergError line, the code never runs,
+    and stdin is never read (today transformers asks "run the custom code? [y/N]" and "y" runs the folder's code)."""
+    import os
+    import subprocess
+    import sys
+
+    folder, marker = custom_code_folder(tmp_path, models["gpt2"])
+    script = ("import sys\nfrom berg_core.errors import BergError\nfrom berg_core.hf import load_backbone\n"
+              f"try:\n    load_backbone({str(folder)!r}, layer=1)\nexcept BergError as exc:\n    print('BergError:', exc)\n    sys.exit(3)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    stdin = {"stdin": subprocess.DEVNULL} if answer is None else {"input": answer}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, **stdin)
+    out = (run.stdout + run.stderr).strip().splitlines()
+    assert not marker.exists()
+    assert run.returncode == 3 and len(out) == 1, run.stdout + run.stderr
+    assert "needs custom code" in out[0] and "auto_map" in out[0] and "berg will not run" in out[0]
+    assert "[y/N]" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("model_type,in_tokenizer", [("gpt2", False), ("gpt2", True), ("evil_gpt", False)])
+def test_custom_code_is_refused_even_for_a_known_architecture(models, tmp_path, monkeypatch, model_type, in_tokenizer):
+    """auto_map beside a model_type transformers knows would silently load the built-in class instead of the folder's
+    (different numbers): refused too, as is a custom tokenizer; nothing of the folder runs."""
+    import sys
+
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    monkeypatch.setattr(sys, "stdin", None)  # a prompt would fail loudly
+    folder, marker = custom_code_folder(tmp_path, models["gpt2"], model_type=model_type, in_tokenizer=in_tokenizer)
+    with pytest.raises(ModelLoadError, match="needs custom code .*berg will not run") as info:
+        load_backbone(str(folder), layer=1)
+    assert "\n" not in str(info.value) and not marker.exists()
+
+
+def test_hf_guard_blocks_remote_code_even_when_a_caller_trusts_it(models, tmp_path, monkeypatch):
+    """Inside ``hf_guard`` (around brainscore's loads too) a library call with trust_remote_code=True still runs no code."""
+    from berg_core.hf import hf_guard
+
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    folder, marker = custom_code_folder(tmp_path, models["gpt2"])
+    with hf_guard(), pytest.raises(ModelLoadError, match="custom code"):
+        transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
+    assert not marker.exists()
+    from transformers import dynamic_module_utils
+
+    assert dynamic_module_utils.TIME_OUT_REMOTE_CODE > 0 and dynamic_module_utils.get_class_in_module.__name__ == "get_class_in_module"
+
+
+# --------------------------------------------------------------------------- fetch_backbone and hub noise (issue 9, item 9)
+
+
+def test_fetch_backbone_checks_a_local_folder(models, tmp_path, monkeypatch):
+    from berg_core.hf import fetch_backbone
+
+    assert fetch_backbone(str(models["opt"])) == models["opt"]
+    folder, marker = custom_code_folder(tmp_path, models["gpt2"])
+    with pytest.raises(ModelLoadError, match="needs custom code"):
+        fetch_backbone(str(folder))
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    (no_tokenizer / "config.json").write_text((models["gpt2"] / "config.json").read_text())
+    with pytest.raises(ModelLoadError, match="tokenizer could not be loaded"):
+        fetch_backbone(str(no_tokenizer))
+    with pytest.raises(ModelLoadError, match="backbone folder .* does not exist"):
+        fetch_backbone(str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    with pytest.raises(ModelLoadError, match=r"'berg-no-such/model' is not in the Hugging Face cache .*HF_HUB_OFFLINE set.*berg fetch"):
+        fetch_backbone("berg-no-such/model")
+
+
+def test_weight_files_follow_transformers_preference():
+    from berg_core.hf import _weight_files
+
+    assert _weight_files("m", ["model.safetensors", "pytorch_model.bin", "tf_model.h5", "onnx/model.safetensors"]) == ["model.safetensors"]
+    shards = ["model.safetensors.index.json", "model-00002-of-00002.safetensors", "model-00001-of-00002.safetensors", "pytorch_model.bin"]
+    assert _weight_files("m", shards) == ["model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    assert _weight_files("m", ["pytorch_model.bin", "flax_model.msgpack"]) == ["pytorch_model.bin"]
+    with pytest.raises(ModelLoadError, match="no PyTorch weights"):
+        _weight_files("m", ["tf_model.h5", "onnx/model.safetensors"])
+
+
+def test_unreachable_hub_gives_only_berg_line(tmp_path):
+    """Hub unreachable (a closed loopback port): berg's one line, none of huggingface_hub's retry lines before it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connections are refused
+    script = ("import sys, time\ntime.sleep = lambda s: None  # hub retries back off up to 23 s; the lines are what matter\n"
+              "from berg_core.errors import BergError\nfrom berg_core.hf import load_backbone\n"
+              "try:\n    load_backbone('gpt2', layer=1)\nexcept BergError as exc:\n    print('berg:', exc, file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+    lines = (run.stdout + run.stderr).strip().splitlines()
+    assert len(lines) == 1, run.stdout + run.stderr
+    assert lines[0].startswith("berg: backbone 'gpt2' could not be downloaded") and "network" in lines[0]
