@@ -7,8 +7,8 @@ with ``UnsafePickleError``:
 * numpy array/scalar reconstruction: ``_reconstruct``, ``scalar``, ``_frombuffer`` under both
   ``numpy.core.*`` (numpy 1 pickles) and ``numpy._core.*`` (numpy 2 pickles), ``numpy.dtype``, and
   ``numpy.ndarray`` and the ``numpy.dtypes.*DType`` classes as values only (calling them is refused);
-* plain-data builtins: ``slice``, ``set``, ``frozenset``, ``complex``, ``bytearray`` (of bytes, not of
-  a size), ``object``, ``collections.OrderedDict``, and for protocol 0-2 pickles
+* plain-data builtins: ``slice``, ``set``, ``frozenset``, ``complex``, ``bytes`` and ``bytearray`` (of
+  bytes, not of a size), ``object``, ``collections.OrderedDict``, and for protocol 0-2 pickles
   ``_codecs.encode(text, "latin1")`` (how they spell bytes) and ``copyreg._reconstructor`` (only for
   the estimator classes below);
 * sklearn's ``RidgeCV`` (``sklearn.linear_model._ridge`` and the 0.24-era ``sklearn.linear_model.ridge``)
@@ -273,17 +273,20 @@ class _Latin1Encode:
         return text.encode("latin-1")
 
 
-class _ByteArray:
-    """``bytearray(data)`` of bytes, or of latin-1 text (protocol 0-2); never ``bytearray(size)``."""
+class _BytesOf:
+    """``bytes(data)`` / ``bytearray(data)`` of bytes, or of latin-1 text (protocol 0-2); never of a size."""
 
-    __slots__ = ()
+    __slots__ = ("_kind",)
 
-    def __call__(self, data: Any = b"", encoding: Any = None) -> bytearray:
+    def __init__(self, kind: type[bytes] | type[bytearray]) -> None:
+        self._kind = kind
+
+    def __call__(self, data: Any = b"", encoding: Any = None) -> bytes | bytearray:
         if isinstance(data, (bytes, bytearray)) and encoding is None:
-            return bytearray(data)
+            return self._kind(data)
         if isinstance(data, str) and _is_latin1(encoding):
-            return bytearray(data, "latin-1")
-        raise _Refused(f"it calls bytearray({_short(data)}), which BERG's files never do")
+            return self._kind(data, "latin-1")
+        raise _Refused(f"it calls {self._kind.__name__}({_short(data)}), which BERG's files never do")
 
 
 def _len(data: Any) -> Any:
@@ -324,7 +327,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): _ByteArray(),
+    ("builtins", "bytes"): _BytesOf(bytes),  # protocol 2 spells b"" as bytes()
+    ("builtins", "bytearray"): _BytesOf(bytearray),
     ("builtins", "object"): object,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("copyreg", "_reconstructor"): _SafeReconstructor(),

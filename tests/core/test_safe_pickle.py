@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import re
+import struct
 import subprocess
 import sys
 import types
@@ -215,3 +216,224 @@ def test_truncated_pickle_is_a_load_error_naming_refetch(tmp_path: Path) -> None
     (tmp_path / "junk.npy").write_bytes(b"not an npy file at all")
     with pytest.raises(ModelLoadError, match="not a valid .npy"):
         load_npy_object(tmp_path / "junk.npy")
+
+
+# ------------------------------------------------------------------ issue 9: hostile files cannot crash or exhaust berg
+
+from hostile_pickles import (  # noqa: E402 - shared with the tuckute and lebel suites
+    BAD_DTYPES,
+    HUGE_ALLOCATIONS,
+    Reduce,
+    deep_lists_pickle,
+    deep_tuple_set_pickle,
+    holder_pickle,
+    object_npy,
+    object_pointer_pickle,
+    run_guarded,
+    self_holding_list,
+    shared_lists,
+)
+
+LOAD_NPY = "from berg_core.safe_pickle import load_npy_object\nprint(repr(load_npy_object(sys.argv[1]))[:100])"
+
+
+@pytest.mark.parametrize("via", ["array", "scalar"])
+@pytest.mark.parametrize("dtype_name", list(BAD_DTYPES))
+def test_a_dtype_that_lies_about_itself_is_refused_not_a_crash(tmp_path: Path, dtype_name: str, via: str) -> None:
+    """numpy.dtype + a BUILD state declaring an object field (flags "no objects") made numpy read file bytes as a pointer."""
+    path = object_npy(tmp_path / "metadata.npy", object_pointer_pickle(dtype_name, via))
+    line = run_guarded(LOAD_NPY, str(path))
+    assert line.startswith("BergError UnsafePickleError:") and "dtype" in line and "berg fetch" in line, line
+
+
+def test_numpy_dtype_classes_are_values_not_constructors(tmp_path: Path) -> None:
+    """Float64DType() is numpy's shared float64 dtype: a BUILD on it would change float64 for the whole process."""
+    state = (3, ">", None, None, None, -1, -1, 0)
+    path = tmp_path / "p.pkl"
+    path.write_bytes(pickle.dumps({"w": Reduce(np.dtypes.Float64DType, (), state)}, protocol=4))
+    line = run_guarded("from berg_core.safe_pickle import load_pickle\nimport numpy as np\ntry:\n    load_pickle(sys.argv[1])\n"
+                       "finally:\n    assert np.dtype('f8').byteorder == '=', 'float64 was changed'", str(path))
+    assert line.startswith("BergError UnsafePickleError:") and "Float64DType" in line, line
+
+
+def test_a_second_build_on_a_dtype_is_refused() -> None:
+    good = pickle.dumps(Reduce(np.dtype, ("f8", False, True), (3, "<", None, None, None, -1, -1, 0)), protocol=2)
+    assert good.endswith(pickle.BUILD + pickle.STOP)
+    again = b"(K\x03X\x01\x00\x00\x00>NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t" + pickle.BUILD  # (3, '>', ...) BUILD
+    assert load_pickle(io.BytesIO(good)) == np.dtype("<f8")
+    with pytest.raises(UnsafePickleError, match="did not build"):
+        load_pickle(io.BytesIO(good[:-1] + again + pickle.STOP))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_every_dtype_berg_files_use_still_loads_like_np_load(tmp_path: Path, protocol: int) -> None:
+    """The dtype/array checks accept what numpy writes (reference: numpy's own unpickler on a trusted file)."""
+    data = {
+        "f8": np.linspace(0, 1, 400), "be_f4": np.arange(300, dtype=">f4"), "f2": np.ones(3, np.float16),
+        "g": np.ones(2, np.longdouble), "c16": np.array([1 + 2j]), "c8": np.array([3j], np.complex64),
+        "i1": np.arange(-3, 3, dtype=np.int8), "u2": np.arange(4, dtype=">u2"), "i8": np.arange(3),
+        "bool": np.array([True, False]), "U": np.array(["abc", "de"]), "be_U": np.array(["x"], dtype=">U3"),
+        "S": np.array([b"ab", b"c"]), "obj": np.array(["a", 1, None], dtype=object), "empty": np.zeros((0, 5)),
+        "F": np.asfortranarray(np.arange(12.0).reshape(3, 4)), "0d": np.array(2.5),
+        "scalars": [np.float64(1.5), np.int16(-2), np.bool_(True), np.str_("s"), np.bytes_(b"b"), np.complex64(1j),
+                    np.float16(0.5), np.uint64(2**63)],
+        "dtypes": [np.dtype("<f4"), np.dtype(">i8"), np.dtype("U7"), np.dtype("O"), np.dtype("?")],
+        "nested": {"t": (1, (2, (3,))), "fs": frozenset({(1, 2)})},
+    }
+    path = object_npy(tmp_path / "all.npy", holder_pickle(data, protocol=protocol))
+    ref = np.load(path, allow_pickle=True).item()
+    out = load_npy_object(path)
+    for key in ("scalars", "dtypes", "nested"):
+        assert out[key] == ref[key] and [type(x) for x in out[key]] == [type(x) for x in ref[key]]
+    for key in data.keys() - {"scalars", "dtypes", "nested"}:
+        _assert_same(ref[key], out[key])
+        assert out[key].flags.f_contiguous == ref[key].flags.f_contiguous
+
+
+@pytest.mark.parametrize("name", list(HUGE_ALLOCATIONS))
+def test_a_tiny_pickle_asking_for_a_huge_allocation_is_refused_before_allocating(tmp_path: Path, name: str) -> None:
+    """Run under a 1 GiB address-space cap: allocating first would surface as a MemoryError."""
+    path = tmp_path / "huge.pkl"
+    path.write_bytes(HUGE_ALLOCATIONS[name])
+    assert path.stat().st_size < 400
+    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path))
+    assert line.startswith("BergError") and "MemoryError" not in line and "berg fetch" in line, line
+
+
+@pytest.mark.parametrize("shape, match", [
+    ("shared", "expands to more than"), ("self", "contains itself"), ("deep", "nested more than"),
+])
+def test_a_small_graph_that_expands_loops_or_nests_deep_is_one_load_error(tmp_path: Path, shape: str, match: str) -> None:
+    """Loading then storing (what get_model_metadata does) ends in a BergError, never a hang, 2 GB or RecursionError."""
+    if shape == "deep":
+        payload = deep_lists_pickle(100_000)
+    else:
+        payload = holder_pickle({"fmri": {"n_voxels": 3}, "roi": shared_lists(30, 4) if shape == "shared" else self_holding_list()})
+    path = object_npy(tmp_path / "metadata.npy", payload)
+    assert shape == "deep" or path.stat().st_size < 1000
+    line = run_guarded("from berg_core.safe_pickle import load_npy_object\nfrom berg_core.safe_store import save_tree\n"
+                       "save_tree(sys.argv[2], load_npy_object(sys.argv[1]))", str(path), str(tmp_path / "out.npz"), timeout=60)
+    assert line.startswith("BergError ModelLoadError:") and match in line, line
+
+
+def test_deep_nesting_inside_the_unpickler_is_a_load_error_not_a_crash(tmp_path: Path) -> None:
+    """Hashing a tuple nested 1e6 deep (a frozenset item) overflowed the C stack."""
+    path = tmp_path / "deep.pkl"
+    path.write_bytes(deep_tuple_set_pickle(1_000_000))
+    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path))
+    assert line.startswith("BergError ModelLoadError:") and "nests tuples" in line, line
+
+
+# ------------------------------------------------------------------ issue 9 item 10: the unpickler's refusals
+
+
+@pytest.mark.parametrize("payload, match", [
+    (b"ccopy_reg\n_reconstructor\n(c__builtin__\nset\nc__builtin__\nobject\nNtR.", "copyreg._reconstructor"),
+    (b"ccopy_reg\n_reconstructor\n(csklearn.linear_model._ridge\nRidgeCV\nc__builtin__\nset\nNtR.", "copyreg._reconstructor"),
+    (b"ccopy_reg\n_reconstructor\n(csklearn.linear_model._ridge\nRidgeCV\nc__builtin__\nobject\n(dtR.", "copyreg._reconstructor"),
+    (b"ccopyreg\n__newobj__\n(c__builtin__\nobject\ntR.", "copyreg.__newobj__"),
+])
+def test_copyreg_reconstructors_other_than_the_estimators_are_refused(payload: bytes, match: str) -> None:
+    with pytest.raises(UnsafePickleError, match=re.escape(match)):
+        load_pickle(io.BytesIO(payload))
+
+
+def test_copyreg_reconstructor_of_the_estimator_loads() -> None:
+    payload = b"ccopy_reg\n_reconstructor\n(csklearn.linear_model._ridge\nRidgeCV\nc__builtin__\nobject\nNtR(dS'alpha_'\nF0.5\nsb."
+    est = load_pickle(io.BytesIO(payload))
+    assert isinstance(est, PickledEstimator) and est.alpha_ == 0.5
+
+
+@pytest.mark.parametrize("payload", [b"Pabc\n.", b"\x80\x02X\x01\x00\x00\x00aQ."])
+def test_persistent_ids_are_refused(payload: bytes) -> None:
+    with pytest.raises(UnsafePickleError, match="persistent ids"):
+        load_pickle(io.BytesIO(payload))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "rot13", "hex", "base64", "utf-16"])
+def test_codecs_encode_with_an_encoding_other_than_latin1_is_refused(encoding: str) -> None:
+    payload = b"\x80\x02c_codecs\nencode\nX\x02\x00\x00\x00hiX" + struct.pack("<I", len(encoding)) + encoding.encode() + b"\x86R."
+    with pytest.raises(UnsafePickleError, match=re.escape(f"_codecs.encode with encoding {encoding!r}")):
+        load_pickle(io.BytesIO(payload))
+    latin1 = payload.replace(b"X" + struct.pack("<I", len(encoding)) + encoding.encode(), b"X\x06\x00\x00\x00latin1")
+    assert load_pickle(io.BytesIO(latin1)) == b"hi"
+
+
+def _npy_v3(path: Path, arr: np.ndarray) -> Path:
+    """``arr`` in .npy format 3.0 (utf-8 header with a 4-byte length), written by hand."""
+    header = repr({"descr": np.lib.format.dtype_to_descr(arr.dtype), "fortran_order": False, "shape": arr.shape}).encode("utf-8")
+    pad = -(len(header) + 1 + 12) % 64
+    with open(path, "wb") as fh:
+        fh.write(b"\x93NUMPY\x03\x00" + struct.pack("<I", len(header) + pad + 1) + header + b" " * pad + b"\n")
+        if arr.dtype.hasobject:
+            pickle.dump(arr, fh, protocol=4)
+        else:
+            fh.write(arr.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+@pytest.mark.parametrize("content", ["numeric", "dict"])
+def test_npy_format_versions_load_like_np_load(tmp_path: Path, version: tuple[int, int], content: str) -> None:
+    from berg_core.pickled_arrays import RawArray, load_npy_lazily
+
+    arr = np.arange(12.0).reshape(3, 4) if content == "numeric" else np.array({"w": np.arange(5.0), "name": "x"}, dtype=object)
+    path = tmp_path / "v.npy"
+    if version == (3, 0):
+        _npy_v3(path, arr)
+    else:
+        with open(path, "wb") as fh:
+            np.lib.format.write_array(fh, arr, version=version, allow_pickle=True)
+    assert path.read_bytes()[6:8] == bytes(version)
+    ref = np.load(path, allow_pickle=True)
+    ref = ref[()] if ref.shape == () else ref
+    for out in (load_npy_object(path), load_npy_lazily(path)):
+        out = out.load() if isinstance(out, RawArray) else out
+        if content == "numeric":
+            np.testing.assert_array_equal(out, ref)
+        else:
+            assert out.keys() == ref.keys() and out["name"] == "x"
+            np.testing.assert_array_equal(out["w"], ref["w"])
+
+
+def _v1(header: bytes, body: bytes = b"") -> bytes:
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + body
+
+
+def _v3(header: bytes, length: int | None = None) -> bytes:
+    return b"\x93NUMPY\x03\x00" + struct.pack("<I", len(header) if length is None else length) + header
+
+
+MALFORMED_HEADERS = {
+    "bad magic": b"\x93NUMPZ\x01\x00" + b"\x00" * 60,
+    "unknown version": b"\x93NUMPY\x09\x00" + b"\x00" * 60,
+    "empty": b"",
+    "length past the end": b"\x93NUMPY\x01\x00\xff\x7f{}",
+    "not a dict": _v1(b"[1, 2, 3]\n"),
+    "missing key": _v1(b"{'descr': '<f8', 'shape': (2,)}\n"),
+    "negative shape": _v1(b"{'descr': '<f8', 'fortran_order': False, 'shape': (-1,)}\n"),
+    "shape of text": _v1(b"{'descr': '<f8', 'fortran_order': False, 'shape': ('a',)}\n"),
+    "shape larger than the file": _v1(b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,)}\n"),
+    "fortran_order not a bool": _v1(b"{'descr': '<f8', 'fortran_order': 'yes', 'shape': (1,)}\n"),
+    "bad descr": _v1(b"{'descr': '<q9', 'fortran_order': False, 'shape': (1,)}\n"),
+    "bad structured descr": _v1(b"{'descr': [('a',)], 'fortran_order': False, 'shape': (1,)}\n"),
+    "syntax error": _v1(b"{'descr': '<f8', 'fortran_order': False, 'shape': (1,\n"),
+    "nested 500 deep": _v1(b"{'descr': '<f8', 'fortran_order': False, 'shape': " + b"(" * 500 + b")" * 500 + b"}\n"),
+    "v3 not a dict": _v3(b"[1]\n"),
+    "v3 missing key": _v3(b"{'descr': '<f8'}\n"),
+    "v3 invalid utf-8": _v3(b"{'descr': '\xff'}\n"),
+    "v3 huge length": _v3(b"{}", length=0xFFFFFFFF),
+    "v3 shape of text": _v3(b"{'descr': '<f8', 'fortran_order': False, 'shape': 'ab'}\n"),
+    "v3 bad descr": _v3(b"{'descr': 5, 'fortran_order': False, 'shape': ()}\n"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_HEADERS))
+def test_a_malformed_npy_header_is_one_load_error(tmp_path: Path, name: str) -> None:
+    from berg_core.pickled_arrays import load_npy_lazily
+
+    path = tmp_path / "bad.npy"
+    path.write_bytes(MALFORMED_HEADERS[name])
+    for load in (load_npy_object, load_npy_lazily):
+        with pytest.raises(ModelLoadError, match="berg fetch"):
+            load(path)
