@@ -264,10 +264,14 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.backbone and cfg.stimulus == "timed_words" and not cfg.tr:
         raise InvalidParameterError("a timed-words encoder needs --tr (seconds per sample)")
     from berg_core.trained import check_out_folder
-    from berg_core.trained_cards import MODEL_ID_RE
+    from berg_core.trained_cards import CONTROL_RE, MODEL_ID_RE
 
     if cfg.model_id is not None and not MODEL_ID_RE.fullmatch(cfg.model_id):
         raise InvalidParameterError(f"--model-id {cfg.model_id!r}: use letters, digits and _ . + = - (at most 200, starting with a letter or digit)")
+    texts = [("--description", cfg.description, 100_000), ("--card", cfg.card_text, 10_000_000)] + [("--backbone", b, 1000) for b in cfg.backbone]
+    for flag, text, limit in texts:
+        if text is not None and (not isinstance(text, str) or len(text) > limit or CONTROL_RE.search(text)):
+            raise InvalidParameterError(f"{flag}: give text of at most {limit} characters without control characters")
     out = check_out_folder(cfg.out, overwrite=cfg.overwrite)
     n_comp = parse_reduce(cfg.reduce)
     suffix = f"{n_comp}PCs" if n_comp else "raw"
@@ -443,13 +447,17 @@ def _read_names(path: str | None, n: int) -> list[str] | None:
     names = [line.strip() for line in _read_text(path, "--output-names").splitlines() if line.strip()]
     if len(names) != n:
         raise InvalidParameterError(f"--output-names {path}: {len(names)} names for {n} response columns")
-    if any(len(name) > 1000 or "\x00" in name for name in names):
-        raise InvalidParameterError(f"--output-names {path}: names must be at most 1000 characters, without NUL")
+    from berg_core.trained_cards import CONTROL_RE
+
+    if any(len(name) > 1000 or CONTROL_RE.search(name) for name in names):
+        raise InvalidParameterError(f"--output-names {path}: names must be at most 1000 characters, without control characters")
     return names
 
 
 def _read_rois(path: str | None, n: int) -> dict[str, list[int]] | None:
     """ROIs from JSON: ``{name: [column indices] | 0/1 mask of length n}``."""
+    from berg_core.trained_cards import CONTROL_RE
+
     if not path:
         return None
     try:
@@ -461,7 +469,7 @@ def _read_rois(path: str | None, n: int) -> dict[str, list[int]] | None:
     out = {}
     for name, value in data.items():
         ints = isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
-        if not ints or len(name) > 1000:
+        if not ints or len(name) > 1000 or CONTROL_RE.search(name):
             raise InvalidParameterError(f"--rois {path}: ROI {name!r} must be a list of column indices (or a 0/1 mask)")
         idx = [i for i, v in enumerate(value) if v] if len(value) == n and set(value) <= {0, 1} else value
         if not idx or min(idx) < 0 or max(idx) >= n:

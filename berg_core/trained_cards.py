@@ -51,6 +51,8 @@ MAX_NAME = 1_000
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,199}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 CONTEXT_KEYS = ("max_words", "keep_words")
+#: control characters a card's text may not hold (terminal escapes, NUL); tab and newlines are fine
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def is_encoder_dir(path: str | os.PathLike[str]) -> bool:
@@ -149,8 +151,9 @@ class _Checker:
     def text(self, field: str, value: Any, *, optional: bool = True, limit: int = MAX_NAME) -> str | None:
         if value is None and optional:
             return None
-        if not isinstance(value, str) or len(value) > limit or "\x00" in value:
-            raise self.fail(field, f"a string of at most {limit} characters" + (" or null" if optional else ""), value)
+        if not isinstance(value, str) or len(value) > limit or CONTROL_RE.search(value):
+            raise self.fail(field, f"a string of at most {limit} characters without control characters"
+                            + (" or null" if optional else ""), value)
         return value
 
     def choice(self, field: str, value: Any, options: tuple[Any, ...]) -> Any:

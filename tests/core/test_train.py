@@ -221,6 +221,7 @@ def test_bad_card_inputs_are_one_line_before_the_fit(data, capsys, monkeypatch):
         (["--rois", tmp / "nested.json"], "list of column indices"),
         (["--rois", tmp / "range.json"], "in 0..11"),
         (["--model-id", "my model/v1"], "--model-id 'my model/v1'"),
+        (["--description", "x\x1b[2J"], "--description: give text"),
     ]
     for args, message in cases:
         assert cli(*base, *args) == 1

@@ -99,6 +99,7 @@ MALFORMED = {
     "model id with a slash": lambda f: edit_card(f, lambda c: c.update(model_id="../../etc")),
     "scores is a list": lambda f: edit_card(f, lambda c: c.update(scores=[1])),
     "description is a number": lambda f: edit_card(f, lambda c: c.update(description=3)),
+    "card text with a terminal escape": lambda f: edit_card(f, lambda c: c.update(card="ok\x1b]0;pwned\x07")),
     "weights shape disagrees with the spaces": lambda f: edit_card(f, lambda c: c["weights"].update(shape=[5, N_OUT])),
     "weights dtype float16": lambda f: edit_card(f, lambda c: c["weights"].update(dtype="float16")),
     "no pinned hashes": lambda f: edit_card(f, lambda c: c["weights"].pop("sha256")),
