@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -70,6 +71,9 @@ from berg_core.trained_cards import (  # noqa: F401  (re-exported: the card API 
     verify_files,
 )
 
+#: per-output training scores kept in ``arrays.npz``
+SCORE_ARRAYS = ("cv_cc", "cc", "alphas", "pvalues_corrected")
+
 
 def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dict[str, Any]:
     """The card plus the per-output training scores (``cv_cc``, ``cc``, ``alphas``) as arrays."""
@@ -81,9 +85,6 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
     meta["encoding_model"] = load_arrays(arrays, {k: (n_out,) for k in SCORE_ARRAYS}, required=(), who=spec.model_id)
     return meta
 
-
-#: per-output training scores kept in ``arrays.npz``
-SCORE_ARRAYS = ("cv_cc", "cc", "alphas", "pvalues_corrected")
 
 
 def load_arrays(path: Path, shapes: Mapping[str, tuple[int, ...]], *, required: Sequence[str], who: str) -> dict[str, np.ndarray]:
@@ -120,7 +121,7 @@ def load_arrays(path: Path, shapes: Mapping[str, tuple[int, ...]], *, required: 
                     raise bad(f"{key!r} has dtype {dtype}, not float32/float64")
                 if tuple(got) != tuple(shape):
                     raise bad(f"{key!r} has shape {tuple(got)}, the card implies {tuple(shape)}")
-                if int(np.prod(shape)) * dtype.itemsize > info.file_size:
+                if math.prod(shape) * dtype.itemsize > info.file_size:
                     raise bad(f"{key!r} is shorter than its header says")
             with np.load(path, allow_pickle=False) as npz:
                 return {k: np.asarray(npz[k]) for k in shapes if k in members}
