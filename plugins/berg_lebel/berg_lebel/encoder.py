@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
@@ -111,19 +110,10 @@ class LebelEncoder(Encoder):
     def _probe_backbone(self, n_features: int) -> tuple[int, str]:
         """Check the backbone exists and fits the weights (config only); return (hidden size, revision)."""
         from berg_core.features import backbone_revision
+        from berg_core.hf import backbone_config
 
         name, layer = self.options["backbone"], self.options["layer"]
-        try:
-            from transformers import AutoConfig
-        except ImportError as exc:
-            raise ModelLoadError(f"this model needs torch and transformers: pip install torch transformers ({exc})") from exc
-        try:
-            config = AutoConfig.from_pretrained(name, revision=self.options["revision"])
-        except (OSError, ValueError) as exc:
-            offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
-            how = "it is not in the Hugging Face cache and the hub is offline" if offline else "it could not be downloaded or found"
-            raise ModelLoadError(f"backbone {name!r}: {how} (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}); "
-                                 f"download it once online or pass backbone=/local/folder") from exc
+        config = backbone_config(name, self.options["revision"])  # no custom code; one line when missing or offline
         n_layers = int(getattr(config, "num_hidden_layers", 0))
         if layer > n_layers:
             raise InvalidParameterError(f"layer must be an int in 0..{n_layers} for {name!r}, got {layer}")
