@@ -264,11 +264,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.backbone and cfg.stimulus == "timed_words" and not cfg.tr:
         raise InvalidParameterError("a timed-words encoder needs --tr (seconds per sample)")
     from berg_core.trained import check_out_folder
-    from berg_core.trained_cards import CONTROL_RE, MODEL_ID_RE
+    from berg_core.trained_cards import CONTROL_RE, MAX_CARD_TEXT, MAX_DESCRIPTION, MAX_NAME, MODEL_ID_RE
 
     if cfg.model_id is not None and not MODEL_ID_RE.fullmatch(cfg.model_id):
         raise InvalidParameterError(f"--model-id {cfg.model_id!r}: use letters, digits and _ . + = - (at most 200, starting with a letter or digit)")
-    texts = [("--description", cfg.description, 100_000), ("--card", cfg.card_text, 10_000_000)] + [("--backbone", b, 1000) for b in cfg.backbone]
+    texts = [("--description", cfg.description, MAX_DESCRIPTION), ("--card", cfg.card_text, MAX_CARD_TEXT)]
+    texts += [("--backbone", b, MAX_NAME) for b in cfg.backbone]
     for flag, text, limit in texts:
         if text is not None and (not isinstance(text, str) or len(text) > limit or CONTROL_RE.search(text)):
             raise InvalidParameterError(f"{flag}: give text of at most {limit} characters without control characters")

@@ -37,7 +37,7 @@ FAMILY = "trained"
 PATH_ENV = "BERG_ENCODER_PATH"
 
 # -- limits of a plausible card (a card beyond them is refused before anything is allocated)
-MAX_CARD_BYTES = 64 << 20
+MAX_CARD_BYTES = 16 << 20  # a 95k-voxel card with names and ROIs is ~2 MB
 MAX_DEPTH = 24
 MAX_OUTPUTS = 10_000_000
 MAX_FEATURES = 1_000_000
@@ -47,6 +47,8 @@ MAX_DELAY = 100_000
 MAX_LAYER = 100_000
 MAX_ROIS = 100_000
 MAX_NAME = 1_000
+MAX_DESCRIPTION = 100_000
+MAX_CARD_TEXT = 1_000_000
 #: model ids a card may claim (a card's id must be usable as a folder name and on a command line)
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,199}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -187,8 +189,8 @@ def check_card(card: Any, file: Path) -> dict[str, Any]:
     model_id = card.get("model_id")
     if model_id is not None and not (isinstance(model_id, str) and MODEL_ID_RE.fullmatch(model_id)):
         raise c.fail("model_id", "letters, digits and _ . + = - (at most 200, starting with a letter or digit)", model_id)
-    c.text("description", card.get("description"), limit=100_000)
-    c.text("card", card.get("card"), limit=10_000_000)
+    c.text("description", card.get("description"), limit=MAX_DESCRIPTION)
+    c.text("card", card.get("card"), limit=MAX_CARD_TEXT)
     stimulus = card["stimulus"]
     if stimulus not in ("sentences", "timed_words"):
         raise _refuse(file, f"unknown stimulus kind {stimulus!r}")
