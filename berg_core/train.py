@@ -432,7 +432,8 @@ def _version() -> str:
     return __version__
 
 
-def _read_text(path: str, flag: str) -> str:
+def read_text_file(path: str, flag: str) -> str:
+    """A UTF-8 text file given with ``flag``; undecodable or unreadable: one line."""
     try:
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -445,7 +446,7 @@ def _read_names(path: str | None, n: int) -> list[str] | None:
     """One output name per line of a UTF-8 text file (blank lines ignored); exactly ``n`` of them."""
     if not path:
         return None
-    names = [line.strip() for line in _read_text(path, "--output-names").splitlines() if line.strip()]
+    names = [line.strip() for line in read_text_file(path, "--output-names").splitlines() if line.strip()]
     if len(names) != n:
         raise InvalidParameterError(f"--output-names {path}: {len(names)} names for {n} response columns")
     from berg_core.trained_cards import CONTROL_RE
@@ -462,7 +463,7 @@ def _read_rois(path: str | None, n: int) -> dict[str, list[int]] | None:
     if not path:
         return None
     try:
-        data = json.loads(_read_text(path, "--rois"))
+        data = json.loads(read_text_file(path, "--rois"))
     except (ValueError, RecursionError) as exc:
         raise InvalidParameterError(f"--rois {path}: not valid JSON ({exc}); give {{name: [indices]}}") from exc
     if not isinstance(data, dict):

@@ -89,13 +89,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from berg_core.train import TrainConfig, train
+    from berg_core.train import TrainConfig, read_text_file, train
 
     card_text = None
     if args.card:
         if not Path(args.card).is_file():
             raise InvalidParameterError(f"--card file {args.card!r} not found")
-        card_text = Path(args.card).read_text(encoding="utf-8")
+        card_text = read_text_file(args.card, "--card")
     cfg = TrainConfig(
         features=list(args.features), responses=args.responses, out=args.out, feature_names=args.feature_names, test=args.test,
         delays=list(args.delays), delay_mode=args.delay_mode, segments=args.segments, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,

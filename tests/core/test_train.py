@@ -222,6 +222,7 @@ def test_bad_card_inputs_are_one_line_before_the_fit(data, capsys, monkeypatch):
         (["--rois", tmp / "range.json"], "in 0..11"),
         (["--model-id", "my model/v1"], "--model-id 'my model/v1'"),
         (["--description", "x\x1b[2J"], "--description: give text"),
+        (["--card", tmp / "latin1.txt"], "--card"),
     ]
     for args, message in cases:
         assert cli(*base, *args) == 1
