@@ -70,3 +70,16 @@ def tiny_opt(folder: Path | str, *, n_layer: int = 4, hidden: int = 32, n_head: 
                        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     OPTModel(config).eval().save_pretrained(str(folder))
     return folder
+
+
+def fake_hub_cache(hub: Path | str, repo_id: str, model_dir: Path | str, *, commit: str = "0" * 40) -> Path:
+    """Lay ``model_dir`` out as the Hugging Face cache entry of ``repo_id`` under ``hub`` (= ``HF_HUB_CACHE``),
+    as a past download of branch ``main`` at ``commit`` leaves it; return the snapshot folder."""
+    import shutil
+
+    entry = Path(hub) / f"models--{repo_id.replace('/', '--')}"
+    snapshot = entry / "snapshots" / commit
+    shutil.copytree(model_dir, snapshot)
+    (entry / "refs").mkdir(parents=True, exist_ok=True)
+    (entry / "refs" / "main").write_text(commit)
+    return snapshot

@@ -158,7 +158,7 @@ def test_berg_fetch_downloads_and_converts(tmp_path, monkeypatch, berg_tree, cap
     monkeypatch.setenv("BERG_DIR", str(fresh))
     with serve_directory(bucket) as url:
         monkeypatch.setenv("BERG_BASE_URL", url)
-        assert main(["fetch", "fmri-lebel2023-opt_1_3b", "--subject", "UTS02", "--quiet"]) == 0
+        assert main(["fetch", "fmri-lebel2023-opt_1_3b", "--subject", "UTS02", "--quiet", "--no-backbone"]) == 0
     assert (fresh / WEIGHTS_FILE.format(subject="UTS02")).is_file()
     cache = Path(os.environ["BERG_CACHE_DIR"]) / "lebel"
     h5 = list(cache.glob("weights_UTS02.*.h5"))

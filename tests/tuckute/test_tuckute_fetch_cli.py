@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from tuckute_helpers import SIX
 from berg_core import BERG
 from berg_core.cli import main
 from berg_core.testing import serve_directory
+from berg_core.testing_hf import fake_hub_cache
 from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
 from berg_tuckute.testing import write_berg_files
 
@@ -54,15 +54,6 @@ def test_first_use_fetches_automatically(tmp_path, berg_dir, tiny_gpt2_dir, monk
             assert model.encode(SIX).shape == (3, 6)
         assert url.gets(WEIGHTS_PATH) == 1
     assert list(meta["rois"]) == list(ROIS)
-
-
-def fake_hub_cache(hub: Path, repo_id: str, model_dir: Path) -> None:
-    """Lay ``model_dir`` out as the Hugging Face cache entry of ``repo_id`` (what a past download leaves)."""
-    commit = "0" * 40
-    entry = hub / f"models--{repo_id.replace('/', '--')}"
-    shutil.copytree(model_dir, entry / "snapshots" / commit)
-    (entry / "refs").mkdir(parents=True)
-    (entry / "refs" / "main").write_text(commit)
 
 
 def test_cli_encode_default_backbone_to_csv(tmp_path, berg_dir, reference):
