@@ -91,3 +91,36 @@ def test_truncated_files_are_detected(tmp_path, data):
     short.write_bytes((tmp_path / "plain.npy").read_bytes()[:-1])
     with pytest.raises(ModelLoadError, match="truncated"):
         load_npy_lazily(short)
+
+
+# ------------------------------------------------------------------ issue 9: the streaming unpickler is as strict
+
+from hostile_pickles import Reduce, holder_pickle, object_npy, object_pointer_pickle, run_guarded, shared_lists  # noqa: E402
+
+LOAD_LAZILY = "from berg_core.pickled_arrays import load_npy_lazily\nprint(repr(load_npy_lazily(sys.argv[1]))[:100])"
+
+
+@pytest.mark.parametrize("dtype_name, via", [
+    ("void-object-field", "array"), ("void-object-field", "scalar"), ("object-without-object-flags", "array"),
+    ("float-given-fields", "scalar"),
+])
+def test_a_dtype_that_lies_about_itself_is_refused_not_a_crash(tmp_path, dtype_name, via):
+    path = object_npy(tmp_path / "weights.npy", object_pointer_pickle(dtype_name, via))
+    line = run_guarded(LOAD_LAZILY, str(path))
+    assert line.startswith("BergError UnsafePickleError:") and "dtype" in line, line
+
+
+def test_shared_lists_in_a_weights_file_are_refused_fast(tmp_path):
+    """The payload scan walked lists that share each other 4**20 times (a hang); now each is visited once."""
+    path = object_npy(tmp_path / "weights.npy", holder_pickle({"ridge_weights": np.ones((2, 3)), "extra": shared_lists(30, 4)}))
+    line = run_guarded(LOAD_LAZILY, str(path), timeout=60)
+    assert line.startswith("BergError ModelLoadError:") and "expands to more than" in line, line
+
+
+def test_a_located_array_whose_shape_overflows_int64_is_refused(tmp_path):
+    """(2**17, 2**47 + 1) float64 is 2**20 bytes modulo 2**64: the located block must not be taken for it."""
+    payload = np.zeros(2**17)  # 1 MiB, written outside pickle frames
+    fn, args, state = payload.__reduce__()
+    path = object_npy(tmp_path / "w.npy", holder_pickle({"ridge_weights": Reduce(fn, args, (1, (2**17, 2**47 + 1), *state[2:]))}))
+    with pytest.raises(UnsafePickleError, match="more elements than the file has bytes"):
+        load_npy_lazily(path, min_bytes=1000)
