@@ -65,6 +65,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from berg_core import errors
 from berg_core.cache import atomic_write_text, file_lock, format_bytes, storage_error, storage_errors
 from berg_core.errors import BergError, DownloadError, InvalidParameterError, ModelLoadError, ResourceError
 from berg_core.progress import notice, progress_bar
@@ -133,8 +134,9 @@ def file_url(rel_path: str) -> str:
 
 
 def fetch_command(model_id: str | None) -> str:
-    """The command that (re)downloads a model's files, for messages: ``berg fetch <model id>``."""
-    return f"`berg fetch {model_id}`" if model_id else "`berg fetch <model id>`"
+    """The command that (re)downloads a model's files, in backticks for messages: ```berg fetch <model_id>```, or
+    ``berg_core.errors.FETCH_PLACEHOLDER`` when the model is not known here (the facade fills it in)."""
+    return f"`{errors.fetch_command(model_id)}`" if model_id else f"`{errors.FETCH_PLACEHOLDER}`"
 
 
 def ensure_file(
