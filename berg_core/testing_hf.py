@@ -83,3 +83,49 @@ def fake_hub_cache(hub: Path | str, repo_id: str, model_dir: Path | str, *, comm
     (entry / "refs").mkdir(parents=True, exist_ok=True)
     (entry / "refs" / "main").write_text(commit)
     return snapshot
+
+
+#: a backbone folder's own module: importing it writes ``marker`` (proof that berg ran the folder's code)
+_CUSTOM_MODULE = """
+from pathlib import Path
+
+Path({marker!r}).write_text("the folder's code ran")
+
+from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
+
+
+class EvilConfig(GPT2Config):
+    model_type = {model_type!r}
+
+
+class EvilModel(GPT2Model):
+    config_class = EvilConfig
+
+
+class EvilLMHeadModel(GPT2LMHeadModel):
+    config_class = EvilConfig
+"""
+
+
+def custom_code_backbone(root: Path | str, source: Path | str, *, model_type: str = "evil_gpt", in_tokenizer: bool = False) -> tuple[Path, Path]:
+    """A copy of the saved GPT-2 ``source`` whose ``config.json`` (or, ``in_tokenizer``, ``tokenizer_config.json``)
+    has an ``auto_map`` naming its own ``evil.py``, which writes a marker file when imported.
+
+    Returns (folder, marker); the marker must never exist after berg touched the folder.
+    """
+    import json
+    import shutil
+
+    root = Path(root)
+    folder, marker = root / f"custom-{model_type}-{in_tokenizer}", root / f"marker-{model_type}-{in_tokenizer}"
+    shutil.copytree(source, folder)
+    name = "tokenizer_config.json" if in_tokenizer else "config.json"
+    cfg = json.loads((folder / name).read_text())
+    if in_tokenizer:
+        cfg["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", None]}
+    else:
+        cfg["model_type"] = model_type
+        cfg["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel", "AutoModelForCausalLM": "evil.EvilLMHeadModel"}
+    (folder / name).write_text(json.dumps(cfg))
+    (folder / "evil.py").write_text(_CUSTOM_MODULE.format(marker=str(marker), model_type=model_type))
+    return folder, marker

@@ -8,7 +8,7 @@ transformers = pytest.importorskip("transformers")
 
 from berg_core import InvalidParameterError, ModelLoadError  # noqa: E402
 from berg_core.hf import load_backbone, sentence_features  # noqa: E402
-from berg_core.testing_hf import tiny_gpt2, tiny_opt  # noqa: E402
+from berg_core.testing_hf import custom_code_backbone, tiny_gpt2, tiny_opt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,40 +66,6 @@ def test_bad_layer_and_missing_backbone(models, monkeypatch):
 
 # --------------------------------------------------------------------------- no custom code (issue 9, item 3)
 
-EVIL_MODULE = """
-from pathlib import Path
-
-Path({marker!r}).write_text("the folder's code ran")
-
-from transformers import GPT2Config, GPT2Model
-
-
-class EvilConfig(GPT2Config):
-    model_type = {model_type!r}
-
-
-class EvilModel(GPT2Model):
-    config_class = EvilConfig
-"""
-
-
-def custom_code_folder(root, source, *, model_type="evil_gpt", in_tokenizer=False):
-    """A copy of a tiny GPT-2 whose config (or tokenizer config) names a module of the folder that writes a marker file."""
-    import json
-    import shutil
-
-    folder, marker = root / f"custom-{model_type}-{in_tokenizer}", root / f"marker-{model_type}-{in_tokenizer}"
-    shutil.copytree(source, folder)
-    name = "tokenizer_config.json" if in_tokenizer else "config.json"
-    cfg = json.loads((folder / name).read_text())
-    if not in_tokenizer:
-        cfg["model_type"] = model_type
-    cfg["auto_map"] = ({"AutoTokenizer": ["evil.EvilTokenizer", None]} if in_tokenizer
-                       else {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"})
-    (folder / name).write_text(json.dumps(cfg))
-    (folder / "evil.py").write_text(EVIL_MODULE.format(marker=str(marker), model_type=model_type))
-    return folder, marker
-
 
 @pytest.mark.parametrize("answer", [None, "y\n"])
 def test_custom_code_backbone_is_refused_without_a_prompt(models, tmp_path, answer):
@@ -109,7 +75,7 @@ def test_custom_code_backbone_is_refused_without_a_prompt(models, tmp_path, answ
     import subprocess
     import sys
 
-    folder, marker = custom_code_folder(tmp_path, models["gpt2"])
+    folder, marker = custom_code_backbone(tmp_path, models["gpt2"])
     script = ("import sys\nfrom berg_core.errors import BergError\nfrom berg_core.hf import load_backbone\n"
               f"try:\n    load_backbone({str(folder)!r}, layer=1)\nexcept BergError as exc:\n    print('BergError:', exc)\n    sys.exit(3)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
@@ -130,7 +96,7 @@ def test_custom_code_is_refused_even_for_a_known_architecture(models, tmp_path, 
 
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
     monkeypatch.setattr(sys, "stdin", None)  # a prompt would fail loudly
-    folder, marker = custom_code_folder(tmp_path, models["gpt2"], model_type=model_type, in_tokenizer=in_tokenizer)
+    folder, marker = custom_code_backbone(tmp_path, models["gpt2"], model_type=model_type, in_tokenizer=in_tokenizer)
     with pytest.raises(ModelLoadError, match="needs custom code .*berg will not run") as info:
         load_backbone(str(folder), layer=1)
     assert "\n" not in str(info.value) and not marker.exists()
@@ -141,7 +107,7 @@ def test_hf_guard_blocks_remote_code_even_when_a_caller_trusts_it(models, tmp_pa
     from berg_core.hf import hf_guard
 
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
-    folder, marker = custom_code_folder(tmp_path, models["gpt2"])
+    folder, marker = custom_code_backbone(tmp_path, models["gpt2"])
     with hf_guard(), pytest.raises(ModelLoadError, match="custom code"):
         transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
     assert not marker.exists()
@@ -157,7 +123,7 @@ def test_fetch_backbone_checks_a_local_folder(models, tmp_path, monkeypatch):
     from berg_core.hf import fetch_backbone
 
     assert fetch_backbone(str(models["opt"])) == models["opt"]
-    folder, marker = custom_code_folder(tmp_path, models["gpt2"])
+    folder, marker = custom_code_backbone(tmp_path, models["gpt2"])
     with pytest.raises(ModelLoadError, match="needs custom code"):
         fetch_backbone(str(folder))
     no_tokenizer = tmp_path / "no-tokenizer"

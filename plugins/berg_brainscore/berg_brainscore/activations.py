@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from berg_brainscore.runtime import brainscore
-from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.errors import BergError, InvalidParameterError, ModelLoadError
 from berg_core.progress import progress, progress_bar
 
 LANGUAGE_SYSTEM = "language_system"
@@ -37,16 +37,23 @@ CONTEXTS = ("independent", "running")
 
 def load_subject(name: str, device: str) -> Any:
     """brainscore's model ``name`` ready to record the language system, on ``device`` where it is a torch model."""
+    from berg_core.hf import hf_guard, offline_vars
+
     bs = brainscore()
     try:
-        if name in bs.model_registry:  # already imported (or registered in-process, e.g. by a test)
-            subject = bs.model_registry[name]()
-        else:
-            subject = bs.load_model(name)
+        with hf_guard():  # no custom code from a hub repo, no [y/N] prompt, no hub retry noise before berg's line
+            if name in bs.model_registry:  # already imported (or registered in-process, e.g. by a test)
+                subject = bs.model_registry[name]()
+            else:
+                subject = bs.load_model(name)
+    except BergError:
+        raise
     except Exception as exc:
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+        switches = " and ".join(offline_vars())
+        how = f"downloadable: unset {switches}" if switches else "downloadable: check your network"
         raise ModelLoadError(f"brainscore could not load model {name!r}: {detail} (a Hugging Face model must be in the HF cache, "
-                             f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}, or downloadable: unset HF_HUB_OFFLINE)") from exc
+                             f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}, or {how})") from exc
     place_on_device(subject, device)
     subject.start_neural_recording(recording_target=bs.ArtificialSubject.RecordingTarget.language_system,
                                    recording_type=bs.ArtificialSubject.RecordingType.fMRI)

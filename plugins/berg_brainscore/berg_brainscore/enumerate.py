@@ -54,6 +54,9 @@ _SIZE_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)([bBmM])(?![A-Za-z0-9])")
 _TENSORFLOW_RE = re.compile(r"^\s*(?:import|from)\s+tensorflow\b", re.MULTILINE)
 _DOWNLOAD_RE = re.compile(r"\b(?:urlretrieve|urlopen|requests\.get|hf_hub_download|snapshot_download|from_pretrained)\b")
 _HOST_RE = re.compile(r"https?://([A-Za-z0-9.-]+)")
+#: ``trust_remote_code=True`` / ``{"trust_remote_code": True}``: the model runs code from its hub repo
+_REMOTE_CODE_RE = re.compile(r"""\btrust_remote_code\b["']?\s*[=:]\s*True\b""")
+REMOTE_CODE_REASON = ("runs custom code from its Hugging Face repo (trust_remote_code=True), which berg will not run")
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,8 @@ def classify(name: str, call: _Call, folder_text: str) -> tuple[str, str]:
     """(status, reason) for one id, from its subject class and its folder's source text."""
     if call.name in UNSUITABLE_CLASSES:
         return UNSUITABLE, UNSUITABLE_CLASSES[call.name]
+    if _REMOTE_CODE_RE.search(folder_text):
+        return UNSUITABLE, REMOTE_CODE_REASON
     if _TENSORFLOW_RE.search(folder_text):
         return UNSUITABLE, "a TensorFlow 1.x graph model (tensorflow.compat.v1 + checkpoint download); berg's brainscore environment has no TensorFlow"
     params = estimate_params(call.hub_id, name)
