@@ -253,8 +253,9 @@ def readme_commands(text: str) -> list[list[str]]:
     for line in joined.splitlines():
         for part in line.split("&&"):
             words = shlex.split(part, comments=True)
+            cut = [i for i, w in enumerate(words) if w in ("|", ">", ">>", "<")]  # the shell's, not berg's
             if words[:1] == ["berg"]:
-                commands.append(words[1:])
+                commands.append(words[1 : cut[0] if cut else None])
     return commands
 
 
