@@ -81,7 +81,7 @@ def files_line(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> str:
     for rel in paths:
         try:
             sizes.append(os.stat(berg_dir / rel).st_size)
-        except OSError:
+        except (OSError, ValueError):  # missing, unreadable, or a path the OS cannot take: not present
             pass
     scope = f" for subject {subject}" if subject is not None else (" for all subjects" if spec.subjects else "")
     if not sizes:
