@@ -165,3 +165,63 @@ def test_berg_fetch_downloads_and_converts(tmp_path, monkeypatch, berg_tree, cap
     assert len(h5) == 1 and matrix_info(h5[0]).shape == (128, N_VOXELS["UTS02"])
     assert list(cache.glob("metadata_UTS02.*.npz"))
     assert "weights_UTS02.npy" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ issue 9: hostile files are one BergError line
+
+from hostile_pickles import (  # noqa: E402
+    deep_lists_pickle,
+    holder_pickle,
+    object_npy,
+    object_pointer_pickle,
+    run_guarded,
+    self_holding_list,
+    shared_lists,
+)
+
+_WEIGHTS = ("from pathlib import Path\nfrom berg_lebel import weights as wio\n"
+            "wio.load_weight_columns('UTS01', Path(sys.argv[1]), None, show_progress=False)")
+_WEIGHTS_WHOLE_FILE = ("import berg_core.pickled_arrays as pa\n"
+                       "def unsupported(*args, **kwargs):\n    raise pa.LazyLoadUnsupported('forced')\n"
+                       "pa.load_npy_lazily = unsupported\n" + _WEIGHTS)
+_METADATA = ("from pathlib import Path\nfrom berg_lebel import weights as wio\n"
+             "wio.load_metadata_dict('UTS01', Path(sys.argv[1]), show_progress=False)")
+
+
+@pytest.mark.parametrize("statement", [_WEIGHTS, _WEIGHTS_WHOLE_FILE, _METADATA], ids=["streamed", "whole-file", "metadata"])
+@pytest.mark.parametrize("dtype_name, via", [
+    ("void-object-field", "array"), ("void-object-field", "scalar"), ("object-without-object-flags", "array"),
+])
+def test_a_lying_dtype_is_refused_in_every_conversion_not_a_crash(statement, dtype_name, via):
+    """A ~300-byte file of allow-listed globals made numpy read file bytes as an object pointer (SIGSEGV)."""
+    rel = METADATA_FILE if statement is _METADATA else WEIGHTS_FILE
+    object_npy(berg_dir() / rel.format(subject="UTS01"), object_pointer_pickle(dtype_name, via))
+    line = run_guarded(statement, str(berg_dir()))
+    assert line.startswith("BergError UnsafePickleError:") and "dtype" in line and "berg fetch" in line, line
+
+
+@pytest.mark.parametrize("statement", [_WEIGHTS, _METADATA], ids=["weights", "metadata"])
+def test_lists_that_share_each_other_are_refused_not_walked_for_ever(statement):
+    """~500 bytes expanding to 4**30 leaves: the payload scan hung, the metadata encoder grew to gigabytes."""
+    rel = METADATA_FILE if statement is _METADATA else WEIGHTS_FILE
+    path = object_npy(berg_dir() / rel.format(subject="UTS01"),
+                      holder_pickle({"ridge_weights": np.ones((4, 3)), "fmri": {"n_voxels": 3}, "roi": shared_lists(30, 4)}))
+    assert path.stat().st_size < 1000
+    line = run_guarded(statement, str(berg_dir()), timeout=60)
+    assert line.startswith("BergError ModelLoadError:") and "expands to more than" in line, line
+
+
+@pytest.mark.parametrize("payload, match", [
+    (lambda: holder_pickle({"fmri": {"n_voxels": 3}, "roi": self_holding_list()}), "contains itself"),
+    (lambda: deep_lists_pickle(50_000), "nested more than"),
+])
+def test_self_holding_or_deep_metadata_is_a_load_error(payload, match):
+    object_npy(berg_dir() / METADATA_FILE.format(subject="UTS01"), payload())
+    with pytest.raises(ModelLoadError, match=match):
+        wio.load_metadata_dict("UTS01", berg_dir(), show_progress=False)
+
+
+def test_ridge_weights_that_are_not_a_matrix_are_refused():
+    object_npy(berg_dir() / WEIGHTS_FILE.format(subject="UTS01"), holder_pickle({"ridge_weights": [[1.0, 2.0]] * 3}))
+    with pytest.raises(ModelLoadError, match="ridge_weights is a list"):
+        wio.load_weight_columns("UTS01", berg_dir(), None, show_progress=False)
