@@ -61,6 +61,11 @@ stimuli = (st.sampled_from(["The cat sat.", ["a b c", "de"], {"words": ["I", "ra
            | st.fixed_dictionaries({"words": words | word_containers, "word_onsets": onsets | values | arrays}))
 
 
+def _mostly(valid: st.SearchStrategy, anything: st.SearchStrategy) -> st.SearchStrategy:
+    """``valid`` about 4 times in 5, else ``anything``: most examples pass one check and reach the next."""
+    return st.integers(0, 4).flatmap(lambda i: anything if i == 0 else valid)
+
+
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn``; a ``BergError`` is an allowed outcome (returned), anything else propagates.
 
@@ -77,19 +82,21 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @settings(max_examples=150, **SETTINGS)
-@given(model_id=model_ids, subject=subjects, pattern=st.none() | text)
-def test_python_api_model_ids_of_any_type(model_id, subject, pattern):
-    berg = BERG()
+@given(model_id=model_ids, subject=subjects, pattern=st.none() | text,
+       berg_dir=_mostly(st.none(), st.sampled_from(["a_file", "a\x00b", "x" * 5000]) | st.integers() | st.binary(max_size=3)))
+def test_python_api_model_ids_of_any_type(model_id, subject, pattern, berg_dir):
+    if berg_dir == "a_file":
+        berg_dir = Path(os.environ["BERG_CACHE_DIR"]) / "a_file"
+        berg_dir.parent.mkdir(parents=True, exist_ok=True)
+        berg_dir.write_text("not a folder")
+    berg = _call(BERG, berg_dir)
+    if isinstance(berg, BergError):
+        return
     _call(berg.list_models, pattern)
     _call(berg.describe, model_id)
     _call(berg.get_model_metadata, model_id, subject)
-    _call(berg.get_encoding_model, model_id, subject=subject)
+    _call(berg.get_encoding_model, model_id, subject=subject, device="cpu")
     _call(berg.fetch, model_id, subject=subject, show_progress=False)
-
-
-def _mostly(valid: st.SearchStrategy, anything: st.SearchStrategy) -> st.SearchStrategy:
-    """``valid`` about 4 times in 5, else ``anything``: most examples pass one check and reach the next."""
-    return st.integers(0, 4).flatmap(lambda i: anything if i == 0 else valid)
 
 
 @st.composite
@@ -201,11 +208,40 @@ def good_or_awkward_file(draw: st.DrawFn, root: Path, name: str, ext: str | None
 
 
 @st.composite
+def berg_dirs(draw: st.DrawFn, root: Path) -> list[str]:
+    """``--berg-dir`` pointing at a file, a folder, a missing folder or an invalid path."""
+    kind = draw(st.sampled_from(["file", "dir", "missing", "nul"]))
+    path = root / f"bergdir{len(list(root.iterdir()))}"
+    if kind == "file":
+        path.write_text("not a folder")
+    elif kind == "dir":
+        path.mkdir()
+    return ["--berg-dir", "a\x00b" if kind == "nul" else str(path)]
+
+
+card_bytes = st.sampled_from([b"", b"{}", b"[]", b"\xff\xfe{", b'{"format": "berg-trained-encoder/1"}', b"[" * 5000, b'{"model_id": 5}',
+                              b'{"format": "berg-trained-encoder/1", "model_id": "x", "outputs": {"n": 1e30}}']) | st.binary(max_size=30)
+
+
+@st.composite
+def card_folders(draw: st.DrawFn, root: Path) -> str:
+    """A folder holding a (mostly malformed) trained-encoder card, given as the model."""
+    from berg_core.trained_cards import CARD_FILE
+
+    folder = root / f"encoder{len(list(root.iterdir()))}"
+    folder.mkdir()
+    (folder / CARD_FILE).write_bytes(draw(card_bytes))
+    return str(folder)
+
+
+@st.composite
 def argvs(draw: st.DrawFn, root: Path) -> list[str]:
     """A ``berg`` command line: mostly well-formed, so most examples reach the model and the files."""
     command = draw(st.sampled_from(["encode", "encode", "encode", "search", "search", "info", "list", "fetch"]))
-    model = draw(_mostly(st.sampled_from(MODELS[:2]), st.sampled_from(MODELS) | st.text(max_size=8)))
+    model = draw(_mostly(st.sampled_from(MODELS[:2]), st.sampled_from(MODELS) | st.text(max_size=8) | card_folders(root)))
     argv = [command, model]
+    if draw(st.integers(0, 5)) == 0:
+        argv = [*draw(berg_dirs(root)), *argv]
     flags = {
         "encode": ["--subject", "--roi", "--voxels", "--device", "--batch-size", "-O", "--json", "--output"],
         "search": ["--top-k", "--roi", "--subject", "--device", "--batch-size", "--chunk-size", "-O", "--quiet", "--output"],
