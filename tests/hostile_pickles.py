@@ -51,16 +51,21 @@ BAD_DTYPES: dict[str, Reduce] = {
 }
 
 
+def lying_array(dtype_name: str, shape: tuple[int, ...] = ()) -> Reduce:
+    """An array of ``BAD_DTYPES[dtype_name]`` (8 bytes an item) whose data is 0x41 bytes: numpy reads them as pointers."""
+    data = b"A" * (8 * int(np.prod(shape, dtype=np.int64)))
+    return Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, shape, BAD_DTYPES[dtype_name], False, data))
+
+
 def object_pointer_pickle(dtype_name: str = "void-object-field", via: str = "array") -> bytes:
     """A pickle that makes numpy read 8 file bytes (0x41...) as an object pointer through ``BAD_DTYPES[dtype_name]``.
 
     ``via``: ``"array"`` (a 0-d ``_reconstruct`` array of that dtype, what an object ``.npy`` holds) or
     ``"scalar"`` (``scalar(dtype, data)`` inside a dict, wrapped in a 0-d object array).
     """
-    dtype = BAD_DTYPES[dtype_name]
     if via == "array":
-        return pickle.dumps(Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (), dtype, False, b"A" * 8)), protocol=4)
-    return holder_pickle({"fmri": Reduce(_SCALAR, (dtype, b"A" * 8))})
+        return pickle.dumps(lying_array(dtype_name), protocol=4)
+    return holder_pickle({"fmri": Reduce(_SCALAR, (BAD_DTYPES[dtype_name], b"A" * 8))})
 
 
 def holder_pickle(obj: Any, protocol: int = 4) -> bytes:

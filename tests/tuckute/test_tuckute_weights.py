@@ -159,3 +159,24 @@ def test_rows_and_names_disagree(berg_files, berg_dir):
     (berg_dir / WEIGHTS_PATH).write_bytes(pickle.dumps(bad, protocol=4))
     with pytest.raises(ModelLoadError, match="do not match"):
         weights.load_readout(berg_dir)
+
+
+# ------------------------------------------------------------------ issue 9: a lying dtype is refused, not a crash
+
+from hostile_pickles import lying_array, object_npy, object_pointer_pickle, run_guarded  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype_name", ["object-without-object-flags", "void-object-field"])
+def test_a_lying_dtype_in_the_readout_is_refused_not_a_crash(berg_files, berg_dir, dtype_name):
+    """neuroid_order as an array whose dtype says "no objects" while numpy reads its bytes as object pointers (SIGSEGV)."""
+    bad = {"clf": berg_files.clf, "neuroid_order": lying_array(dtype_name, (len(ROIS),)), "X_scaler": None, "y_scaler": None}
+    (berg_dir / WEIGHTS_PATH).write_bytes(pickle.dumps(bad, protocol=4))
+    line = run_guarded("from pathlib import Path\nfrom berg_tuckute.weights import load_readout\n"
+                       "print(load_readout(Path(sys.argv[1]), show_progress=False).rois)", str(berg_dir))
+    assert line.startswith("BergError UnsafePickleError:") and "dtype" in line and "berg fetch" in line, line
+
+
+def test_a_lying_dtype_in_the_metadata_is_refused_not_a_crash(berg_files, berg_dir):
+    object_npy(berg_dir / METADATA_PATH, object_pointer_pickle("object-without-object-flags", "array"))
+    line = run_guarded(f"from berg_core import BERG\nprint(BERG(sys.argv[1]).get_model_metadata({MODEL_ID!r}))", str(berg_dir))
+    assert line.startswith("BergError UnsafePickleError:") and "dtype" in line, line
