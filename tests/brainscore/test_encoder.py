@@ -184,7 +184,7 @@ def test_data_download_failure_is_a_download_error(monkeypatch, tmp_path):
 def test_hub_model_missing_offline_is_a_clear_load_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="could not load model 'distilgpt2'.*HF cache"):
+    with pytest.raises(ModelLoadError, match="could not load model 'distilgpt2'.*HF cache.*unset HF_HUB_OFFLINE"):
         BERG().get_encoding_model("brainscore_language-distilgpt2", subject="018")
 
 

@@ -64,7 +64,8 @@ def test_layers_and_statuses_of_known_ids():
     assert models["lm1b"].status == UNSUITABLE and "TensorFlow" in models["lm1b"].reason
     assert models["earley-parser-minivocab"].status == UNSUITABLE and "no neural output" in models["earley-parser-minivocab"].reason
     assert models["qwen3-0.6b-loc-10"].layer is None and "localizer" in models["qwen3-0.6b-loc-10"].reason
-    assert sum(m.status == UNSUITABLE for m in models.values()) == sum(1 for n in models if n.startswith(("oasm", "rnn-"))) + 2
+    assert models["llada-8b-base"].status == UNSUITABLE and "trust_remote_code=True" in models["llada-8b-base"].reason
+    assert sum(m.status == UNSUITABLE for m in models.values()) == sum(1 for n in models if n.startswith(("oasm", "rnn-"))) + 3
 
 
 def test_literal_loops_constants_and_unresolvable_ids(tmp_path):
