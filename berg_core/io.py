@@ -218,6 +218,8 @@ def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, w
     writable folder (missing folders are created when the file is written).
     """
     path = Path(path)
+    if "\x00" in str(path):
+        raise InvalidParameterError(f"{what} path {str(path)!r} is not a valid path (it contains a NUL character)")
     ext = path.suffix.lower()
     if ext not in types:
         raise InvalidParameterError(f"unknown {what} type {ext or path.name!r}; use {' or '.join(types)}")
