@@ -69,6 +69,15 @@ def test_npy_dict_round_trip(tmp_path: Path) -> None:
     assert out["fortran"].flags.f_contiguous
 
 
+def test_a_big_array_uses_the_pickled_bytes_without_a_copy(tmp_path: Path) -> None:
+    """The zero-copy promise of the module docstring: the array's memory is the one bytes record read from the file."""
+    w = np.random.default_rng(1).standard_normal((300, 500))
+    np.save(tmp_path / "w.npy", {"ridge_weights": w})
+    out = load_npy_object(tmp_path / "w.npy")["ridge_weights"]
+    np.testing.assert_array_equal(out, w)
+    assert isinstance(out.base, bytes) and len(out.base) == w.nbytes
+
+
 def _npy_with_pickle(path: Path, payload: bytes) -> None:
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, {"descr": "|O", "fortran_order": False, "shape": ()})
