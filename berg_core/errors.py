@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from collections.abc import Iterator
@@ -69,11 +68,6 @@ def fill_fetch_hint(exc: BergError, model_id: str, subject: str | None = None) -
     return exc
 
 
-def debug_enabled() -> bool:
-    """True when ``BERG_DEBUG`` asks for full tracebacks (``1``, ``true``, ``yes``, ``on``)."""
-    return os.environ.get("BERG_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 @contextmanager
 def plugin_errors(model_id: str, plugin: str, action: str, subject: str | None = None,
                   wrap: type[BergError] = ModelLoadError) -> Iterator[None]:
@@ -105,7 +99,6 @@ __all__ = [
     "ResourceError",
     "StimulusError",
     "UnsafePickleError",
-    "debug_enabled",
     "fetch_command",
     "fill_fetch_hint",
     "plugin_errors",
