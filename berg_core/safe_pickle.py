@@ -115,8 +115,18 @@ def _estimator_class(module: str, name: str) -> type[PickledEstimator]:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value) if isinstance(value, (str, bytes, int, float, type(None))) else type(value).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
+    """A short description of an untrusted value that never expands it (the repr of shared lists can be endless)."""
+    if isinstance(value, (str, bytes)):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return repr(value) if value.bit_length() <= 64 else f"a {value.bit_length()}-bit int"
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, tuple) and len(value) <= 8 and all(isinstance(v, (str, bytes, int, float, type(None))) for v in value):
+        return "(" + ", ".join(_short(v, 20) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    return f"a {type(value).__name__}"
 
 
 # --------------------------------------------------------------------------- dtypes and array states
@@ -154,7 +164,7 @@ def _dtype_from_state(inst: np.dtype, state: Any, limit: int) -> np.dtype:
     if ref is not None and byteorder != "|":
         ref = ref.newbyteorder(byteorder)
     if ref is None or ref.__reduce__()[2] != state[:8]:
-        raise _Refused(f"it restores a {inst} dtype with a state that disagrees with itself ({_short(str(state[:8]), 120)})")
+        raise _Refused(f"it restores a {inst} dtype with a state that disagrees with itself ({', '.join(_short(v, 20) for v in state[:8])})")
     return ref
 
 
@@ -163,7 +173,7 @@ def _shape(shape: Any, limit: int | None) -> tuple[int, ...]:
     if not isinstance(shape, (tuple, list)) or len(shape) > _MAX_DIMS:
         raise _Refused(f"it gives an array shape that is a {type(shape).__name__}")
     if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in shape):
-        raise _Refused(f"it gives array shape {_short(str(shape), 80)}")
+        raise _Refused(f"it gives array shape {_short(shape)}")
     out = tuple(int(n) for n in shape)
     if limit is not None and math.prod(out) > limit:
         raise _Refused(f"it asks for an array of shape {out}, more elements than the file has bytes")
@@ -228,7 +238,7 @@ class _Reconstruct:
 
     def __call__(self, subtype: Any, shape: Any, typecode: Any) -> np.ndarray:
         if subtype is not np.ndarray or type(shape) is not tuple or shape != (0,) or typecode not in (b"b", "b"):
-            raise _Refused(f"it calls numpy's _reconstruct({_short(subtype)}, {_short(str(shape), 40)}, {_short(typecode)})")
+            raise _Refused(f"it calls numpy's _reconstruct({_short(subtype)}, {_short(shape)}, {_short(typecode)})")
         return _NP_RECONSTRUCT(np.ndarray, (0,), b"b")
 
 
@@ -479,7 +489,7 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
         else:
             ok = isinstance(data, (bytes, bytearray, str)) and len(data) == count * dtype.itemsize
         if not ok:
-            raise _Refused(f"it gives a {dtype} array of shape {shape} {_short(_len(data))} items of {type(data).__name__}")
+            raise _Refused(f"it gives a {dtype} array of shape {shape} a {type(data).__name__} of {_short(_len(data))} items")
         inst.__setstate__(state)
 
     # -- lengths ------------------------------------------------------------------------------------
@@ -668,7 +678,7 @@ def read_npy_header(fh: IO[bytes], path: str | os.PathLike[str]) -> tuple[tuple[
         else:
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
         if not (isinstance(shape, tuple) and len(shape) <= _MAX_DIMS and all(type(n) is int and n >= 0 for n in shape)):
-            raise ValueError(f"bad shape {_short(str(shape), 80)}")
+            raise ValueError(f"bad shape {_short(shape)}")
         if type(fortran) is not bool or not isinstance(dtype, np.dtype):
             raise ValueError("bad fortran_order or descr")
     except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many types for malformed input
@@ -690,7 +700,7 @@ def _read_header_3_0(fh: IO[bytes]) -> tuple[Any, Any, np.dtype]:
         raise ValueError("EOF in the header")
     header = ast.literal_eval(text.decode("utf-8"))
     if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
-        raise ValueError(f"header is not a dict of descr, fortran_order and shape: {_short(str(header), 80)}")
+        raise ValueError(f"header is not a dict of descr, fortran_order and shape: {_short(header)}")
     return header["shape"], header["fortran_order"], np.lib.format.descr_to_dtype(header["descr"])
 
 

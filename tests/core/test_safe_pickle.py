@@ -325,6 +325,22 @@ def test_a_small_graph_that_expands_loops_or_nests_deep_is_one_load_error(tmp_pa
     assert line.startswith("BergError ModelLoadError:") and match in line, line
 
 
+@pytest.mark.parametrize("where", ["_reconstruct", "array state", "dtype state"])
+def test_a_refusal_message_never_expands_shared_lists(tmp_path: Path, where: str) -> None:
+    """Describing the offending value must not repr it: a list of shared lists prints for ever."""
+    recon = np.ndarray.__reduce__(np.zeros(1))[0]
+    dag = shared_lists(30, 4)
+    obj = {
+        "_reconstruct": Reduce(recon, (np.ndarray, dag, b"b")),
+        "array state": Reduce(recon, (np.ndarray, (0,), b"b"), (1, dag, np.dtype("f8"), False, b"")),
+        "dtype state": Reduce(np.dtype, ("f8", False, True), (3, "<", None, None, None, -1, dag, 0)),
+    }[where]
+    path = tmp_path / "p.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path), timeout=60)
+    assert line.startswith("BergError UnsafePickleError:") and len(line) < 1000, line
+
+
 def test_deep_nesting_inside_the_unpickler_is_a_load_error_not_a_crash(tmp_path: Path) -> None:
     """Hashing a tuple nested 1e6 deep (a frozenset item) overflowed the C stack."""
     path = tmp_path / "deep.pkl"
