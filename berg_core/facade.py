@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.encoder import Encoder, check_subject, load_metadata
+from berg_core.encoder import Encoder, check_options, check_subject, load_metadata
 from berg_core.errors import BergError, InvalidParameterError, PluginError, fill_fetch_hint, plugin_errors
 from berg_core.paths import resolve_berg_dir
 from berg_core.registry import get_registry
@@ -52,6 +52,8 @@ class BERG:
 
     def list_models(self, pattern: str | None = None, expand_brainscore_language: bool = True) -> list[str]:
         """Ids of the installed models, optionally filtered (substring or glob, case-insensitive)."""
+        if pattern is not None and not isinstance(pattern, str):
+            raise InvalidParameterError(f"pattern must be a str (a substring or glob of model ids), not {type(pattern).__name__}")
         ids = [s.model_id for s in get_registry().find(pattern)]
         if not expand_brainscore_language:
             collapsed = [i for i in ids if not i.startswith("brainscore_language-")]
@@ -70,6 +72,7 @@ class BERG:
     ) -> Encoder:
         """Load a model (its backbone and weights; files fetched if missing)."""
         spec = resolve_spec(model_id)
+        check_options(spec, options)  # before the plugin runs: also catches names that clash with the arguments
         factory = import_object(spec.factory)
         with plugin_errors(spec.model_id, spec.plugin, "loading the model", subject=subject_hint(subject)):
             model = factory(spec, subject=subject, selection=selection, device=device, berg_dir=self.berg_dir, **options)

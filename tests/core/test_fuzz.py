@@ -28,7 +28,7 @@ from berg_core.cli import main
 from berg_core.errors import BergError
 from berg_core.facade import BERG
 
-SETTINGS = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+SETTINGS = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 MODELS = ["test-sentence_length", "test-timed_words", "test-duplicate"]
 
 # ------------------------------------------------------------------------------------------ values
@@ -49,7 +49,7 @@ selections = (st.none() | st.fixed_dictionaries({}, optional={"roi": roi_values,
               | values | st.dictionaries(text | st.integers(), values, max_size=2))
 option_values = st.sampled_from([0.5, 2, 1, -1.0, 0, True, None, "2", float("nan"), 10**30]) | values | arrays
 options = (st.fixed_dictionaries({}, optional={"scale": option_values, "batch_size": option_values})
-           | st.dictionaries(st.text(min_size=1, max_size=6), values, max_size=2))
+           | st.dictionaries(st.sampled_from(["berg_dir", "spec"]) | st.text(min_size=1, max_size=6), values, max_size=2))
 devices = st.sampled_from(["auto", "cpu", "CPU", "cuda", "cuda:7", "mps", "tpu"]) | values
 words = st.lists(text, min_size=1, max_size=5)
 # not None or a number as 'words': stimulus.as_timed_words calls list() on it (TypeError; see the module docstring)
@@ -82,7 +82,7 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @settings(max_examples=150, **SETTINGS)
-@given(model_id=model_ids, subject=subjects, pattern=st.none() | text,
+@given(model_id=model_ids, subject=subjects, pattern=st.none() | text | values,
        berg_dir=_mostly(st.none(), st.sampled_from(["a_file", "a\x00b", "x" * 5000]) | st.integers() | st.binary(max_size=3)))
 def test_python_api_model_ids_of_any_type(model_id, subject, pattern, berg_dir):
     if berg_dir == "a_file":

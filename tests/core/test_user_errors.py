@@ -30,6 +30,12 @@ def test_model_id_of_another_type_is_one_line(model_id):
             call(model_id)
 
 
+def test_list_models_pattern_of_another_type():
+    with pytest.raises(InvalidParameterError, match="pattern must be a str"):
+        BERG().list_models(5)
+    assert BERG().list_models("timed") == [TIMED]
+
+
 def test_model_id_that_is_no_valid_path_is_unknown():
     for model_id in ("x" * 5000, "a\x00b"):  # too long for the file system; NUL byte
         with pytest.raises(ModelNotFoundError, match="unknown model"):
@@ -67,6 +73,9 @@ def test_subject_selection_and_option_types_are_checked_before_loading():
         berg.get_encoding_model(SENTENCE, batch_size=np.zeros((2, 2)))
     with pytest.raises(InvalidParameterError, match="must be a number"):
         berg.get_encoding_model(SENTENCE, scale=float("nan"))
+    for name in ("berg_dir", "spec"):  # clash with the factory's own arguments
+        with pytest.raises(InvalidParameterError, match="unknown option"):
+            berg.get_encoding_model(SENTENCE, **{name: "x"})
     # None means "no selection on that key", as in every family
     with berg.get_encoding_model(SENTENCE, selection={"roi": None}, scale=2) as model:
         np.testing.assert_array_equal(model.encode(["ab"]), [[4.0, 8.0, 12.0]])
