@@ -178,7 +178,7 @@ class Encoder:
         if self._closed:
             raise BergError(f"{self.model_id} was closed; load it again with get_encoding_model")
         stimulus = self.validate(stimulus)
-        with plugin_errors(self.model_id, self.spec.plugin, "encoding", wrap=PluginError):
+        with plugin_errors(self.model_id, self.spec.plugin, "encoding", subject=self.subject, wrap=PluginError):
             out = np.asarray(self._encode(stimulus, bool(show_progress)), dtype=np.float32)
         if out.ndim != 2:
             raise BergError(f"{self.model_id} produced an array of shape {out.shape}; expected 2-D (a plugin bug)")

@@ -81,9 +81,10 @@ def plugin_errors(model_id: str, plugin: str, action: str, subject: str | None =
     except BergError as exc:
         fill_fetch_hint(exc, model_id, subject)
         raise
-    except MemoryError as exc:
-        raise ResourceError(f"ran out of memory while {action} ({model_id}); use a smaller input or a machine with more memory") from exc
     except Exception as exc:
+        if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:  # torch.OutOfMemoryError too
+            raise ResourceError(f"ran out of memory while {action} ({model_id}); use a smaller input or batch size, "
+                                "or a device with more memory") from exc
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise wrap(f"{model_id}: plugin {plugin or 'unknown'} failed while {action} ({type(exc).__name__}"
                    f"{': ' + first if first else ''}); a plugin bug: report it (BERG_DEBUG=1 shows the traceback)") from exc

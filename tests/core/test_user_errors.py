@@ -108,6 +108,15 @@ def test_plugin_exception_while_encoding_or_reading_metadata(monkeypatch):
     monkeypatch.setattr(toy.LengthEncoder, "_encode", broken)
     with BERG().get_encoding_model(SENTENCE) as model, pytest.raises(PluginError, match="failed while encoding"):
         model.encode(["abc"])
+    class OutOfMemoryError(RuntimeError):  # what torch raises when a GPU is full
+        pass
+
+    def out_of_memory(self, sentences, show_progress):
+        raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(toy.LengthEncoder, "_encode", out_of_memory)
+    with BERG().get_encoding_model(SENTENCE) as model, pytest.raises(ResourceError, match="ran out of memory while encoding"):
+        model.encode(["abc"])
     monkeypatch.setattr(toy, "load_metadata", lambda spec, subject, berg_dir: 1 / 0)
     with pytest.raises(ModelLoadError, match="failed while reading the metadata"):
         BERG().get_model_metadata(SENTENCE)
