@@ -145,16 +145,18 @@ def offline_vars() -> list[str]:
     return [var for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(var, "").strip().lower() in _TRUE]
 
 
-def _missing(name: str) -> ModelLoadError:
+def _missing(name: str, revision: str | None = None) -> ModelLoadError:
     if Path(name).expanduser().is_absolute() or name.startswith((".", "~")):
         return ModelLoadError(f"backbone folder {name!r} does not exist or has no config.json; pass the folder of a saved Hugging Face model")
     cache = os.environ.get("HF_HUB_CACHE") and f"HF_HUB_CACHE={os.environ['HF_HUB_CACHE']}" or f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}"
     switches = " and ".join(offline_vars())
+    if revision:
+        name = f"{name}@{revision}"
     if switches:
         return ModelLoadError(f"backbone {name!r} is not in the Hugging Face cache ({cache}; {switches} set): run `berg fetch` of its "
                               f"model without {switches} (it puts the backbone in the cache), or pass backbone=/local/folder")
-    return ModelLoadError(f"backbone {name!r} could not be downloaded or found ({cache}): check the name and your network, "
-                          "or pass backbone=/local/folder")
+    return ModelLoadError(f"backbone {name!r} could not be downloaded or found ({cache}): check the name{', revision' if revision else ''} "
+                          "and your network, or pass backbone=/local/folder")
 
 
 def _custom_code(name: str, why: str) -> ModelLoadError:
@@ -193,7 +195,7 @@ def backbone_config(name: str, revision: str | None = None) -> Any:
             raw, _ = PretrainedConfig.get_config_dict(name, revision=revision)
             tok_raw = get_tokenizer_config(name, revision=revision)
         except (OSError, ValueError) as exc:
-            raise _missing(name) from exc
+            raise _missing(name, revision) from exc
         if not isinstance(raw, dict) or not isinstance(tok_raw, dict):
             raise ModelLoadError(f"backbone {name!r}: its config.json or tokenizer_config.json is not a JSON object; re-download it")
         _check_native(name, raw, tok_raw)
@@ -268,7 +270,7 @@ def fetch_backbone(name: str, *, revision: str | None = None, show_progress: boo
         except ModelLoadError:
             raise
         except Exception as exc:  # huggingface_hub's errors (HTTP, offline, validation) have no common base below Exception
-            raise _missing(name) from exc
+            raise _missing(name, revision) from exc
         finally:
             if not show_progress and not bars_were_off:
                 enable_progress_bars()

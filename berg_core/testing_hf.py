@@ -7,6 +7,8 @@ loaded with ``backbone=str(folder)`` exactly as they load ``gpt2-xl`` or ``faceb
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CORPUS = [
@@ -129,3 +131,80 @@ def custom_code_backbone(root: Path | str, source: Path | str, *, model_type: st
     (folder / name).write_text(json.dumps(cfg))
     (folder / "evil.py").write_text(_CUSTOM_MODULE.format(marker=str(marker), model_type=model_type))
     return folder, marker
+
+
+@contextmanager
+def serve_hub(repo_id: str, folder: Path | str, *, commit: str = "c" * 40, branch: str = "main",
+              extra: dict[str, bytes] | None = None) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A loopback stand-in for the Hugging Face hub serving one model repo: the files of ``folder`` (+ ``extra``).
+
+    Answers what ``huggingface_hub``/``transformers`` ask (``/api/models/{repo}/revision/{rev}``,
+    ``/api/models/{repo}/tree/{rev}``, ``HEAD``/``GET /{repo}/resolve/{rev}/{file}``) for revision ``branch`` or
+    ``commit``; anything else is a 404 with the hub's ``X-Error-Code``. Yields (endpoint URL for ``HF_ENDPOINT``,
+    the request log as (method, path) pairs).
+    """
+    import hashlib
+    import json
+    import threading
+    import urllib.parse
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    files = {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+    files.update(extra or {})
+    log: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _reply(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+            self.send_response(code)
+            for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _json(self, obj: object) -> None:
+            self._reply(200, json.dumps(obj).encode(), {"Content-Type": "application/json", "X-Repo-Commit": commit})
+
+        def _missing(self, code: str) -> None:
+            self._reply(404, json.dumps({"error": code}).encode(), {"X-Error-Code": code, "Content-Type": "application/json"})
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+            log.append((self.command, path))
+            api, resolve = f"/api/models/{repo_id}/", f"/{repo_id}/resolve/"
+            if path.startswith(api):
+                kind, _, rest = path[len(api):].partition("/")
+                rev = rest.split("/", 1)[0]
+                if rev not in (branch, commit):
+                    return self._missing("RevisionNotFound")
+                if kind == "revision":
+                    return self._json({"id": repo_id, "sha": commit, "siblings": [{"rfilename": f} for f in sorted(files)]})
+                if kind == "tree" and rest == rev:
+                    return self._json([{"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                                       for f, b in sorted(files.items())])
+                return self._missing("EntryNotFound")
+            if path.startswith(resolve):
+                rev, _, name = path[len(resolve):].partition("/")
+                if rev not in (branch, commit):
+                    return self._missing("RevisionNotFound")
+                if name not in files:
+                    return self._missing("EntryNotFound")
+                body = files[name]
+                return self._reply(200, body, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha1(body).hexdigest()}"',
+                                               "Content-Type": "application/octet-stream"})
+            return self._missing("RepoNotFound")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", log
+    finally:
+        server.shutdown()
+        server.server_close()

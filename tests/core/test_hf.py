@@ -169,3 +169,57 @@ def test_unreachable_hub_gives_only_berg_line(tmp_path):
     lines = (run.stdout + run.stderr).strip().splitlines()
     assert len(lines) == 1, run.stdout + run.stderr
     assert lines[0].startswith("berg: backbone 'gpt2' could not be downloaded") and "network" in lines[0]
+
+
+FETCH = ("import sys\nfrom berg_core.errors import BergError\nfrom berg_core.hf import fetch_backbone\n"
+         "try:\n    print(fetch_backbone(sys.argv[1], revision=sys.argv[2] or None))\n"
+         "except BergError as exc:\n    print('berg:', exc, file=sys.stderr)\n    sys.exit(3)\n")
+COMPARE = ("import sys\nimport numpy as np\nfrom berg_core.hf import load_backbone, sentence_features\n"
+           "s = ['The audience erupted into laughter.', 'Hi.']\n"
+           "a = sentence_features(load_backbone(sys.argv[1], layer=2, revision=sys.argv[3] or None), s)\n"
+           "b = sentence_features(load_backbone(sys.argv[2], layer=2), s)\n"
+           "print('max-diff', float(np.abs(a - b).max()))\n")
+
+
+def test_fetch_backbone_downloads_only_what_berg_reads_and_then_runs_offline(models, tmp_path):
+    """Against a loopback hub: the config, tokenizer and safetensors weights at the asked revision land in the HF
+    cache (no TF/Flax/ONNX/.bin copies), and a process with HF_HUB_OFFLINE=1 then loads the hub id with the same
+    features as the original folder."""
+    import os
+    import subprocess
+    import sys
+
+    from berg_core.testing_hf import serve_hub
+
+    repo, commit = "berg-test/tiny-gpt2", "c" * 40
+    junk = {"tf_model.h5": b"tf", "flax_model.msgpack": b"flax", "pytorch_model.bin": b"not a pickle", "onnx/model.safetensors": b"onnx"}
+    base = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    base.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"))
+
+    def python(script, *argv, **env):
+        return subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, env={**base, **env},
+                              stdin=subprocess.DEVNULL, timeout=300)
+
+    with serve_hub(repo, models["gpt2"], commit=commit, extra=junk) as (url, log):
+        bad = python(FETCH, repo, "no-such-tag", HF_ENDPOINT=url)
+        assert bad.returncode == 3 and bad.stdout == "", bad.stderr
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("berg: backbone"), bad.stderr
+        assert f"'{repo}@no-such-tag' could not be downloaded or found" in bad.stderr
+        log.clear()
+        run = python(FETCH, repo, "", HF_ENDPOINT=url)  # the default revision: main
+        assert run.returncode == 0, run.stderr
+        again = python(FETCH, repo, commit, HF_ENDPOINT=url)  # pinned to the commit: the same snapshot
+        assert again.returncode == 0 and again.stdout == run.stdout, again.stderr
+    entry = tmp_path / "hf" / "hub" / "models--berg-test--tiny-gpt2"
+    snapshot = entry / "snapshots" / commit
+    assert run.stdout.strip() == str(snapshot) and (entry / "refs" / "main").read_text() == commit
+    downloaded = {path.rsplit("/", 1)[-1] for method, path in log if method == "GET" and "/resolve/" in path}
+    assert downloaded == {p.name for p in models["gpt2"].iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
+                                                                          "tokenizer_config.json"}
+    assert sorted(p.name for p in snapshot.iterdir()) == sorted(downloaded)
+    assert not any(name in path for _, path in log for name in junk)
+    for revision in ("", commit):
+        offline = python(COMPARE, repo, str(models["gpt2"]), revision, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
+        assert offline.returncode == 0, offline.stderr
+        assert float(offline.stdout.split()[-1]) == 0.0
