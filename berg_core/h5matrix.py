@@ -8,7 +8,8 @@ an HDF5 Fletcher-32 checksum, so a corrupted chunk is detected when it is read.
 File contract (all written by ``write_matrix`` / ``MatrixWriter``):
 
 * dataset ``"matrix"``: (n_rows, n_cols), float32 by default, chunked along columns, fletcher32;
-* attrs ``berg_shape`` (n_rows, n_cols) and ``berg_complete`` (True, written last, after every column);
+* attrs ``berg_shape`` (n_rows, n_cols), ``berg_dtype`` (numpy ``dtype.str``, e.g. ``"<f4"``) and
+  ``berg_complete`` (True, written last, after every column);
 * any caller attrs (e.g. ``source_sha256``) for cache validation with ``is_complete(path, expect=...)``.
 
 API (small on purpose):
@@ -21,7 +22,14 @@ API (small on purpose):
 * ``build_matrix(dest, make_source, attrs=...)``: ``write_matrix`` under ``berg_core.cache.build_once``
   (file lock + atomic rename; rebuilt when absent, incomplete or its attrs differ);
 * ``read_columns(path, columns)``: (n_rows, len(columns)) in the order given; ``matrix_info(path)``;
-  ``is_complete(path, expect)``.
+  ``check_matrix(path, dtype, shape)``; ``is_complete(path, expect)``.
+
+Every open verifies the file's own headers against its record: the dataset's shape against
+``berg_shape``, its HDF5 datatype must be exactly the standard IEEE float type of ``berg_dtype`` (a
+flipped byte-order bit, exponent bias or mantissa size in the datatype header would otherwise rescale
+or scramble every value, unseen by the chunk checksums) and the chunks must carry Fletcher-32.
+``check_matrix(path, dtype, shape)`` also compares them with what the caller recorded (a card, a
+converter).
 
 Errors: a missing/truncated/corrupt/incomplete file raises ``ModelLoadError`` naming the file (delete
 it and let berg convert again, or re-fetch the source). h5py is imported inside the functions.
@@ -50,7 +58,8 @@ BLOCK_BYTES = 256 << 20
 #: read spans of adjacent chunks up to this many bytes at once in ``read_columns``
 READ_SPAN_BYTES = 64 << 20
 
-_RESERVED = ("berg_shape", "berg_complete")
+_RESERVED = ("berg_shape", "berg_dtype", "berg_complete")
+_FIX = "delete it so berg converts it again, or re-fetch its source"
 
 
 @runtime_checkable
@@ -165,9 +174,10 @@ def _h5py():
     return h5py
 
 
-def _attr_value(value: Any) -> Any:
-    """Caller attrs are stored as JSON text (any JSON-able value round-trips exactly)."""
-    return json.dumps(value, sort_keys=True)
+def _attr_value(value: Any) -> np.bytes_:
+    """Caller attrs are stored as JSON text (any JSON-able value round-trips exactly), as a fixed-length
+    byte string: it lives in the checksummed object header, not in HDF5's unchecksummed global heap."""
+    return np.bytes_(json.dumps(value, sort_keys=True).encode("utf-8"))
 
 
 class MatrixWriter:
@@ -192,7 +202,9 @@ class MatrixWriter:
         bad = [k for k in self._attrs if k in _RESERVED]
         if bad:
             raise InvalidParameterError(f"attrs {bad} are reserved by h5matrix")
-        self._file = h5py.File(self.path, "w")
+        # libver="latest": superblock v3, object headers v2, fixed-array chunk index, all with metadata checksums
+        # (the earliest format has none: a flipped B-tree key silently swaps chunks, some flips hang or crash libhdf5)
+        self._file = h5py.File(self.path, "w", libver="latest")
         self._ds = self._file.create_dataset(DATASET, shape=self.shape, dtype=self.dtype,
                                              chunks=(n_rows, min(self.chunk_columns, n_cols)), fletcher32=True)
         self._written = np.zeros(n_cols, dtype=bool)
@@ -217,6 +229,7 @@ class MatrixWriter:
                 for key, value in self._attrs.items():
                     self._file.attrs[key] = _attr_value(value)
                 self._file.attrs["berg_shape"] = np.asarray(self.shape, dtype=np.int64)
+                self._file.attrs["berg_dtype"] = np.bytes_(self.dtype.str.encode("ascii"))
                 self._file.flush()
                 self._file.attrs["berg_complete"] = True
         finally:
@@ -264,8 +277,8 @@ def _open(path: Path | str) -> Iterator[Any]:
         raise ModelLoadError(f"{path} is missing; run again to rebuild it (or re-fetch its source)")
     try:
         fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelLoadError(f"{path} is truncated or corrupt ({exc}); delete it so berg converts it again, or re-fetch its source") from exc
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelLoadError(f"{path} is truncated or corrupt ({exc}); {_FIX}") from exc
     try:
         yield fh
     finally:
@@ -274,30 +287,58 @@ def _open(path: Path | str) -> Iterator[Any]:
 
 @dataclass(frozen=True)
 class MatrixInfo:
-    """What ``matrix_info`` reports: shape, dtype, chunk columns and the caller attrs (decoded)."""
+    """What ``matrix_info`` reports: shape, dtype, chunk columns and the caller attrs (decoded).
+
+    ``current_format``: written by this version (metadata checksums, ``berg_dtype`` recorded). Older
+    files are still read, their datatype checked to be a standard float, and rebuilt by ``build_matrix``.
+    """
 
     shape: tuple[int, int]
     dtype: np.dtype
     chunk_columns: int
     attrs: dict[str, Any]
+    current_format: bool = True
 
 
 def _info(fh: Any, path: Path | str) -> MatrixInfo:
-    if DATASET not in fh or not bool(fh.attrs.get("berg_complete", False)):
-        raise ModelLoadError(f"{path} is incomplete (its conversion was interrupted); delete it so berg converts it again")
-    ds = fh[DATASET]
-    shape = tuple(int(x) for x in fh.attrs["berg_shape"])
-    if shape != tuple(ds.shape) or ds.chunks is None:
-        raise ModelLoadError(f"{path} is corrupt (dataset {tuple(ds.shape)} vs recorded {shape}); delete it so berg converts it again")
+    h5py = _h5py()
+    try:
+        if DATASET not in fh or not bool(fh.attrs.get("berg_complete", False)):
+            raise ModelLoadError(f"{path} is incomplete (its conversion was interrupted); delete it so berg converts it again")
+        ds = fh[DATASET]
+        dtype, stored, chunks, fletcher = ds.dtype, ds.id.get_type(), ds.chunks, ds.fletcher32
+        shape = tuple(int(x) for x in fh.attrs["berg_shape"])
+        recorded = fh.attrs.get("berg_dtype")
+        raw_attrs = {key: value for key, value in fh.attrs.items() if key not in _RESERVED}
+        checksummed = fh.id.get_create_plist().get_version()[0] >= 2  # superblock v2+: metadata checksums
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises KeyError/OSError/ValueError/TypeError for damaged headers
+        raise ModelLoadError(f"{path} is corrupt (its headers cannot be read: {type(exc).__name__}: {exc}); {_FIX}") from exc
+    if len(shape) != 2 or shape != tuple(ds.shape) or chunks is None or not fletcher:
+        raise ModelLoadError(f"{path} is corrupt (dataset {tuple(ds.shape)}, chunks {chunks}, fletcher32 {fletcher} vs recorded "
+                             f"{shape}); {_FIX}")
+    if isinstance(recorded, bytes):
+        recorded = recorded.decode("ascii", "replace")
+    if recorded is not None and str(recorded) != dtype.str:
+        raise ModelLoadError(f"{path} is corrupt (its datatype header says {dtype.str}, the file recorded {recorded}); {_FIX}")
+    if dtype.kind != "f" or stored != h5py.h5t.py_create(dtype):
+        raise ModelLoadError(f"{path} is corrupt (its datatype header is not a standard IEEE {dtype}); {_FIX}")
     attrs = {}
-    for key, value in fh.attrs.items():
-        if key in _RESERVED:
-            continue
+    for key, value in raw_attrs.items():
         try:
             attrs[key] = json.loads(value)
         except (TypeError, ValueError):
             attrs[key] = value
-    return MatrixInfo(shape=(shape[0], shape[1]), dtype=ds.dtype, chunk_columns=int(ds.chunks[1]), attrs=attrs)
+    return MatrixInfo(shape=(shape[0], shape[1]), dtype=dtype, chunk_columns=int(chunks[1]), attrs=attrs,
+                      current_format=checksummed and recorded is not None)
+
+
+def _check(info: MatrixInfo, path: Path | str, dtype: Any, shape: Sequence[int] | None, fix: str) -> None:
+    want = None if dtype is None else np.dtype(dtype)
+    if (want is not None and info.dtype != want) or (shape is not None and info.shape != tuple(int(n) for n in shape)):
+        expected = f"{want or info.dtype} {tuple(shape) if shape is not None else info.shape}"
+        raise ModelLoadError(f"{path} holds a {info.dtype} {info.shape} matrix but a {expected} one was recorded for it; {fix}")
 
 
 def matrix_info(path: Path | str) -> MatrixInfo:
@@ -306,24 +347,42 @@ def matrix_info(path: Path | str) -> MatrixInfo:
         return _info(fh, path)
 
 
+def check_matrix(path: Path | str, dtype: str | np.dtype | None, shape: Sequence[int] | None = None, *,
+                 fix: str = "delete it and rebuild it from its source, or re-fetch it") -> MatrixInfo:
+    """The ``MatrixInfo`` of ``path`` after checking it holds a ``dtype`` matrix of ``shape`` (n_rows, n_cols),
+    as recorded when it was written (a card, a converter); ``None`` skips that check.
+
+    Raises ``ModelLoadError`` ending with ``fix`` (what the user should do) on a mismatch, and on every
+    failure of ``matrix_info`` (missing, incomplete, damaged headers).
+    """
+    with _open(path) as fh:
+        info = _info(fh, path)
+    _check(info, path, dtype, shape, fix)
+    return info
+
+
 def is_complete(path: Path | str, expect: Mapping[str, Any] | None = None) -> bool:
-    """True when ``path`` is a complete matrix file whose attrs include ``expect`` (equal values)."""
+    """True when ``path`` is a complete, verified matrix file in the current format whose attrs include
+    ``expect`` (equal values)."""
     try:
         info = matrix_info(path)
     except ModelLoadError:
         return False
-    return all(info.attrs.get(k) == json.loads(_attr_value(v)) for k, v in (expect or {}).items())
+    return info.current_format and all(info.attrs.get(k) == json.loads(_attr_value(v)) for k, v in (expect or {}).items())
 
 
-def read_columns(path: Path | str, columns: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+def read_columns(path: Path | str, columns: Sequence[int] | np.ndarray | None = None, *, expect_dtype: str | np.dtype | None = None,
+                 expect_shape: Sequence[int] | None = None, fix: str = _FIX) -> np.ndarray:
     """Columns ``columns`` (in the given order; duplicates allowed) of the matrix at ``path``.
 
     Returns (n_rows, len(columns)) in the file's dtype; ``None`` = all columns. Only the chunks that
     hold a requested column are read, in spans of adjacent chunks (up to ``READ_SPAN_BYTES``), then
-    sub-selected in memory. A checksum failure or unreadable chunk raises ``ModelLoadError``.
+    sub-selected in memory. A checksum failure or unreadable chunk raises ``ModelLoadError``, and so
+    does a matrix whose dtype/shape differ from ``expect_dtype``/``expect_shape`` (as ``check_matrix``).
     """
     with _open(path) as fh:
         info = _info(fh, path)
+        _check(info, path, expect_dtype, expect_shape, fix)
         ds = fh[DATASET]
         n_rows, n_cols = info.shape
         cols = np.arange(n_cols) if columns is None else np.asarray(columns, dtype=np.int64).reshape(-1)
@@ -343,9 +402,8 @@ def read_columns(path: Path | str, columns: Sequence[int] | np.ndarray | None = 
                 lo, hi = np.searchsorted(sorted_cols, [c0, c1])
                 block = ds[:, c0:c1]
                 out[:, order[lo:hi]] = block[:, sorted_cols[lo:hi] - c0]
-        except OSError as exc:
-            raise ModelLoadError(f"{path} is corrupt (a chunk failed its checksum or could not be read: {exc}); "
-                                 "delete it so berg converts it again, or re-fetch its source") from exc
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"{path} is corrupt (a chunk failed its checksum or could not be read: {exc}); {_FIX}") from exc
         return out
 
 
@@ -386,6 +444,7 @@ __all__ = [
     "MatrixWriter",
     "RawColumns",
     "build_matrix",
+    "check_matrix",
     "default_chunk_columns",
     "is_complete",
     "matrix_info",

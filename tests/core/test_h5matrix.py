@@ -146,3 +146,105 @@ def test_build_matrix_builds_once_and_rebuilds_on_new_attrs(tmp_path, matrix, mo
     build_matrix(dest, lambda: matrix * 2, attrs={"source_id": "b"})
     np.testing.assert_array_equal(read_columns(dest, [7]), (matrix * 2).astype(np.float32)[:, [7]])
     assert not list(dest.parent.glob("*.tmp"))
+
+
+# ------------------------------------------------------------------- headers checked on open (issue 9 item 6)
+
+#: HDF5's datatype message of an IEEE little-endian float32: class 1 version 1, bit fields (LE, implied
+#: mantissa bit, sign at bit 31), size 4, offset 0, precision 32, exponent at 23 (8 bits), mantissa at 0
+#: (23 bits), exponent bias 127
+F32_LE = bytes([0x11, 0x20, 0x1F, 0x00, 4, 0, 0, 0, 0, 0, 32, 0, 23, 8, 0, 23, 127, 0, 0, 0])
+#: (offset in the message, new byte): each turns the float32 into another type that HDF5 converts silently
+DATATYPE_FLIPS = {"big endian": (1, 0x21), "exponent bias 126": (16, 126), "mantissa 22 bits": (15, 22), "precision 31": (10, 31)}
+
+
+def legacy_matrix(path, matrix, *, record_dtype=True):
+    """A matrix file in HDF5's earliest format (no metadata checksums), as h5matrix wrote before issue 9."""
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("matrix", data=matrix.astype(np.float32), chunks=(matrix.shape[0], 4), fletcher32=True)
+        fh.attrs["berg_shape"] = np.asarray(matrix.shape, dtype=np.int64)
+        if record_dtype:
+            fh.attrs["berg_dtype"] = "<f4"
+        fh.attrs["berg_complete"] = True
+    return path
+
+
+def flip_datatype(path, offset, value):
+    data = path.read_bytes()
+    assert data.count(F32_LE) == 1  # the dataset's datatype message, nothing else is a float32 type
+    at = data.index(F32_LE) + offset
+    path.write_bytes(data[:at] + bytes([value]) + data[at + 1:])
+
+
+@pytest.mark.parametrize("flip", DATATYPE_FLIPS, ids=str)
+@pytest.mark.parametrize("fmt", ["current", "legacy"])
+def test_flipped_datatype_header_is_refused(tmp_path, flip, fmt):
+    """Before issue 9 these read without error: big endian scrambled every value, bias 126 doubled them."""
+    small = np.arange(1, 61, dtype=np.float32).reshape(6, 10) / 3
+    path = tmp_path / "m.h5"
+    write_matrix(path, small, chunk_columns=4) if fmt == "current" else legacy_matrix(path, small)
+    np.testing.assert_array_equal(read_columns(path), small)
+    flip_datatype(path, *DATATYPE_FLIPS[flip])
+    for read in (lambda: read_columns(path), lambda: matrix_info(path), lambda: h5matrix.check_matrix(path, "float32", (6, 10))):
+        with pytest.raises(ModelLoadError, match=r"m\.h5 is corrupt .*delete it"):
+            read()
+    assert not is_complete(path)
+
+
+def test_legacy_file_without_a_dtype_record_still_checks_its_datatype(tmp_path):
+    small = np.arange(1, 61, dtype=np.float32).reshape(6, 10)
+    path = legacy_matrix(tmp_path / "m.h5", small, record_dtype=False)
+    info = matrix_info(path)
+    assert not info.current_format and info.dtype == np.float32
+    np.testing.assert_array_equal(read_columns(path, [9, 0]), small[:, [9, 0]])
+    assert not is_complete(path)  # build_matrix converts it again, into the checksummed format
+    flip_datatype(path, 16, 126)  # exponent bias: the values would read doubled, as float64
+    with pytest.raises(ModelLoadError, match="not a standard IEEE float"):
+        read_columns(path)
+
+
+def test_build_matrix_rebuilds_a_legacy_file(tmp_path, matrix):
+    dest = legacy_matrix(tmp_path / "m.h5", matrix * 0)
+    build_matrix(dest, lambda: matrix)
+    assert matrix_info(dest).current_format
+    np.testing.assert_array_equal(read_columns(dest, [3]), matrix.astype(np.float32)[:, [3]])
+
+
+def test_check_matrix_compares_with_the_recorded_dtype_and_shape(tmp_path, matrix):
+    path = write_matrix(tmp_path / "w.h5", matrix, dtype="float32")
+    info = h5matrix.check_matrix(path, "float32", (24, 1000))
+    assert info.shape == (24, 1000) and info.current_format
+    assert h5matrix.check_matrix(path, np.float32).dtype == np.float32  # shape unchecked
+    with pytest.raises(ModelLoadError, match=r"w\.h5 holds a float32 \(24, 1000\) matrix but a float64 \(24, 1000\) one was recorded"):
+        h5matrix.check_matrix(path, "float64", (24, 1000))
+    with pytest.raises(ModelLoadError, match=r"but a float32 \(24, 999\) one .*; re-train it"):
+        h5matrix.check_matrix(path, "float32", [24, 999], fix="re-train it")
+    with pytest.raises(ModelLoadError, match="one was recorded"):
+        read_columns(path, [0], expect_shape=(1000, 24))
+    np.testing.assert_array_equal(read_columns(path, [0], expect_dtype="float32", expect_shape=(24, 1000)),
+                                  matrix.astype(np.float32)[:, [0]])
+    with pytest.raises(ModelLoadError, match="missing"):
+        h5matrix.check_matrix(tmp_path / "absent.h5", "float32")
+
+
+@pytest.mark.parametrize("mask", [0xFF, 0x01])
+def test_every_single_byte_flip_is_harmless_or_refused(tmp_path, mask):
+    """The whole file, byte by byte: the current format's metadata checksums (and the chunks' Fletcher-32)
+    leave no flip that changes values or escapes as another exception. In the earliest format ~60 flips
+    of B-tree keys swapped chunks silently, and others crashed or hung libhdf5."""
+    small = np.arange(1, 61, dtype=np.float32).reshape(6, 10) / 3
+    good = write_matrix(tmp_path / "m.h5", small, chunk_columns=4, attrs={"source": "x"}).read_bytes()
+    bad = tmp_path / "bad.h5"
+    refused = 0
+    for i in range(len(good)):
+        data = bytearray(good)
+        data[i] ^= mask
+        bad.write_bytes(bytes(data))
+        try:
+            values = read_columns(bad)
+        except ModelLoadError:
+            refused += 1
+            continue
+        np.testing.assert_array_equal(values, small, err_msg=f"byte {i}")
+        assert values.dtype == np.float32
+    assert refused > len(good) // 4
