@@ -129,6 +129,24 @@ def test_berg_fetch_prebuilds_the_cache(pereira, monkeypatch, capsys):
     assert BERG().get_encoding_model(MODEL_ID, subject="343").encode("One sentence.").shape == (1, synthetic.voxel_counts()["343"])
 
 
+def test_berg_fetch_without_subject_builds_every_map_and_loads_the_model_once(pereira, monkeypatch, capsys):
+    """`berg fetch MODEL` (no --subject): every subject's map; the model is loaded once per process even when the
+    features are already cached, so its weights are downloaded for offline use (today: "needs a subject")."""
+    from berg_brainscore import encoder
+    from berg_brainscore.pereira import SUBJECTS
+
+    loads = []
+    real = encoder.load_subject
+    monkeypatch.setattr(encoder, "load_subject", lambda name, device: loads.append(name) or real(name, device))
+    monkeypatch.setattr(encoder, "_LOADED_ONCE", set())
+    assert main(["fetch", MODEL_ID, "--quiet"]) == 0
+    assert all(map_path(model(), s).is_file() for s in SUBJECTS) and len(SUBJECTS) == 9
+    assert loads == ["randomembedding-100"]
+    monkeypatch.setattr(encoder, "_LOADED_ONCE", set())  # a new process: everything cached, the model still loaded once
+    assert main(["fetch", MODEL_ID, "--quiet"]) == 0
+    assert loads == ["randomembedding-100"] * 2
+
+
 def test_metadata_lists_the_subjects_neuroid_ids(pereira):
     _, _, _, _, subjects, neuroid_ids = synthetic.the_384()
     meta = BERG().get_model_metadata(MODEL_ID, subject="366")  # before any training: read from the data

@@ -90,8 +90,16 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
     return meta
 
 
+#: models loaded by ``prepare`` in this process (their weights are then in the HF cache / brainscore's own cache)
+_LOADED_ONCE: set[str] = set()
+
+
 def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool) -> None:
-    """``berg fetch``: build the data download, the training features and ``subject``'s PLS map ahead of use."""
+    """``berg fetch``: build the data download, the training features and ``subject``'s PLS map ahead of use.
+
+    The model itself is loaded at least once per process even when the features are cached, so its weights
+    (Hugging Face cache, or the model's own download) are on disk for a later offline run.
+    """
     if subject is None:
         return
     model = model_of(spec)
@@ -100,6 +108,10 @@ def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progres
     def get_subject() -> Any:
         if "subject" not in loaded:
             loaded["subject"] = load_subject(model.name, resolve_device("auto"))
+            _LOADED_ONCE.add(model.name)
         return loaded["subject"]
 
     ensure_map(model, subject, get_subject, show_progress=show_progress)
+    if model.name not in _LOADED_ONCE:
+        get_subject()
+    loaded.clear()
