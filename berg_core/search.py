@@ -163,6 +163,8 @@ def iter_corpus(source: str | os.PathLike[str] | IO[str] | Iterable[str]) -> Ite
         with open(path, "rb") as fh:
             yield from _lines(fh, str(path))
         return
+    if not isinstance(source, Iterable) or isinstance(source, (bytes, dict)):
+        raise InvalidParameterError(f"the corpus must be a path, an open text file or an iterable of lines, not {type(source).__name__}")
     yield from _lines(source, "the corpus")
 
 
@@ -175,6 +177,8 @@ def _lines(lines: Iterable[str | bytes], name: str) -> Iterator[tuple[int, str]]
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise StimulusError(f"{name}: line {number} is not valid UTF-8 ({exc.reason}); save the corpus as UTF-8") from exc
+        elif not isinstance(raw, str):
+            raise StimulusError(f"{name}: line {number} is a {type(raw).__name__}, not text; give one sentence (str) per line")
         elif number == 1:
             raw = raw.removeprefix("\ufeff")
         text = raw.rstrip("\r\n")

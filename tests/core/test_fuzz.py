@@ -1,6 +1,6 @@
 """Fuzz: no user input reaches the user as anything but a ``BergError`` (Python API) or one line (CLI).
 
-Hypothesis drives the BERG facade and ``berg_core.cli.main`` with random model ids (of any type), subjects,
+Hypothesis drives the BERG facade (and ``berg_core.search.search``) and ``berg_core.cli.main`` with random model ids (of any type), subjects,
 selections, options, devices, stimuli, argv and files (``--input``, ``--voxels``, ``--output``) against the
 light test plugin (tests/plugins/berg_testplugin), so no backbone is loaded. Bounded and seeded
 (``derandomize=True``): the same examples run on every machine, in a few seconds.
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from berg_core.cli import main
 from berg_core.errors import BergError
 from berg_core.facade import BERG
+from berg_core.search import search
 
 SETTINGS = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 MODELS = ["test-sentence_length", "test-timed_words", "test-duplicate"]
@@ -111,8 +112,8 @@ def loads(draw: st.DrawFn) -> tuple[str, Any, Any, dict, Any]:
 
 
 @settings(max_examples=300, **SETTINGS)
-@given(load=loads(), stimulus=stimuli, metadata=st.booleans())
-def test_python_api_load_and_encode(load, stimulus, metadata):
+@given(load=loads(), stimulus=stimuli, metadata=st.booleans(), top_k=_mostly(st.integers(1, 3), values))
+def test_python_api_load_and_encode(load, stimulus, metadata, top_k):
     model_id, subject, selection, opts, device = load
     berg = BERG()
     model = _call(berg.get_encoding_model, model_id, subject=subject, selection=selection, device=device, **opts)
@@ -122,6 +123,7 @@ def test_python_api_load_and_encode(load, stimulus, metadata):
         _call(berg.encode, model, stimulus, return_metadata=metadata)
         _call(model.encode, stimulus)
         _call(lambda: model.metadata)
+        _call(search, model, stimulus, top_k=top_k)
     assert isinstance(_call(model.encode, ["after close"]), BergError)
 
 

@@ -155,6 +155,14 @@ def test_errors(tmp_path, capsys):
         assert list(csv.reader(fh))[1][4] == "24.0"  # scale=2 reached the model: 2 * len("one sentence")
 
 
+def test_corpus_of_another_type():
+    with BERG().get_encoding_model(MODEL) as model:
+        with pytest.raises(InvalidParameterError, match="the corpus must be a path"):
+            search(model, 5, top_k=1)
+        with pytest.raises(StimulusError, match="line 2 is a int, not text"):
+            search(model, ["fine", 3], top_k=1)
+
+
 def test_tracker_guards():
     tracker = ExtremesTracker(["a"], 2)
     with pytest.raises(BergError, match="line 7"):
