@@ -129,18 +129,19 @@ def load_arrays(path: Path, shapes: Mapping[str, tuple[int, ...]], *, required: 
         raise bad(str(exc)) from exc
 
 
-def check_weights_file(path: Path, card: Mapping[str, Any], who: str) -> None:
-    """The HDF5 weights must have the card's shape and dtype (float32) and hold every byte of it."""
-    from berg_core.h5matrix import matrix_info
+def read_weights(path: Path, card: Mapping[str, Any], columns: np.ndarray | None, who: str) -> np.ndarray:
+    """Columns ``columns`` (None: all) of the HDF5 weights, float32 (n_weight_rows, n_selected).
+
+    The file must hold every byte of the card's (rows, cols) float32 matrix (checked before anything is
+    allocated) and its HDF5 shape/dtype must be the card's (``h5matrix`` checks them before reading).
+    """
+    from berg_core.h5matrix import read_columns
 
     rows, cols = card["weights"]["shape"]
-    info = matrix_info(path)
-    if info.shape != (rows, cols) or info.dtype != np.dtype("<f4"):
-        raise ModelLoadError(f"{who}: {path} holds a {info.shape} {info.dtype} matrix but the card records ({rows}, {cols}) float32; "
-                             "the folder is inconsistent (re-run `berg train` or reinstall it)")
+    fix = "the encoder folder is inconsistent; re-run `berg train` or reinstall it"
     if regular_file(path, what=who).st_size < rows * cols * 4:
-        raise ModelLoadError(f"{who}: {path} is smaller than its ({rows}, {cols}) float32 matrix; it is truncated or sparse "
-                             "(re-run `berg train` or reinstall it)")
+        raise ModelLoadError(f"{who}: {path} is smaller than its ({rows}, {cols}) float32 matrix; it is truncated or sparse ({fix})")
+    return read_columns(path, columns, expect_dtype="<f4", expect_shape=(rows, cols), fix=fix)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -437,12 +438,9 @@ class TrainedEncoder(Encoder):
 
     def _load_weights(self) -> None:
         """Verify the pinned hashes and the HDF5 shape/dtype, then read the selected columns and the arrays."""
-        from berg_core.h5matrix import read_columns
-
         files = verify_files(self.folder, self.card, self.model_id)
-        check_weights_file(files["file"], self.card, self.model_id)
         n_out = int(self.card["outputs"]["n"])
-        self.coef = read_columns(files["file"], None if len(self.columns) == n_out else self.columns).astype(np.float32, copy=False)
+        self.coef = read_weights(files["file"], self.card, None if len(self.columns) == n_out else self.columns, self.model_id)
         shapes: dict[str, tuple[int, ...]] = {"intercept": (n_out,)}
         reduced = []
         for k, space in enumerate(self.card["feature_spaces"]):
