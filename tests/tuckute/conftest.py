@@ -20,7 +20,8 @@ from berg_tuckute.testing import write_berg_files
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch, tmp_path):
-    """Own cache and berg_dir per test, hub offline, no reachable mirror, fresh registry."""
+    """Own cache and berg_dir per test, hub offline, no reachable mirror, fresh registry, six-word warning not yet given."""
+    monkeypatch.setattr("berg_tuckute.encoder._LENGTH_WARNED", set())
     with isolated_berg(monkeypatch, tmp_path, BERG_BASE_URL=unused_url()):
         yield
 

@@ -91,22 +91,45 @@ def test_bad_stimulus(berg_files, berg_dir, tiny_gpt2_dir, bad):
         model.encode(bad)
 
 
+def length_warnings(encode) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encode()
+    return [str(w.message) for w in caught if issubclass(w.category, SentenceLengthWarning)]
+
+
 def test_six_word_warning_once(berg_files, berg_dir, tiny_gpt2_dir):
     with load(berg_dir, tiny_gpt2_dir) as model:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model.encode(SIX)
-        assert not [w for w in caught if issubclass(w.category, SentenceLengthWarning)]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model.encode(["Too short.", "Far too long to be a six word sentence here.", SIX[0], "Hi"])
-        mine = [w for w in caught if issubclass(w.category, SentenceLengthWarning)]
+        assert not length_warnings(lambda: model.encode(SIX))
+        mine = length_warnings(lambda: model.encode(["Too short.", "Far too long to be a six word sentence here.", SIX[0], "Hi"]))
         assert len(mine) == 1
-        assert "3 of 4" in str(mine[0].message) and "six-word" in str(mine[0].message)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model.encode(["Again too short."])
-        assert not [w for w in caught if issubclass(w.category, SentenceLengthWarning)]
+        assert "3 of 4" in mine[0] and "six-word" in mine[0] and "once per process" in mine[0]
+        assert not length_warnings(lambda: model.encode(["Again too short."]))
+
+
+def test_six_word_warning_once_per_process_not_per_loaded_model(berg_files, berg_dir, tiny_gpt2_dir):
+    """Each loaded model warned again: a script loading the model per batch or per device saw it on most calls."""
+    said = []
+    for _ in range(3):
+        with load(berg_dir, tiny_gpt2_dir) as model:
+            said += length_warnings(lambda: model.encode(["Short one.", "Another short one."]))
+    assert len(said) == 1 and "2 of 2" in said[0]
+    with load(berg_dir, tiny_gpt2_dir) as model:
+        said += length_warnings(lambda: BERG(berg_dir).encode(model, ["Yet another.", SIX[0]]))
+    assert len(said) == 1
+
+
+def test_six_word_warning_is_per_encoder_class(berg_files, berg_dir, tiny_gpt2_dir):
+    from berg_tuckute.encoder import TuckuteEncoder
+
+    class Derived(TuckuteEncoder):
+        pass
+
+    with load(berg_dir, tiny_gpt2_dir) as model:
+        assert len(length_warnings(lambda: model.encode(["Short one."]))) == 1
+        model.__class__ = Derived  # another family built on this encoder gets its own warning
+        assert len(length_warnings(lambda: model.encode(["Short one."]))) == 1
+        assert not length_warnings(lambda: model.encode(["Short one."]))
 
 
 @pytest.mark.parametrize("rois", [["lang_LH_Foo"], ["lang_LH_IFG", "IFG"], [], "nope", [3]])

@@ -41,6 +41,8 @@ from berg_core.spec import EncoderSpec
 from berg_tuckute.weights import load_readout, select_rois
 
 TRAINED_WORDS = 6  # the training sentences all had six words
+#: encoder classes that gave the six-word warning in this process (it is said once per process and class)
+_LENGTH_WARNED: set[type] = set()
 
 
 class SentenceLengthWarning(UserWarning):
@@ -75,7 +77,6 @@ class TuckuteEncoder(Encoder):
             self.backbone.release()
             raise ModelLoadError(f"backbone {self.options['backbone']!r} gives {hidden}-d features but the readout "
                                  f"expects {self.readout.n_features} (GPT2-XL's width); use a GPT2-XL-shaped backbone")
-        self._warned_length = False
 
     @property
     def output_names(self) -> list[str]:
@@ -90,14 +91,14 @@ class TuckuteEncoder(Encoder):
         return self.readout.predict(features).astype(np.float32)
 
     def _warn_length(self, sentences: list[str]) -> None:
-        """One warning per loaded model (as BERG) when some sentences do not have six words."""
-        if self._warned_length:
+        """One warning per process (per encoder class) when some sentences do not have six words."""
+        if type(self) in _LENGTH_WARNED:
             return
         other = sum(1 for s in sentences if len(s.split()) != TRAINED_WORDS)
         if other:
-            self._warned_length = True
+            _LENGTH_WARNED.add(type(self))
             warnings.warn(f"{self.model_id} was trained on six-word sentences; {other} of {len(sentences)} sentence(s) "
-                          "have another word count, so their predictions are extrapolations (warned once per loaded model)",
+                          "have another word count, so their predictions are extrapolations (said once per process)",
                           SentenceLengthWarning, stacklevel=4)
 
     def _release(self) -> None:
