@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from berg_core.device import resolve_device
-from berg_core.errors import BergError, InvalidParameterError, PluginError, plugin_errors
+from berg_core.errors import BergError, InvalidParameterError, PluginError, StimulusError, plugin_errors
 from berg_core.paths import resolve_berg_dir
 from berg_core.spec import EncoderSpec, import_object
 from berg_core.stimulus import as_sentences, as_timed_words
@@ -171,7 +171,14 @@ class Encoder:
 
     def validate(self, stimulus: Any) -> Any:
         """The stimulus in canonical form (``list[str]`` or ``TimedWords``), or a ``StimulusError``."""
-        return as_timed_words(stimulus) if self.spec.stimulus == "timed_words" else as_sentences(stimulus)
+        timed = self.spec.stimulus == "timed_words"
+        try:
+            return as_timed_words(stimulus) if timed else as_sentences(stimulus)
+        except BergError:
+            raise
+        except (TypeError, ValueError, AttributeError) as exc:  # a shape the checks above did not foresee
+            expected = "{'words': [...], 'word_onsets': [...]}" if timed else "a str or a list of str"
+            raise StimulusError(f"the stimulus is malformed ({type(exc).__name__}: {exc}); give {expected}") from exc
 
     def encode(self, stimulus: Any, show_progress: bool = False) -> np.ndarray:
         """Predicted responses, float32, shape (n_sentences or n_TRs, n_outputs)."""

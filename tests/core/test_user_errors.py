@@ -14,6 +14,7 @@ from berg_core.errors import (
     ModelNotFoundError,
     PluginError,
     ResourceError,
+    StimulusError,
     fill_fetch_hint,
 )
 from berg_core.facade import BERG
@@ -146,6 +147,12 @@ def test_fill_fetch_hint_keeps_type_and_quotes():
     assert str(fill_fetch_hint(plain, "m")) == "no hint here"
     not_found = ModelNotFoundError("see `berg fetch MODEL`")
     assert str(fill_fetch_hint(not_found, "m")) == "see `berg fetch m`"
+
+
+@pytest.mark.parametrize("words", [None, 5, np.float64(2.0), np.zeros(())])
+def test_timed_words_that_are_not_a_list(words):
+    with BERG().get_encoding_model(TIMED, subject="S1") as model, pytest.raises(StimulusError, match="malformed"):
+        model.encode({"words": words, "word_onsets": [0.0]})
 
 
 def test_encode_after_close_and_bad_model_object():
