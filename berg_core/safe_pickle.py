@@ -63,6 +63,9 @@ MAX_DEPTH = 100
 #: the most a loaded object may expand to when walked as a tree, shared references counted each time
 #: they are reached: one unit per object plus one per 64 characters of a str/bytes (an array counts 1)
 MAX_UNITS = 1 << 22
+#: work budget of one unpickling, in units of ``SafeUnpickler._cost``: this many per byte of the file, plus WORK_BASE
+WORK_PER_BYTE = 8
+WORK_BASE = 1 << 22
 _MAX_DIMS = 64  # numpy 2's limit (numpy 1: 32)
 _NPY_MAX_HEADER = 10_000  # numpy's own limit on .npy header length
 _DTYPE_KINDS = "biufcOUS"  # bool, int, uint, float, complex, object, str, bytes
@@ -374,11 +377,21 @@ def _stream_size(fh: IO[bytes]) -> int:
 class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: SLF001 - its opcodes must be checked
     """An unpickler that resolves only allow-listed globals (plus ``extra_globals``) and checks what it builds.
 
-    CPython's pure-Python unpickler with these opcodes checked (see the module docstring): calls (REDUCE,
-    NEWOBJ, NEWOBJ_EX, OBJ, INST) never reach a value-only global; BUILD only sets the state of a dtype or
-    array this unpickler built (validated first) or of a ``PickledEstimator``; a length field, a bytearray
-    or an array shape larger than the file is refused before anything is allocated. ``load()`` raises only
-    ``BergError``s (``UnsafePickleError`` for a refusal, ``ModelLoadError`` for a corrupt pickle).
+    CPython's pure-Python unpickler with these opcodes checked (see the module docstring):
+
+    * calls (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST) never reach a value-only global;
+    * BUILD only sets, once, the state of a dtype, array or ``PickledEstimator`` this unpickler built
+      (dtype and array states validated first);
+    * APPEND(S), SETITEM(S) and ADDITEMS only fill a list, dict or set (never an array: assigning a list to
+      an array slice would make numpy expand it);
+    * a length field, bytearray or array shape larger than the file is refused before anything is allocated;
+    * work is budgeted: every call, BUILD and hash is charged the size of what it copies, iterates or
+      hashes (a tuple: its size expanded, as hashing walks it), against ``WORK_PER_BYTE`` x the file's
+      size + ``WORK_BASE`` units, so reusing one memoised object over and over cannot multiply a small
+      file into gigabytes or hours; tuples nested deeper than ``MAX_DEPTH`` are refused.
+
+    ``load()`` raises only ``BergError``s (``UnsafePickleError`` for a refusal, ``ModelLoadError`` for a
+    corrupt pickle) and checks the result with ``check_graph``.
     """
 
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
@@ -394,8 +407,10 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
         self._size = _stream_size(file) if size is None else size
         self._raw_read = file.read
         self._file_read = self._checked_read  # what load()'s unframer reads the file with (outside frames)
-        self._pending: dict[int, Any] = {}  # dtypes/arrays built here, awaiting their one BUILD
-        self._tuple_depths: dict[int, tuple[tuple[Any, ...], int]] = {}  # id -> (tuple, depth) for tuples holding tuples
+        self._work_left = WORK_PER_BYTE * self._size + WORK_BASE
+        self._pending: dict[int, Any] = {}  # dtypes/arrays/estimators built here, awaiting their one BUILD
+        self._tuples: dict[int, tuple[tuple[Any, ...], int, int]] = {}  # id -> (tuple, depth, hash cost), nested or costly ones
+        self._list_costs: dict[int, tuple[list[Any], int]] = {}  # id -> (list, cost of hashing its items) once computed
 
     # -- resolving and calling ----------------------------------------------------------------------
 
@@ -415,21 +430,48 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
         return UnsafePickleError(f"refused to load {self._source}: {reason}, so this is not a BERG file (or it was tampered "
                                  f"with); {_REFETCH}")
 
+    def _charge_call(self, func: Any, args: Any, kwargs: Any) -> None:
+        """Spend what calling ``func(*args, **kwargs)`` copies, iterates and (``set``/``frozenset`` of a list) hashes."""
+        self._spend(1 + self._cost(args) + self._cost(kwargs))  # before iterating them
+        self._spend(sum(map(self._cost, args)) + sum(map(self._cost, (kwargs or {}).values())))
+        if func is set or func is frozenset:
+            if len(args) > 1 or kwargs or (args and type(args[0]) not in (list, tuple)):
+                raise self._refuse(f"it calls {func.__name__} with {len(args)} arguments, not one list")
+            if args:
+                self._spend(self._items_hash_cost(args[0]))
+        elif func is collections.OrderedDict and (args or kwargs):
+            raise self._refuse("it calls OrderedDict with arguments (pickles fill it with SETITEMS)")
+
+    def _items_hash_cost(self, items: list[Any] | tuple[Any, ...]) -> int:
+        """Units to hash every item of ``items``; a list's total is walked once and kept until it grows."""
+        if type(items) is tuple:
+            return self._hash_cost(items)
+        known = self._list_costs.get(id(items))
+        if known is None:
+            self._spend(1 + len(items))  # the walk
+            known = self._list_costs[id(items)] = (items, sum(map(self._hash_cost, items)))
+        return known[1]
+
     def _call(self, func: Any, args: Any, kwargs: Any = None) -> Any:
         if id(func) in _VALUE_ONLY:
             raise self._refuse(f"it calls {getattr(func, '__name__', func)}, which BERG's files only name")
+        self._charge_call(func, args, kwargs)
         try:
             out = func(*args, **(kwargs or {}))
         except _Refused as exc:
             raise self._refuse(str(exc)) from None
-        if func is _DTYPE_CTOR or func is _RECONSTRUCT:
+        if func is _DTYPE_CTOR or func is _RECONSTRUCT or isinstance(out, PickledEstimator):
             self._pending[id(out)] = out
         return out
 
     def _new(self, cls: Any, args: Any, kwargs: Any = None) -> Any:
         if not isinstance(cls, type) or id(cls) in _VALUE_ONLY:
             raise self._refuse(f"it creates an object of {_short(cls)} with NEWOBJ")
-        return cls.__new__(cls, *args, **(kwargs or {}))
+        self._charge_call(cls, args, kwargs)
+        out = cls.__new__(cls, *args, **(kwargs or {}))
+        if isinstance(out, PickledEstimator):
+            self._pending[id(out)] = out
+        return out
 
     def load_reduce(self) -> None:
         args = self.stack.pop()
@@ -454,17 +496,20 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
     def load_build(self) -> None:
         state = self.stack.pop()
         inst = self.stack[-1]
-        if isinstance(inst, PickledEstimator):
-            inst.__setstate__(state)
-        elif isinstance(inst, (np.dtype, np.ndarray)):
-            if self._pending.pop(id(inst), None) is not inst:
-                raise self._refuse(f"it sets the state of a numpy {type(inst).__name__} it did not build")
-            try:
-                (self._build_dtype if isinstance(inst, np.dtype) else self._build_array)(inst, state)
-            except _Refused as exc:
-                raise self._refuse(str(exc)) from None
-        else:
+        if not isinstance(inst, (PickledEstimator, np.dtype, np.ndarray)):
             raise self._refuse(f"it sets the state of a {type(inst).__name__}, which BERG's files never do")
+        if self._pending.pop(id(inst), None) is not inst:
+            raise self._refuse(f"it sets the state of a {type(inst).__name__} it did not build (or sets it twice)")
+        self._spend(self._cost(state) + (sum(self._cost(x) for x in state) if type(state) is tuple else 0))
+        try:
+            if isinstance(inst, PickledEstimator):
+                inst.__setstate__(state)
+            elif isinstance(inst, np.dtype):
+                self._build_dtype(inst, state)
+            else:
+                self._build_array(inst, state)
+        except _Refused as exc:
+            raise self._refuse(str(exc)) from None
 
     def _build_dtype(self, inst: np.dtype, state: Any) -> None:
         ref = _dtype_from_state(inst, state, self._size)
@@ -492,7 +537,56 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
             raise _Refused(f"it gives a {dtype} array of shape {shape} a {type(data).__name__} of {_short(_len(data))} items")
         inst.__setstate__(state)
 
-    # -- lengths ------------------------------------------------------------------------------------
+    # -- filling containers ---------------------------------------------------------------------------
+
+    def _target(self, kinds: tuple[type, ...], opcode: str) -> Any:
+        target = self.stack[-1]
+        if type(target) not in kinds:
+            raise self._refuse(f"it uses {opcode} on a {type(target).__name__}")
+        return target
+
+    def load_append(self) -> None:
+        value = self.stack.pop()
+        target = self._target((list,), "APPEND")
+        self._list_costs.pop(id(target), None)
+        target.append(value)
+
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        target = self._target((list,), "APPENDS")
+        self._list_costs.pop(id(target), None)
+        target.extend(items)
+
+    def load_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._spend(self._hash_cost(key))
+        self._target((dict, collections.OrderedDict), "SETITEM")[key] = value
+
+    def load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = self._target((dict, collections.OrderedDict), "SETITEMS")
+        self._spend(sum(self._hash_cost(key) for key in items[::2]))
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def load_dict(self) -> None:
+        items = self.pop_mark()
+        self._spend(sum(self._hash_cost(key) for key in items[::2]))
+        self.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+
+    def load_additems(self) -> None:
+        items = self.pop_mark()
+        target = self._target((set,), "ADDITEMS")
+        self._spend(sum(self._hash_cost(x) for x in items))
+        target.update(items)
+
+    def load_frozenset(self) -> None:
+        items = self.pop_mark()
+        self._spend(sum(self._hash_cost(x) for x in items))
+        self.append(frozenset(items))
+
+    # -- lengths and work -----------------------------------------------------------------------------
 
     def _checked_read(self, n: int) -> bytes:
         try:
@@ -513,15 +607,44 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
         self.readinto(buf)
         self.append(buf)
 
-    # -- tuples: hashing one nested ~1e6 deep overflows CPython's C stack (a crash, not a RecursionError)
+    def _spend(self, units: int) -> None:
+        self._work_left -= units
+        if self._work_left < 0:
+            raise ModelLoadError(f"{self._source} asks for more copying and hashing than a {self._size}-byte file could need (it "
+                                 f"reuses its parts over and over), which BERG's files never do: it is corrupt or not a BERG "
+                                 f"file; {_REFETCH}")
+
+    def _cost(self, obj: Any) -> int:
+        """Units to copy or iterate ``obj``: 1 + its length (an array: its size; an int: its 64-bit digits)."""
+        if isinstance(obj, (bytes, bytearray, str, list, tuple, dict, set, frozenset)):
+            return 1 + len(obj)
+        if isinstance(obj, np.ndarray):
+            return 1 + obj.size
+        if type(obj) is int:
+            return 1 + obj.bit_length() // 64
+        return 1
+
+    def _hash_cost(self, obj: Any) -> int:
+        """Units to hash ``obj``: a tuple is walked every time (its size expanded), a str/bytes hash is cached."""
+        if type(obj) is tuple:
+            known = self._tuples.get(id(obj))
+            return known[2] if known else 1 + len(obj)
+        return 1 + obj.bit_length() // 64 if type(obj) is int else 1
+
+    # -- tuples: hashing walks them (uncached), and one nested ~1e6 deep overflows the C stack
 
     def _tuple(self, items: tuple[Any, ...]) -> tuple[Any, ...]:
-        depth = 1 + max((self._tuple_depths.get(id(x), (None, 1))[1] for x in items if type(x) is tuple), default=0)
+        depth, cost = 1, 1
+        for x in items:
+            if type(x) is tuple:
+                known = self._tuples.get(id(x))
+                depth = max(depth, 1 + (known[1] if known else 1))
+            cost += self._hash_cost(x)
         if depth > MAX_DEPTH:
             raise ModelLoadError(f"{self._source} nests tuples more than {MAX_DEPTH} levels deep, which BERG's files never do: "
                                  f"it is corrupt or not a BERG file; {_REFETCH}")
-        if depth > 1:
-            self._tuple_depths[id(items)] = (items, depth)  # holding the tuple keeps its id unique
+        if depth > 1 or cost > 1 + len(items):
+            self._tuples[id(items)] = (items, depth, cost)  # holding the tuple keeps its id unique
         return items
 
     def load_tuple(self) -> None:
@@ -537,15 +660,14 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
     def load_tuple3(self) -> None:
         self.stack[-3:] = [self._tuple((self.stack[-3], self.stack[-2], self.stack[-1]))]
 
-    dispatch[pickle.TUPLE[0]] = load_tuple
-    dispatch[pickle.TUPLE1[0]] = load_tuple1
-    dispatch[pickle.TUPLE2[0]] = load_tuple2
-    dispatch[pickle.TUPLE3[0]] = load_tuple3
-    dispatch[pickle.REDUCE[0]] = load_reduce
-    dispatch[pickle.NEWOBJ[0]] = load_newobj
-    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
-    dispatch[pickle.BUILD[0]] = load_build
-    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+    for _opcode, _method in ((pickle.REDUCE, load_reduce), (pickle.NEWOBJ, load_newobj), (pickle.NEWOBJ_EX, load_newobj_ex),
+                             (pickle.BUILD, load_build), (pickle.APPEND, load_append), (pickle.APPENDS, load_appends),
+                             (pickle.SETITEM, load_setitem), (pickle.SETITEMS, load_setitems), (pickle.DICT, load_dict),
+                             (pickle.ADDITEMS, load_additems), (pickle.FROZENSET, load_frozenset),
+                             (pickle.BYTEARRAY8, load_bytearray8), (pickle.TUPLE, load_tuple), (pickle.TUPLE1, load_tuple1),
+                             (pickle.TUPLE2, load_tuple2), (pickle.TUPLE3, load_tuple3)):
+        dispatch[_opcode[0]] = _method
+    del _opcode, _method
 
     # -- the whole load -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import struct
 import subprocess
 import sys
@@ -115,6 +116,68 @@ HUGE_ALLOCATIONS: dict[str, bytes] = {
     "_reconstruct of 1e9": pickle.dumps(Reduce(_RECONSTRUCT, (np.ndarray, (10**9,), b"b")), protocol=4),
     "_frombuffer of 1e9": pickle.dumps(Reduce(_FROMBUFFER, (b"A" * 8, np.dtype("f8"), (10**9,), "C")), protocol=4),
     "scalar of a 4 GB str dtype": pickle.dumps(Reduce(_SCALAR, (BAD_DTYPES["str-bigger-than-the-file"], b"A" * 16)), protocol=4),
+}
+
+
+def _body(obj: Any) -> bytes:
+    """Opcodes (protocol 3) that push ``obj``: no PROTO, no STOP, memo indices only where ``obj`` shares parts."""
+    return pickletools.optimize(pickle.dumps(obj, protocol=3))[2:-1]
+
+
+def _put(i: int) -> bytes:
+    return pickle.LONG_BINPUT + struct.pack("<I", i)
+
+
+def _get(i: int) -> bytes:
+    return pickle.LONG_BINGET + struct.pack("<I", i)
+
+
+_MINE = 10**6  # memo indices for the builders below (pickletools numbers a body's own from 0)
+
+
+def reusing_call_pickle(func: Any, arg: Any, n: int) -> bytes:
+    """A list of ``n`` separate ``func(arg)`` calls, ``func`` and ``arg`` pickled once and fetched from the memo."""
+    return (pickle.PROTO + b"\x03" + _body(func) + _put(_MINE) + pickle.POP + _body(arg) + _put(_MINE + 1) + pickle.POP
+            + pickle.EMPTY_LIST + (_get(_MINE) + _get(_MINE + 1) + pickle.TUPLE1 + pickle.REDUCE + pickle.APPEND) * n
+            + pickle.STOP)
+
+
+def repeated_key_pickle(key: Any, n: int) -> bytes:
+    """A dict given the same ``key`` ``n`` times (SETITEM): every insertion hashes it again."""
+    return (pickle.PROTO + b"\x03" + _body(key) + _put(_MINE) + pickle.POP + pickle.EMPTY_DICT
+            + (_get(_MINE) + pickle.NONE + pickle.SETITEM) * n + pickle.STOP)
+
+
+def shared_data_arrays_pickle(n_items: int, n: int) -> bytes:
+    """``n`` object arrays, each BUILT from one memoised list of ``n_items`` (numpy copies it every time)."""
+    state = (1, (n_items,), np.dtype("O"), False, [None] * n_items)
+    return (pickle.PROTO + b"\x03" + _body(_RECONSTRUCT) + _put(_MINE) + pickle.POP + _body((np.ndarray, (0,), b"b"))
+            + _put(_MINE + 1) + pickle.POP + _body(state) + _put(_MINE + 2) + pickle.POP + pickle.EMPTY_LIST
+            + (_get(_MINE) + _get(_MINE + 1) + pickle.REDUCE + _get(_MINE + 2) + pickle.BUILD + pickle.APPEND) * n + pickle.STOP)
+
+
+def array_setitem_pickle() -> bytes:
+    """``object_array[:] = <lists that share each other>`` (SETITEM on an array): numpy would expand the lists."""
+    return pickle.PROTO + b"\x03" + _body(np.empty(1, dtype=object)) + _body(slice(None)) + _body(shared_lists(30, 4)) + \
+        pickle.SETITEM + pickle.STOP
+
+
+def shared_tuples(levels: int = 60) -> tuple[Any, ...]:
+    """``levels`` tuples, each holding the one below twice: hashing the top one walks 2**levels tuples."""
+    node: tuple[Any, ...] = (0,)
+    for _ in range(levels):
+        node = (node, node)
+    return node
+
+
+#: small pickles that reuse one memoised part until copying or hashing it takes gigabytes or hours
+AMPLIFIERS: dict[str, bytes] = {
+    "bytearray(one 100 kB bytes) x 20000": reusing_call_pickle(bytearray, b"A" * 100_000, 20_000),
+    "set(one 100k list) x 20000": reusing_call_pickle(set, list(range(100_000)), 20_000),
+    "dict key: one 100k tuple x 50000": repeated_key_pickle(tuple(range(100_000)), 50_000),
+    "dict key: tuples sharing each other 60 deep": repeated_key_pickle(shared_tuples(60), 1),
+    "object arrays from one 100k list x 20000": shared_data_arrays_pickle(100_000, 20_000),
+    "SETITEM on an array": array_setitem_pickle(),
 }
 
 

@@ -230,6 +230,7 @@ def test_truncated_pickle_is_a_load_error_naming_refetch(tmp_path: Path) -> None
 # ------------------------------------------------------------------ issue 9: hostile files cannot crash or exhaust berg
 
 from hostile_pickles import (  # noqa: E402 - shared with the tuckute and lebel suites
+    AMPLIFIERS,
     BAD_DTYPES,
     HUGE_ALLOCATIONS,
     Reduce,
@@ -307,6 +308,17 @@ def test_a_tiny_pickle_asking_for_a_huge_allocation_is_refused_before_allocating
     assert path.stat().st_size < 400
     line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path))
     assert line.startswith("BergError") and "MemoryError" not in line and "berg fetch" in line, line
+
+
+@pytest.mark.parametrize("name", list(AMPLIFIERS))
+def test_reusing_one_part_over_and_over_cannot_multiply_a_small_pickle(tmp_path: Path, name: str) -> None:
+    """Each call, BUILD and hash is charged what it copies or hashes, against a budget proportional to the file."""
+    path = tmp_path / "amplify.pkl"
+    path.write_bytes(AMPLIFIERS[name])
+    assert path.stat().st_size < 1_000_000
+    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path), timeout=60)
+    expected = "SETITEM on a ndarray" if name == "SETITEM on an array" else "reuses its parts over and over"
+    assert line.startswith("BergError") and expected in line and "MemoryError" not in line, line
 
 
 @pytest.mark.parametrize("shape, match", [
