@@ -414,7 +414,10 @@ class RidgeCV(_Params):
 
     def _dtype(self, X: np.ndarray) -> np.dtype:
         if self.dtype is not None:
-            dt = np.dtype(self.dtype)
+            try:
+                dt = np.dtype(self.dtype)
+            except (TypeError, ValueError):
+                raise InvalidParameterError(f"dtype must be float32 or float64, got {self.dtype!r}") from None
             if dt not in (np.float32, np.float64):
                 raise InvalidParameterError(f"dtype must be float32 or float64, got {dt}")
             return dt

@@ -317,3 +317,64 @@ def test_parse_reduce():
             parse_reduce(bad)
     with pytest.raises(InvalidParameterError, match="components"):
         PCA(20).fit(np.zeros((10, 5)))
+
+
+# ------------------------------------------------------------------ dtype= and a single alpha (issue 9 item 10)
+
+
+@pytest.mark.parametrize("n,p", SHAPES)
+@pytest.mark.parametrize("alphas,convention,penalty", [([10.0], "sklearn", 10.0), (3.0, "huth", 9.0), ([0.5], "sklearn", 0.5)])
+def test_single_alpha_grid_equals_sklearn_ridge(n, p, alphas, convention, penalty):
+    X, Y = problem(n, p, 6, seed=4)
+    m = RidgeCV(alphas, cv=3, alpha_convention=convention).fit(X, Y)
+    assert m.cv_scores_.shape == (1, 6) and np.all(m.best_alphas_ == np.ravel(alphas)[0])
+    np.testing.assert_array_equal(m.cv_score_, m.cv_scores_[0])
+    ref = Ridge(alpha=penalty).fit(X, Y)
+    np.testing.assert_allclose(m.coef_, ref.coef_.T, atol=1e-8)
+    np.testing.assert_allclose(m.intercept_, ref.intercept_, atol=1e-8)
+    np.testing.assert_allclose(m.cv_scores_, brute_force_scores(X, Y, [penalty], make_folds(n, 3), "correlation"), atol=1e-9)
+
+
+def test_zero_alpha_alone_is_least_squares():
+    X, Y = problem(200, 12, 3, seed=2)
+    m = RidgeCV([0.0], cv=4).fit(X, Y)
+    from sklearn.linear_model import LinearRegression
+
+    ref = LinearRegression().fit(X, Y)
+    np.testing.assert_allclose(m.coef_, ref.coef_.T, atol=1e-8)
+    np.testing.assert_allclose(m.intercept_, ref.intercept_, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_dtype_option_sets_the_compute_dtype(backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    X, Y = problem(150, 10, 4, seed=8)
+    alphas = [0.1, 10.0, 1000.0]
+    # float64 data computed in float32: float32 results, close to sklearn on the same data
+    lo = RidgeCV(alphas, cv=3, dtype="float32", backend=backend, device="cpu").fit(X, Y)
+    assert lo.coef_.dtype == np.float32 and lo.intercept_.dtype == np.float32 and lo.predict(X).dtype == np.float64
+    hi = RidgeCV(alphas, cv=3, dtype=np.float64, backend=backend, device="cpu").fit(X, Y)
+    assert hi.coef_.dtype == np.float64
+    same = lo.best_alphas_ == hi.best_alphas_
+    assert same.sum() >= 3
+    for j in np.flatnonzero(same):
+        ref = Ridge(alpha=hi.best_alphas_[j]).fit(X, Y[:, j])
+        np.testing.assert_allclose(hi.coef_[:, j], ref.coef_, atol=1e-8)
+        np.testing.assert_allclose(lo.coef_[:, j], ref.coef_, atol=5e-4, rtol=1e-3)
+    # float32 data computed in float64: equal to sklearn (float64) on the float32 values, not float32-rounded results
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    up = RidgeCV([10.0], cv=3, dtype="float64", backend=backend, device="cpu").fit(X32, Y32)
+    assert up.coef_.dtype == np.float64
+    ref = Ridge(alpha=10.0).fit(X32.astype(np.float64), Y32.astype(np.float64))
+    np.testing.assert_allclose(up.coef_, ref.coef_.T, atol=1e-9)
+    default = RidgeCV([10.0], cv=3, backend=backend, device="cpu").fit(X32, Y32)
+    assert default.coef_.dtype == np.float32  # default: the input's dtype
+    assert np.abs(default.coef_ - ref.coef_.T).max() > 1e-9  # so float64 above really computed in float64
+
+
+@pytest.mark.parametrize("bad", ["float16", np.int32, "complex128", "nonsense"])
+def test_dtype_option_refuses_other_dtypes(bad):
+    X, Y = problem(40, 5, 2)
+    with pytest.raises(InvalidParameterError, match="dtype"):
+        RidgeCV([1.0], dtype=bad).fit(X, Y)
