@@ -107,6 +107,8 @@ def as_timed_words(stimulus: Any) -> TimedWords:
         if not isinstance(w, str):
             raise StimulusError(f"word {i} is a {type(w).__name__}, not a str; pass text only")
         check_text(w, f"word {i}")
+    if not any(w.strip() for w in words):
+        raise StimulusError(f"all {len(words)} words are blank, so the story has no text (its features would all be zero); give the words")
     try:
         onsets = np.asarray(stimulus["word_onsets"], dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -75,6 +75,12 @@ def test_words_with_unencodable_text_are_refused(word, match):
         as_timed_words({"words": ["a", "b", word], "word_onsets": [0.0, 0.5, 1.0]})
 
 
+def test_a_story_of_blank_words_is_refused():
+    with pytest.raises(StimulusError, match="all 3 words are blank"):
+        as_timed_words({"words": ["", " ", "\t"], "word_onsets": [0.0, 0.5, 1.0]})
+    as_timed_words({"words": ["", "a"], "word_onsets": [0.0, 0.5]})  # some blank words are fine
+
+
 def test_surrogate_pairs_and_other_unicode_are_fine():
     assert as_sentences(["emoji \U0001f600 and caf\u00e9 and \u4e2d\u6587"])[0].endswith("\u6587")
     as_timed_words({"words": ["\U0001f600", "tab\there"], "word_onsets": [0.0, 1.0]})
