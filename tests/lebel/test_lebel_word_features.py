@@ -125,7 +125,8 @@ def test_feature_cache_memory_disk_and_damaged_entries(tmp_path, monkeypatch):
     assert len(calls) == 1 and features.stats["disk"] == 1
     features.clear_memory()
     features.feature_path(key).write_bytes(b"garbage")  # damaged entry: recomputed and rewritten
-    np.testing.assert_array_equal(features.cached_features(key, compute), first * 2)
+    with pytest.warns(features.FeatureCacheWarning, match="damaged .*recomputing"):
+        np.testing.assert_array_equal(features.cached_features(key, compute), first * 2)
     assert len(calls) == 2
     features.cached_features({**key, "layer": 2}, compute)  # any key part changes the entry
     assert len(calls) == 3
