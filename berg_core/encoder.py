@@ -171,14 +171,7 @@ class Encoder:
 
     def validate(self, stimulus: Any) -> Any:
         """The stimulus in canonical form (``list[str]`` or ``TimedWords``), or a ``StimulusError``."""
-        timed = self.spec.stimulus == "timed_words"
-        try:
-            return as_timed_words(stimulus) if timed else as_sentences(stimulus)
-        except BergError:
-            raise
-        except (TypeError, ValueError, AttributeError) as exc:  # a shape the checks above did not foresee
-            expected = "{'words': [...], 'word_onsets': [...]}" if timed else "a str or a list of str"
-            raise StimulusError(f"the stimulus is malformed ({type(exc).__name__}: {exc}); give {expected}") from exc
+        return validate_stimulus(self.spec, stimulus)
 
     def encode(self, stimulus: Any, show_progress: bool = False) -> np.ndarray:
         """Predicted responses, float32, shape (n_sentences or n_TRs, n_outputs)."""
@@ -213,6 +206,27 @@ class Encoder:
     def __repr__(self) -> str:
         subject = f", subject={self.subject!r}" if self.subject else ""
         return f"<{type(self).__name__} {self.model_id}{subject} device={self.device}>"
+
+
+def validate_stimulus(spec: EncoderSpec, stimulus: Any) -> Any:
+    """``stimulus`` in the canonical form of ``spec.stimulus`` (``list[str]`` or ``TimedWords``), or a ``StimulusError``.
+
+    Needs no loaded model, so the CLI checks its input with it before loading one.
+    """
+    timed = spec.stimulus == "timed_words"
+    try:
+        return as_timed_words(stimulus) if timed else as_sentences(stimulus)
+    except BergError:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:  # a shape the checks did not foresee
+        expected = "{'words': [...], 'word_onsets': [...]}" if timed else "a str or a list of str"
+        raise StimulusError(f"the stimulus is malformed ({type(exc).__name__}: {exc}); give {expected}") from exc
+
+
+def output_names_of(model: Encoder) -> list[str]:
+    """``model.output_names`` as a list; a plugin failing there is one ``PluginError`` line."""
+    with plugin_errors(model.model_id, model.spec.plugin, "naming its outputs", wrap=PluginError):
+        return [str(name) for name in model.output_names]
 
 
 def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import IO, Any
 import numpy as np
 
 from berg_core.cache import atomic_path
+from berg_core.encoder import output_names_of
 from berg_core.errors import BergError, InvalidParameterError, ResourceError, StimulusError
 from berg_core.progress import progress_bar
 
@@ -230,7 +231,7 @@ def search(
                                     f"{model.spec.stimulus}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise InvalidParameterError(f"chunk size must be an int >= 1, got {chunk_size!r}")
-    columns = list(model.output_names)
+    columns = output_names_of(model)
     tracker = ExtremesTracker(columns, top_k)
     total = None
     if isinstance(corpus, (str, os.PathLike)) and str(corpus) != "-" and Path(corpus).is_file():

@@ -77,11 +77,13 @@ def selection_from_args(args: argparse.Namespace) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from berg_core.encoder import output_names_of, validate_stimulus
     from berg_core.facade import BERG, resolve_spec
     from berg_core.io import check_output_path, read_stimulus, write_responses
 
     if bool(args.text) == (args.input is not None):
         raise InvalidParameterError("give the text to encode either as arguments or with --input FILE (not both)")
+    spec = resolve_spec(args.model)
     options = parse_options(args.option)
     check_batch_size(args.batch_size)
     if args.batch_size is not None:
@@ -90,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.output)
     selection = selection_from_args(args)
     stimulus = read_stimulus(args.input) if args.input is not None else list(args.text)
+    validate_stimulus(spec, stimulus)  # before the model loads (encode checks it again)
     berg = BERG(args.berg_dir)
-    if "progress" in resolve_spec(args.model).options:  # a model's own bars (e.g. LeBel's conversion) follow --progress
+    if "progress" in spec.options:  # a model's own bars (e.g. LeBel's conversion) follow --progress
         options.setdefault("progress", args.progress)
     with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
         responses = model.encode(stimulus, show_progress=args.progress)
-        columns = list(model.output_names)
+        columns = output_names_of(model)
     if args.output:
         write_responses(args.output, responses, columns, attrs={"model_id": model.model_id, "subject": model.subject or ""})
         notice(f"wrote {responses.shape[0]} x {responses.shape[1]} responses to {args.output}")

@@ -232,6 +232,18 @@ def test_write_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, cap
     assert list(tmp_path.iterdir()) == []
 
 
+def test_stimulus_is_checked_before_loading(tmp_path, capsys, no_model_load):
+    code, _, err = run_cli(capsys, "encode", TIMED, "--subject", "S1", "just a sentence")
+    assert code == 1 and "takes a dict" in err
+    story = tmp_path / "story.json"
+    story.write_text('{"words": ["a", "b"], "word_onsets": [2.0, 1.0]}')
+    code, _, err = run_cli(capsys, "encode", TIMED, "--subject", "S1", "--input", str(story))
+    assert code == 1 and "decrease" in err
+    story.write_text('{"words": null, "word_onsets": []}')
+    code, _, err = run_cli(capsys, "encode", TIMED, "--subject", "S1", "--input", str(story))
+    assert code == 1 and err.count("\n") == 1 and "malformed" in err
+
+
 def test_batch_size_top_k_and_chunk_size_are_checked_before_loading(tmp_path, capsys, no_model_load):
     corpus = tmp_path / "c.txt"
     corpus.write_text("a\n")

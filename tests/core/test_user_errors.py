@@ -7,6 +7,7 @@ import pytest
 
 from berg_core import facade
 from berg_core.cli import main
+from berg_core.encoder import output_names_of
 from berg_core.errors import (
     BergError,
     InvalidParameterError,
@@ -109,6 +110,10 @@ def test_plugin_exception_while_encoding_or_reading_metadata(monkeypatch):
     monkeypatch.setattr(toy.LengthEncoder, "_encode", broken)
     with BERG().get_encoding_model(SENTENCE) as model, pytest.raises(PluginError, match="failed while encoding"):
         model.encode(["abc"])
+    monkeypatch.setattr(toy.LengthEncoder, "output_names", property(lambda self: 1 / 0))
+    with BERG().get_encoding_model(SENTENCE) as model, pytest.raises(PluginError, match="failed while naming its outputs"):
+        output_names_of(model)
+
     class OutOfMemoryError(RuntimeError):  # what torch raises when a GPU is full
         pass
 
