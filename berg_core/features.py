@@ -160,6 +160,7 @@ def _read(path: Path, shape: tuple[int, ...] | None, dtype: np.dtype | None) -> 
 
 
 def _discard(path: Path, why: str) -> None:
+    why = " ".join(why.split())[:200]  # one line, whatever the exception said
     warnings.warn(f"feature cache entry {path} is damaged ({why}); recomputing it", FeatureCacheWarning, stacklevel=3)
     try:
         os.unlink(path)
