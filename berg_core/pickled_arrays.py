@@ -143,9 +143,7 @@ class _LazyUnpickler(SafeUnpickler):
         state, inst = self.stack[-1], self.stack[-2]
         payload = state[-1] if isinstance(state, tuple) and state else None
         if not isinstance(payload, _Payload):
-            if _holds_payload(state):
-                raise LazyLoadUnsupported("a large bytes record is used as object state")
-            SafeUnpickler.load_build(self)
+            SafeUnpickler.load_build(self)  # a record used elsewhere is found in the result (load_npy_lazily)
             return
         if not isinstance(inst, np.ndarray) or self._pending.pop(id(inst), None) is not inst:
             raise LazyLoadUnsupported("a large bytes record does not belong to an ndarray")

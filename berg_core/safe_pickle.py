@@ -500,7 +500,9 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # noqa: S
             raise self._refuse(f"it sets the state of a {type(inst).__name__}, which BERG's files never do")
         if self._pending.pop(id(inst), None) is not inst:
             raise self._refuse(f"it sets the state of a {type(inst).__name__} it did not build (or sets it twice)")
-        self._spend(self._cost(state) + (sum(self._cost(x) for x in state) if type(state) is tuple else 0))
+        self._spend(self._cost(state))  # before iterating it
+        if type(state) is tuple:
+            self._spend(sum(map(self._cost, state)))  # an array's data: numpy may copy it
         try:
             if isinstance(inst, PickledEstimator):
                 inst.__setstate__(state)
