@@ -145,9 +145,13 @@ def offline_vars() -> list[str]:
     return [var for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(var, "").strip().lower() in _TRUE]
 
 
-def _missing(name: str, revision: str | None = None) -> ModelLoadError:
+def _missing(name: str, revision: str | None = None, exc: BaseException | None = None) -> ModelLoadError:
+    if Path(name).expanduser().is_dir():
+        detail = " ".join(str(exc).split())[:200] if exc is not None else ""
+        return ModelLoadError(f"backbone folder {name!r} has no readable config.json or tokenizer_config.json ({detail}); "
+                              "pass the folder of a saved Hugging Face model")
     if Path(name).expanduser().is_absolute() or name.startswith((".", "~")):
-        return ModelLoadError(f"backbone folder {name!r} does not exist or has no config.json; pass the folder of a saved Hugging Face model")
+        return ModelLoadError(f"backbone folder {name!r} does not exist; pass the folder of a saved Hugging Face model or a hub id")
     cache = os.environ.get("HF_HUB_CACHE") and f"HF_HUB_CACHE={os.environ['HF_HUB_CACHE']}" or f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}"
     switches = " and ".join(offline_vars())
     if revision:
@@ -194,8 +198,8 @@ def backbone_config(name: str, revision: str | None = None) -> Any:
         try:
             raw, _ = PretrainedConfig.get_config_dict(name, revision=revision)
             tok_raw = get_tokenizer_config(name, revision=revision)
-        except (OSError, ValueError) as exc:
-            raise _missing(name, revision) from exc
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+            raise _missing(name, revision, exc) from exc
         if not isinstance(raw, dict) or not isinstance(tok_raw, dict):
             raise ModelLoadError(f"backbone {name!r}: its config.json or tokenizer_config.json is not a JSON object; re-download it")
         _check_native(name, raw, tok_raw)

@@ -133,6 +133,11 @@ def test_fetch_backbone_checks_a_local_folder(models, tmp_path, monkeypatch):
         fetch_backbone(str(no_tokenizer))
     with pytest.raises(ModelLoadError, match="backbone folder .* does not exist"):
         fetch_backbone(str(tmp_path / "nowhere"))
+    for text in ("{not json", "[" * 100_000 + "]" * 100_000):
+        (no_tokenizer / "config.json").write_text(text)
+        with pytest.raises(ModelLoadError, match="has no readable config.json") as info:
+            load_backbone(str(no_tokenizer), layer=1)
+        assert "\n" not in str(info.value)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     with pytest.raises(ModelLoadError, match=r"'berg-no-such/model' is not in the Hugging Face cache .*HF_HUB_OFFLINE set.*berg fetch"):
