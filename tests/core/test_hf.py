@@ -228,3 +228,19 @@ def test_fetch_backbone_downloads_only_what_berg_reads_and_then_runs_offline(mod
         offline = python(COMPARE, repo, str(models["gpt2"]), revision, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
         assert offline.returncode == 0, offline.stderr
         assert float(offline.stdout.split()[-1]) == 0.0
+
+
+def test_every_hugging_face_load_in_berg_passes_trust_remote_code_false():
+    """Source scan: each ``*.from_pretrained(...)`` call in berg_core and the plugins says trust_remote_code=False."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    calls = []
+    for path in [*(root / "berg_core").rglob("*.py"), *(root / "plugins").glob("*/*/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_pretrained":
+                trust = [k.value for k in node.keywords if k.arg == "trust_remote_code"]
+                calls.append((f"{path.relative_to(root)}:{node.lineno}", len(trust) == 1 and isinstance(trust[0], ast.Constant)
+                              and trust[0].value is False))
+    assert len(calls) >= 3 and [where for where, ok in calls if not ok] == []
