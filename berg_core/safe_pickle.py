@@ -22,10 +22,15 @@ subarray or datetime), always as a fresh copy, and its pickled state is compared
 itself gives that dtype before it is applied. An array's state must match its dtype (shape x itemsize =
 the bytes given, a list of exactly shape items for object arrays), and no shape, length field or
 ``bytearray`` may ask for more than the file holds, so nothing is allocated beyond the file's size.
-After loading, the object graph is walked once (memoised by ``id``): cycles, nesting deeper than
-``MAX_DEPTH`` and shared references that expand past ``MAX_UNITS`` are refused (``ModelLoadError``),
-so code that walks the result as a tree stays small. Tuples are depth-checked as they are built: hashing
-a tuple nested a million deep (as a dict key or set item) overflows CPython's C stack.
+Each dtype, array and estimator is given its state once, and only lists, dicts and sets are filled.
+
+Time and memory. A pickle can fetch one memoised object over and over: every call, BUILD and hash is
+charged what it copies, iterates or hashes (a tuple's hash walks it, so its expanded size) against a
+budget of ``WORK_PER_BYTE`` x the file's size + ``WORK_BASE``, and tuples nested deeper than
+``MAX_DEPTH`` are refused as they are built (hashing one nested a million deep overflows CPython's C
+stack). After loading, the object graph is walked once (memoised by ``id``): cycles, nesting deeper
+than ``MAX_DEPTH`` and shared references that expand past ``MAX_UNITS`` are refused
+(``ModelLoadError``), so code that walks the result as a tree stays small.
 
 Memory (arrays are the bulk): an array pickled with protocol 2-4 (``np.save`` uses 4) is stored as one
 bytes object; the unpickler reads it into a single buffer and numpy's ``__setstate__`` uses that buffer
