@@ -244,3 +244,28 @@ def test_every_hugging_face_load_in_berg_passes_trust_remote_code_false():
                 calls.append((f"{path.relative_to(root)}:{node.lineno}", len(trust) == 1 and isinstance(trust[0], ast.Constant)
                               and trust[0].value is False))
     assert len(calls) >= 3 and [where for where, ok in calls if not ok] == []
+
+
+def test_a_trained_encoder_card_naming_a_custom_code_folder_runs_no_code(models, tmp_path):
+    """The attack as found: `berg train --backbone FOLDER` writes a card naming a folder with custom code; a user
+    runs `berg encode DIR` and types "y" at transformers' prompt. Now: no prompt, one line, the code never runs."""
+    import os
+    import subprocess
+    import sys
+
+    folder, marker = custom_code_backbone(tmp_path, models["gpt2"])
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "F.npy", rng.normal(size=(60, 32)))
+    np.save(tmp_path / "R.npy", rng.normal(size=(60, 3)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    berg = [sys.executable, "-m", "berg_core.cli"]
+    train = subprocess.run([*berg, "train", "--features", str(tmp_path / "F.npy"), "--responses", str(tmp_path / "R.npy"), "--test", "40:60",
+                            "--backbone", str(folder), "--layer", "1", "--out", str(tmp_path / "enc"), "--quiet", "--permutations", "0"],
+                           capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    assert train.returncode == 0, train.stderr
+    run = subprocess.run([*berg, "encode", str(tmp_path / "enc"), "A sentence here."], input="y\n", capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert not marker.exists()
+    assert run.returncode == 1 and run.stdout == "" and "[y/N]" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"berg: error: backbone '{folder}' needs custom code"), run.stderr
