@@ -38,15 +38,16 @@ def check_subject(spec: EncoderSpec, subject: str | int | None) -> str | None:
     return subject
 
 
-def _check_roi(model_id: str, value: Any) -> None:
+def _check_roi(spec: EncoderSpec, value: Any) -> None:
     items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else value
     if isinstance(items, str):
         return
+    valid = f"valid ROIs: {', '.join(spec.rois)}" if spec.rois else f"see `berg info {spec.model_id}`"
     if not isinstance(items, (list, tuple)) or not all(isinstance(r, str) for r in items):
-        raise InvalidParameterError(f"selection['roi'] must be an ROI name or a list of ROI names, got {type(value).__name__}; "
-                                    f"see `berg info {model_id}`")
+        raise InvalidParameterError(f"selection['roi'] must be an ROI name or a list of ROI names, got {type(value).__name__}"
+                                    f"{' holding a non-str' if isinstance(items, (list, tuple)) else ''}; {valid}")
     if not items:
-        raise InvalidParameterError("selection['roi'] is an empty list: it selects no voxel or output; give at least one ROI name")
+        raise InvalidParameterError(f"selection['roi'] is an empty list: it selects no voxel or output; give at least one ROI name; {valid}")
 
 
 def _check_voxel_index(value: Any) -> None:
@@ -74,7 +75,7 @@ def check_selection(spec: EncoderSpec, selection: dict[str, Any] | None) -> dict
         raise InvalidParameterError(f"unknown selection key(s) {', '.join(unknown)} for {spec.model_id}; valid keys: {valid}")
     selection = {k: v for k, v in selection.items() if v is not None}
     if "roi" in selection:
-        _check_roi(spec.model_id, selection["roi"])
+        _check_roi(spec, selection["roi"])
     if "voxel_index" in selection:
         _check_voxel_index(selection["voxel_index"])
     return selection
