@@ -1,9 +1,10 @@
 """Fuzz: no user input reaches the user as anything but a ``BergError`` (Python API) or one line (CLI).
 
-Hypothesis drives the BERG facade (and ``berg_core.search.search``) and ``berg_core.cli.main`` with random model ids (of any type), subjects,
-selections, options, devices, stimuli, argv and files (``--input``, ``--voxels``, ``--output``) against the
-light test plugin (tests/plugins/berg_testplugin), so no backbone is loaded. Bounded and seeded
-(``derandomize=True``): the same examples run on every machine, in a few seconds.
+Hypothesis drives the BERG facade (and ``berg_core.search.search``) and ``berg_core.cli.main`` with random
+model ids (of any type), subjects, selections, options, devices, stimuli, argv and files (``--input``,
+``--voxels``, ``--output``, ``--berg-dir``, trained-encoder cards) against the light test plugin
+(tests/plugins/berg_testplugin), so no backbone is loaded. Bounded and seeded (``derandomize=True``): the
+same examples run on every machine, in about 25 s.
 """
 
 from __future__ import annotations
