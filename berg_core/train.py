@@ -94,7 +94,7 @@ def load_matrix(spec: str | Path, *, what: str = "matrix") -> np.ndarray:
     if ext == ".npy":
         try:
             arr = np.load(path, allow_pickle=False, mmap_mode="r")
-        except ValueError as exc:
+        except (ValueError, EOFError) as exc:  # EOFError: an empty or cut file
             raise InvalidParameterError(f"{path}: not a plain numeric .npy ({exc}); save it with np.save(arr) of a numeric array") from exc
     elif ext in (".h5", ".hdf5"):
         import h5py

@@ -169,3 +169,11 @@ def test_encode_after_close_and_bad_model_object():
     with pytest.raises(InvalidParameterError, match="must be a loaded model"):
         berg.encode(SENTENCE, ["abc"])
     assert os.environ["BERG_DIR"]  # the isolated test environment is in place
+
+
+def test_train_with_an_empty_npy_is_one_line(tmp_path, capsys):
+    (tmp_path / "f.npy").write_bytes(b"")
+    np.save(tmp_path / "r.npy", np.zeros((10, 2)))
+    code = main(["train", "--features", str(tmp_path / "f.npy"), "--responses", str(tmp_path / "r.npy"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "not a plain numeric .npy" in err
