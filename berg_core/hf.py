@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from berg_core.device import default_dtype
-from berg_core.errors import InvalidParameterError, ModelLoadError, StimulusError
+from berg_core.errors import BergError, InvalidParameterError, ModelLoadError, StimulusError
 from berg_core.progress import progress_bar
 
 #: per architecture: (path to the block list, final-norm attribute names to disable, layer-count config key)
@@ -216,7 +216,9 @@ def load_tokenizer(name: str, revision: str | None = None) -> Any:
     with hf_guard():
         try:
             tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
-        except (OSError, ValueError) as exc:
+        except BergError:
+            raise
+        except Exception as exc:  # a broken folder raises anything (TypeError, ImportError for a missing converter, ...)
             raise ModelLoadError(f"backbone {name!r}: its tokenizer could not be loaded ({' '.join(str(exc).split())[:200]}); "
                                  "re-download it or pass backbone=/local/folder") from exc
     if len(tokenizer) < 2:  # transformers 5 builds an empty tokenizer when the vocabulary files are missing

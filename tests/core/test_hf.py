@@ -220,8 +220,7 @@ def test_fetch_backbone_downloads_only_what_berg_reads_and_then_runs_offline(mod
     snapshot = entry / "snapshots" / commit
     assert run.stdout.strip() == str(snapshot) and (entry / "refs" / "main").read_text() == commit
     downloaded = {path.rsplit("/", 1)[-1] for method, path in log if method == "GET" and "/resolve/" in path}
-    assert downloaded == {p.name for p in models["gpt2"].iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
-                                                                          "tokenizer_config.json"}
+    assert downloaded == {p.name for p in models["gpt2"].iterdir()} and {"config.json", "model.safetensors"} <= downloaded
     assert sorted(p.name for p in snapshot.iterdir()) == sorted(downloaded)
     assert not any(name in path for _, path in log for name in junk)
     for revision in ("", commit):
