@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.encoder import Encoder, check_options, check_subject, load_metadata
+from berg_core.device import resolve_device
+from berg_core.encoder import Encoder, check_options, check_selection, check_subject, load_metadata
 from berg_core.errors import BergError, InvalidParameterError, PluginError, fill_fetch_hint, plugin_errors
 from berg_core.paths import resolve_berg_dir
 from berg_core.registry import get_registry
@@ -72,7 +73,11 @@ class BERG:
     ) -> Encoder:
         """Load a model (its backbone and weights; files fetched if missing)."""
         spec = resolve_spec(model_id)
-        check_options(spec, options)  # before the plugin runs: also catches names that clash with the arguments
+        # the cheap checks, before any plugin code runs (the Encoder base repeats them for direct use)
+        check_subject(spec, subject)
+        check_selection(spec, selection)
+        check_options(spec, options)  # also catches names that clash with the factory's arguments
+        resolve_device(device)
         factory = import_object(spec.factory)
         with plugin_errors(spec.model_id, spec.plugin, "loading the model", subject=subject_hint(subject)):
             model = factory(spec, subject=subject, selection=selection, device=device, berg_dir=self.berg_dir, **options)

@@ -177,3 +177,14 @@ def test_train_with_an_empty_npy_is_one_line(tmp_path, capsys):
     code = main(["train", "--features", str(tmp_path / "f.npy"), "--responses", str(tmp_path / "r.npy"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "not a plain numeric .npy" in err
+
+
+def test_cheap_checks_run_before_the_plugin_code(monkeypatch):
+    calls = []
+    monkeypatch.setattr(facade, "import_object", lambda path: calls.append(path))
+    berg = BERG()
+    for kwargs in ({"subject": "S9"}, {"subject": "S1", "selection": {"roi": 3}}, {"subject": "S1", "device": "tpu"},
+                   {"subject": "S1", "nope": 1}):
+        with pytest.raises(InvalidParameterError):
+            berg.get_encoding_model(TIMED, **kwargs)
+    assert calls == []  # the factory was never imported, let alone run
