@@ -198,14 +198,18 @@ def backbone_config(name: str, revision: str | None = None) -> Any:
         try:
             raw, _ = PretrainedConfig.get_config_dict(name, revision=revision)
             tok_raw = get_tokenizer_config(name, revision=revision)
-        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        except BergError:
+            raise
+        except Exception as exc:  # OSError/ValueError (missing, offline, bad JSON), RecursionError (absurd nesting), ...
             raise _missing(name, revision, exc) from exc
         if not isinstance(raw, dict) or not isinstance(tok_raw, dict):
             raise ModelLoadError(f"backbone {name!r}: its config.json or tokenizer_config.json is not a JSON object; re-download it")
         _check_native(name, raw, tok_raw)
         try:
             return AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False)
-        except (OSError, ValueError) as exc:
+        except BergError:
+            raise
+        except Exception as exc:  # wrong value types in config.json raise TypeError/AttributeError inside transformers
             raise ModelLoadError(f"backbone {name!r}: its config could not be read ({' '.join(str(exc).split())[:200]})") from exc
 
 
@@ -324,7 +328,9 @@ def load_backbone(
     try:
         with hf_guard():
             model = AutoModel.from_pretrained(name, config=config, revision=revision, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
+    except BergError:
+        raise
+    except Exception as exc:  # missing or corrupt weights (OSError, safetensors' own error, a shape mismatch's RuntimeError, ...)
         detail = " ".join(str(exc).split())[:300]
         raise ModelLoadError(f"backbone {name!r} could not be loaded: {detail}; check the name or pass backbone=/local/folder") from exc
     finally:

@@ -268,3 +268,23 @@ def test_a_trained_encoder_card_naming_a_custom_code_folder_runs_no_code(models,
     assert run.returncode == 1 and run.stdout == "" and "[y/N]" not in run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"berg: error: backbone '{folder}' needs custom code"), run.stderr
+
+
+def test_corrupt_weights_or_config_values_are_one_line(models, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "corrupt"
+    shutil.copytree(models["gpt2"], folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"\xff" * 64 + weights.read_bytes()[64:])
+    with pytest.raises(ModelLoadError, match="could not be loaded") as info:
+        load_backbone(str(folder), layer=1)
+    assert "\n" not in str(info.value)
+    shutil.copyfile(models["gpt2"] / "model.safetensors", weights)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["n_embd"] = "wide"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError) as info:
+        load_backbone(str(folder), layer=1)
+    assert "\n" not in str(info.value) and str(folder) in str(info.value)
