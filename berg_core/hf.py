@@ -175,8 +175,8 @@ def _check_native(name: str, config: dict[str, Any], tokenizer_config: dict[str,
     for file, cfg in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
         if cfg.get("auto_map"):
             raise _custom_code(name, f"its {file} has an auto_map naming its own Python classes")
-    model_type = config.get("model_type")
-    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES:
+    model_type = config.get("model_type")  # absent in some old configs: transformers then guesses from the name, or refuses
+    if model_type is not None and (not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES):
         raise _custom_code(name, f"model_type {model_type!r} is not an architecture transformers knows")
 
 
