@@ -20,7 +20,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -276,3 +278,115 @@ def build_once(dest: Path | str, build: Callable[[Path], None], is_valid: Callab
         with atomic_path(dest) as tmp:
             build(tmp)
     return dest
+
+
+# ------------------------------------------------------------------------------------ atomic folders
+
+
+def _stage_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(name)}\.(?P<kind>tmp|old)-(?P<host>.+)-(?P<pid>\d+)-(?P<token>[0-9a-f]{{8}})")
+
+
+#: stage tags of the ``atomic_folder`` calls running in this process
+_ACTIVE_STAGES: set[str] = set()
+
+
+def _clean_stale_stages(path: Path) -> None:
+    """Remove what killed writers left beside ``path``; an old folder whose switch was cut short is put back."""
+    pattern, host = _stage_pattern(path.name), socket.gethostname()
+    for entry in sorted(path.parent.iterdir()):
+        match = pattern.fullmatch(entry.name)
+        if not match or match["host"] != host:
+            continue
+        pid = int(match["pid"])
+        if (f"{host}-{pid}-{match['token']}" in _ACTIVE_STAGES) if pid == os.getpid() else _pid_alive(pid):
+            continue
+        if match["kind"] == "old" and not path.exists():
+            os.rename(entry, path)  # the fallback switch was killed between its two renames
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if not path.is_dir() or exc.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _switch(stage: Path, path: Path, tag: str) -> None:
+    """Put the complete folder ``stage`` at ``path``; whatever was there is removed afterwards."""
+    if not path.exists():
+        os.rename(stage, path)
+    elif _exchange(stage, path):
+        shutil.rmtree(stage)  # now the old folder
+    else:
+        old = path.parent / f".{path.name}.old-{tag}"
+        os.rename(path, old)
+        os.rename(stage, path)
+        shutil.rmtree(old)
+    _fsync(path.parent)
+
+
+@contextmanager
+def atomic_folder(path: Path | str, *, recheck: Callable[[Path], object] | None = None,
+                  setting: str | None = None) -> Iterator[Path]:
+    """Yield an empty hidden sibling of the folder ``path`` to write into; on success it replaces ``path`` at once.
+
+    Everything written is fsynced, then the staged folder and ``path`` are swapped in one atomic rename
+    (``renameat2`` exchange on Linux; elsewhere two renames, undone by the next writer if cut between
+    them), so at every instant ``path`` is the complete old folder or the complete new one. On an
+    exception the staged folder is removed and ``path`` is untouched; stages of killed writers are
+    removed by the next ``atomic_folder`` on the same path. ``recheck(path)`` runs when an old folder
+    was put back by that cleanup (callers that refuse to replace some folders re-apply their checks).
+
+    Raises:
+        ResourceError: the disk is full, or the parent folder is read-only / not a folder.
+    """
+    path = Path(os.path.abspath(os.fspath(path)))
+    setting = setting or _setting_for(path.parent)
+    tag = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
+    stage = path.parent / f".{path.name}.tmp-{tag}"
+    with storage_errors(path.parent, setting):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        _clean_stale_stages(path)
+        if recheck is not None and not existed and path.exists():
+            recheck(path)
+        stage.mkdir()
+    _ACTIVE_STAGES.add(tag)
+    try:
+        yield stage
+        with storage_errors(path.parent, setting):
+            for root, _dirs, files in os.walk(stage):
+                for name in files:
+                    _fsync(Path(root) / name)
+                _fsync(Path(root))
+            _switch(stage, path, tag)
+    finally:
+        _ACTIVE_STAGES.discard(tag)
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)

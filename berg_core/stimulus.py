@@ -100,7 +100,12 @@ def as_timed_words(stimulus: Any) -> TimedWords:
     words = stimulus["words"]
     if isinstance(words, str):
         raise StimulusError("'words' must be a list of str, not one str; split the text into words")
-    words = list(np.asarray(words).tolist()) if isinstance(words, np.ndarray) else list(words)
+    if isinstance(words, np.ndarray):
+        words = words.tolist() if words.ndim == 1 else None
+    elif not isinstance(words, (list, tuple)):
+        words = None
+    if words is None:
+        raise StimulusError(f"'words' must be a list of str (one per word), got {type(stimulus['words']).__name__}")
     if not words:
         raise StimulusError("the stimulus is empty; pass at least one word")
     for i, w in enumerate(words):

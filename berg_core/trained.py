@@ -32,14 +32,9 @@ h5py, torch and transformers are imported when an encoder is loaded.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import re
-import shutil
-import socket
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from berg_core.cache import atomic_folder
 from berg_core.encoder import Encoder
 from berg_core.errors import InvalidParameterError, ModelLoadError, ResourceError
 from berg_core.spec import EncoderSpec
@@ -229,114 +225,16 @@ def check_out_folder(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return path
 
 
-def _stage_re(name: str) -> re.Pattern[str]:
-    return re.compile(rf"\.{re.escape(name)}\.(?P<kind>tmp|old)-(?P<host>.+)-(?P<pid>\d+)-(?P<token>[0-9a-f]{{8}})")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-#: stage tags of the ``staged_folder`` calls running in this process
-_ACTIVE: set[str] = set()
-
-
-def _clean_stale(path: Path) -> None:
-    """Remove what killed writers left beside ``path``; an old folder whose switch was cut short is put back."""
-    pattern, host = _stage_re(path.name), socket.gethostname()
-    for entry in sorted(path.parent.iterdir()):
-        match = pattern.fullmatch(entry.name)
-        if not match or match["host"] != host:
-            continue
-        pid = int(match["pid"])
-        if (f"{host}-{pid}-{match['token']}" in _ACTIVE) if pid == os.getpid() else _alive(pid):
-            continue
-        if match["kind"] == "old" and not path.exists():
-            os.rename(entry, path)  # the fallback switch was killed between its two renames
-        else:
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if not path.is_dir() or exc.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _switch(stage: Path, path: Path, tag: str) -> None:
-    """Put the complete folder ``stage`` at ``path``; whatever was there is removed afterwards."""
-    if not path.exists():
-        os.rename(stage, path)
-    elif _exchange(stage, path):
-        shutil.rmtree(stage)  # now the old folder
-    else:
-        old = path.parent / f".{path.name}.old-{tag}"
-        os.rename(path, old)
-        os.rename(stage, path)
-        shutil.rmtree(old)
-    _fsync(path.parent)
-
-
 @contextmanager
 def staged_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty hidden sibling of ``out`` to write into; on success it replaces ``out`` at once.
 
-    Everything written is fsynced, then the staged folder and ``out`` are swapped in one atomic rename
-    (``renameat2`` exchange on Linux; elsewhere two renames, undone by the next writer if cut between
-    them), so at every instant ``out`` is the complete old folder or the complete new one. On an
-    exception the staged folder is removed and ``out`` is untouched; stages of killed writers are
-    removed by the next ``staged_folder`` on the same path. See ``check_out_folder`` for what is refused.
+    ``berg_core.cache.atomic_folder`` after the checks of ``check_out_folder`` (also applied to an old
+    folder that a killed writer's cut switch left beside ``out`` and that is put back first).
     """
     path = check_out_folder(out, overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(path)
-    if path.exists() and any(path.iterdir()):
-        check_out_folder(path, overwrite=overwrite)  # a restored old folder
-    tag = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
-    stage = path.parent / f".{path.name}.tmp-{tag}"
-    stage.mkdir()
-    _ACTIVE.add(tag)
-    try:
+    with atomic_folder(path, recheck=lambda p: check_out_folder(p, overwrite=overwrite)) as stage:
         yield stage
-        for root, _dirs, files in os.walk(stage):
-            for name in files:
-                _fsync(Path(root) / name)
-            _fsync(Path(root))
-        _switch(stage, path, tag)
-    finally:
-        _ACTIVE.discard(tag)
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _json_default(obj: Any) -> Any:

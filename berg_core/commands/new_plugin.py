@@ -140,6 +140,7 @@ def _folder_name(model_id: str) -> str:
 def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, out: Path = Path("."), version: str = "0.1.0",
                   force: bool = False) -> Path:
     """Write the package folder ``out/berg-NAME`` and copy the encoder folders; returns the package folder."""
+    from berg_core.cache import atomic_folder
     from berg_core.trained_cards import CARD_FILE, read_card, spec_from_dir, verify_files
 
     files = render(name, version)
@@ -149,27 +150,32 @@ def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, ou
     ids = [s.model_id for s in specs]
     if len(set(ids)) != len(ids):
         raise InvalidParameterError(f"two encoder folders share a model id: {', '.join(ids)}; set --model-id when training")
-    root = Path(out) / f"berg-{name}"
+    out = Path(out)
+    if "\x00" in os.fspath(out):
+        raise InvalidParameterError("--out contains a NUL character; give a folder path")
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"--out {out} is not a folder; give the folder in which berg-{name}/ is created")
+    root = out / f"berg-{name}"
     if root.exists() or root.is_symlink():
         if not root.is_dir() or root.is_symlink():
             raise InvalidParameterError(f"{root} exists and is not a folder; choose another --out")
         if not force:
             raise InvalidParameterError(f"{root} already exists; choose another --out or pass --force to overwrite it")
-        shutil.rmtree(root)
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    enc_root = root / f"berg_{name}" / "encoders"
-    enc_root.mkdir(parents=True, exist_ok=True)
-    for spec, paths in zip(specs, sources):
-        dest = enc_root / _folder_name(spec.model_id)
-        dest.mkdir()
-        folder = Path(spec.info["path"])
-        for path in (folder / CARD_FILE, *paths.values()):
-            target = dest / path.relative_to(folder)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+    with atomic_folder(root) as stage:  # all files, then one switch: never a half-written package
+        for rel, text in files.items():
+            path = stage / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        enc_root = stage / f"berg_{name}" / "encoders"
+        enc_root.mkdir(parents=True, exist_ok=True)
+        for spec, paths in zip(specs, sources):
+            dest = enc_root / _folder_name(spec.model_id)
+            dest.mkdir()
+            folder = Path(spec.info["path"])
+            for path in (folder / CARD_FILE, *paths.values()):
+                target = dest / path.relative_to(folder)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
     return root
 
 

@@ -104,3 +104,9 @@ def test_absolute_timestamps_are_refused():
         as_timed_words({"words": ["a", "b"], "word_onsets": [1.7e9, 1.7e9 + 1]})
     with pytest.raises(StimulusError, match="from zero"):
         as_timed_words({"words": ["a"], "word_onsets": [-2e6]})
+
+
+@pytest.mark.parametrize("words", [None, 3, 2.5, {"a": 1}, np.array([["a"]])])
+def test_words_that_are_not_a_list_are_one_line(words):
+    with pytest.raises(StimulusError, match="'words' must be a list of str"):
+        as_timed_words({"words": words, "word_onsets": [0.0]})

@@ -222,7 +222,9 @@ def test_a_killed_overwrite_leaves_the_old_encoder_or_the_new_one(point, sentenc
     elif point == "card":
         monkeypatch.setattr(trained, "check_card", lambda *a, **k: kill())
     else:
-        monkeypatch.setattr(trained.shutil, "rmtree", lambda *a, **k: kill())  # the old folder, swapped out, is being removed
+        import berg_core.cache as cache
+
+        monkeypatch.setattr(cache.shutil, "rmtree", lambda *a, **k: kill())  # the old folder, swapped out, is being removed
     with pytest.raises(Killed):
         main(args)
     monkeypatch.undo()

@@ -268,7 +268,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
 def test_staged_folder_replaces_or_keeps_the_old_one(exchange, encoder, monkeypatch):
-    import berg_core.trained as trained
+    import berg_core.cache as trained
 
     real_exchange, swaps = trained._exchange, []
     monkeypatch.setattr(trained, "_exchange", lambda a, b: swaps.append(exchange and real_exchange(a, b)) or swaps[-1])
@@ -288,7 +288,7 @@ def test_staged_folder_replaces_or_keeps_the_old_one(exchange, encoder, monkeypa
 
 def test_a_switch_cut_between_its_two_renames_is_undone(encoder, monkeypatch):
     """Fallback switch (no renameat2), killed after moving the old folder away: the next writer puts it back."""
-    import berg_core.trained as trained
+    import berg_core.cache as trained
 
     old = snapshot(encoder)
     monkeypatch.setattr(trained, "_exchange", lambda a, b: False)
@@ -405,3 +405,24 @@ def test_new_plugin_copies_only_verified_files_of_the_folder(encoder, tmp_path):
     with pytest.raises(BergError, match="corrupt"):
         create_plugin("abd", [encoder], out=tmp_path / "pkgs")
     assert not (tmp_path / "pkgs" / "berg-abd").exists()
+
+
+@pytest.mark.parametrize("out", ["file", "nul"])
+def test_new_plugin_out_that_is_not_a_folder_is_one_line(out, capsys, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    one_line_error(capsys, "new-plugin", "mylab", "--out", str(target) if out == "file" else "a\x00b")
+    assert target.read_text() == "x"
+
+
+def test_new_plugin_killed_while_copying_leaves_no_package(encoder, tmp_path, monkeypatch):
+    """The package appears at once: a failure while copying the encoder leaves no half-written berg-NAME/."""
+    from berg_core.commands import new_plugin
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(new_plugin.shutil, "copyfile", killed)
+    with pytest.raises(KeyboardInterrupt):
+        new_plugin.create_plugin("abc", [encoder], out=tmp_path / "pkgs")
+    assert list((tmp_path / "pkgs").iterdir()) == []
