@@ -98,9 +98,14 @@ WEIGHT_LAYOUTS = (("model.safetensors", "model.safetensors.index.json", ".safete
                   ("pytorch_model.bin", "pytorch_model.bin.index.json", ".bin"))
 
 
+def offline_vars() -> list[str]:
+    """The offline switches that are set (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), for messages that say what to unset."""
+    return [var for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(var, "").strip().lower() in _TRUE]
+
+
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set to a true value."""
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return bool(offline_vars())
 
 
 def _refuse_dynamic_module(*args: Any, **kwargs: Any) -> Any:
@@ -138,11 +143,6 @@ def hf_guard() -> Iterator[None]:
             lg.setLevel(level)
         if dynamic is not None and saved_dynamic is not None:
             dynamic.TIME_OUT_REMOTE_CODE, dynamic.get_class_in_module = saved_dynamic
-
-
-def offline_vars() -> list[str]:
-    """The offline switches that are set (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), for messages that say what to unset."""
-    return [var for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(var, "").strip().lower() in _TRUE]
 
 
 def _missing(name: str, revision: str | None = None, exc: BaseException | None = None) -> ModelLoadError:
