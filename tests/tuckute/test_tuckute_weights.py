@@ -180,3 +180,20 @@ def test_a_lying_dtype_in_the_metadata_is_refused_not_a_crash(berg_files, berg_d
     object_npy(berg_dir / METADATA_PATH, object_pointer_pickle("object-without-object-flags", "array"))
     line = run_guarded(f"from berg_core import BERG\nprint(BERG(sys.argv[1]).get_model_metadata({MODEL_ID!r}))", str(berg_dir))
     assert line.startswith("BergError UnsafePickleError:") and "dtype" in line, line
+
+
+@pytest.mark.parametrize("coef, intercept", [
+    ("abc", np.zeros(6)),
+    ([[1.0] * 32] * 6, np.zeros(6)),  # a nested list, not an array
+    (np.zeros((6, 32), dtype=object), np.zeros(6)),
+    (np.zeros((6, 32)), {"a": 1}),
+])
+def test_estimator_arrays_of_the_wrong_kind_are_one_load_error(berg_dir, coef, intercept):
+    from sklearn.linear_model import RidgeCV
+
+    clf = RidgeCV()
+    clf.coef_, clf.intercept_ = coef, intercept
+    (berg_dir / WEIGHTS_PATH).parent.mkdir(parents=True, exist_ok=True)
+    (berg_dir / WEIGHTS_PATH).write_bytes(pickle.dumps({"clf": clf, "neuroid_order": list(ROIS), "X_scaler": None, "y_scaler": None}))
+    with pytest.raises(ModelLoadError, match="not a float array"):
+        weights.read_berg_readout(berg_dir / WEIGHTS_PATH)

@@ -104,13 +104,19 @@ def read_berg_readout(path: Path | str) -> Readout:
             raise ModelLoadError(f"{path} has a {scaler}, which BERG's Tuckute model does not use; this is not BERG's file: {_REFETCH}")
     clf = obj["clf"]
     try:
-        coef = np.array(clf.coef_, dtype=np.float64)
-        intercept = np.array(clf.intercept_, dtype=np.float64)
+        coef, intercept = clf.coef_, clf.intercept_
     except AttributeError as exc:
         raise ModelLoadError(f"the estimator in {path} has no coef_/intercept_ ({exc}); {_REFETCH}") from exc
+    for name, value in (("coef_", coef), ("intercept_", intercept)):
+        if not isinstance(value, (np.ndarray, np.floating, float)) or (isinstance(value, np.ndarray) and value.dtype.kind != "f"):
+            raise ModelLoadError(f"{path}: the estimator's {name} is a {type(value).__name__}, not a float array; {_REFETCH}")
+    coef, intercept = np.array(coef, dtype=np.float64), np.array(intercept, dtype=np.float64)
+    try:
+        rois = tuple(str(r) for r in np.asarray(obj["neuroid_order"]).ravel().tolist())
+    except (TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: neuroid_order is not a list of ROI names ({exc}); {_REFETCH}") from exc
     if coef.ndim == 1:  # a single-target fit
         coef = coef[None, :]
-    rois = tuple(str(r) for r in np.asarray(obj["neuroid_order"]).ravel().tolist())
     if intercept.size == 1 and coef.shape[0] == 1:  # a single-target fit stores a scalar intercept_
         intercept = intercept.reshape(1)
     if coef.ndim != 2 or intercept.shape != (coef.shape[0],) or len(rois) != coef.shape[0]:
