@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         sym = symbols()
         print("\n".join(format_table(table_rows(specs, sym), terminal_width(), sym["cut"])))
     broken = [p for p in registry.plugins if p.error]
-    if broken or registry.duplicates:
-        print(f"({len(broken)} plugin(s) failed to load, {len(registry.duplicates)} duplicate id(s): see `berg plugins`)")
+    skipped = sum(len(p.problems) for p in registry.plugins)
+    if broken or registry.duplicates or skipped:
+        counts = [f"{len(broken)} plugin(s) failed to load", f"{len(registry.duplicates)} duplicate id(s)"]
+        if skipped:
+            counts.append(f"{skipped} item(s) skipped")
+        print(f"({', '.join(counts)}: see `berg plugins`)")
     return 0

@@ -224,6 +224,8 @@ def test_one_bad_card_hides_only_itself(tmp_path, monkeypatch, capsys):
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["plugins"][0]["problems"] == trained.problems
+    assert main(["list"]) == 0
+    assert "1 item(s) skipped: see `berg plugins`" in capsys.readouterr().out
 
 
 def test_a_bad_card_fails_strict_mode(tmp_path, monkeypatch):
