@@ -89,3 +89,14 @@ def test_offline_hint_names_only_a_switch_that_is_set(monkeypatch, tmp_path):
     with pytest.raises(ModelLoadError, match="could not load model 'distilgpt2'") as info:
         BERG().get_encoding_model("brainscore_language-distilgpt2", subject="018")
     assert "HF_HUB_OFFLINE" not in str(info.value) and "check your network" in str(info.value)
+
+
+def test_brainscore_prints_go_to_stderr_not_into_stdout(tiny, capsys):
+    """brainscore's HuggingfaceSubject prints "Using device: cpu" at load; `berg encode ... > out` must get data only."""
+    from conftest import TINY_ID
+
+    from berg_brainscore.activations import load_subject
+
+    load_subject(TINY_ID, "cpu")
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Using device" in captured.err

@@ -18,7 +18,9 @@ mean of the word vectors (embedding models).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +43,9 @@ def load_subject(name: str, device: str) -> Any:
 
     bs = brainscore()
     try:
-        with hf_guard():  # no custom code from a hub repo, no [y/N] prompt, no hub retry noise before berg's line
+        # no custom code from a hub repo, no [y/N] prompt, no hub retry noise before berg's line; brainscore's own
+        # prints ("Using device: cpu") go to stderr, never into data written to stdout
+        with hf_guard(), contextlib.redirect_stdout(sys.stderr):
             if name in bs.model_registry:  # already imported (or registered in-process, e.g. by a test)
                 subject = bs.model_registry[name]()
             else:
