@@ -116,17 +116,11 @@ def content_sha256(value: np.ndarray) -> str:
 
 def _read_member(fh: IO[bytes], limit: int) -> np.ndarray:
     """One ``.npy`` member of an entry: header checked, at most ``limit`` data bytes, nothing after them."""
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-    else:
-        raise ValueError(f"npy version {version}")
+    from berg_core.safe_pickle import parse_npy_header
+
+    shape, fortran, dtype = parse_npy_header(fh)
     if dtype.kind not in "biufcU" or dtype.fields is not None or dtype.subdtype is not None:
         raise ValueError(f"dtype {dtype}")
-    if any(n < 0 for n in shape):
-        raise ValueError(f"shape {shape}")
     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow for absurd headers
     if nbytes > limit:
         raise ValueError(f"a {shape} array does not fit in a {limit}-byte file")

@@ -165,15 +165,11 @@ def read_stimulus(path: str | Path) -> Any:
 
 def _read_npy_vector(path: Path, data: bytes) -> np.ndarray:
     """A numeric array from ``.npy`` bytes (no pickle; header and size checked before the data is read)."""
+    from berg_core.safe_pickle import parse_npy_header
+
     fh = io.BytesIO(data)
     try:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
+        shape, fortran, dtype = parse_npy_header(fh)
     except Exception as exc:  # numpy raises ValueError, SyntaxError, EOFError, ... for a malformed header
         raise InvalidParameterError(f"voxel file {str(path)!r} is not a valid .npy file ({type(exc).__name__}); "
                                     "save the mask with numpy.save") from exc

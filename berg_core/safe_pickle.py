@@ -791,30 +791,39 @@ def load_pickle(path_or_fileobj: str | os.PathLike[str] | IO[bytes], *,
     return SafeUnpickler(path_or_fileobj, extra_globals=extra_globals, source=source).load()
 
 
-def read_npy_header(fh: IO[bytes], path: str | os.PathLike[str]) -> tuple[tuple[int, ...], bool, np.dtype]:
+def parse_npy_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran_order, dtype) from an ``.npy`` header (format 1.0, 2.0 or 3.0) at ``fh``'s position.
 
-    Any malformed header (bad magic, version, length, syntax, keys, types, descr) is a ``ModelLoadError``.
+    The one ``.npy`` header reader of berg (callers wrap its errors in their own one-line message).
+    Shapes are non-negative Python ints (at most 32 dims); the data is not read.
+
+    Raises:
+        Exception: any malformed header (numpy's parser raises ValueError, SyntaxError, EOFError, ...).
     """
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    elif version == (3, 0):  # utf-8 header, 4-byte length (numpy writes it only for unicode field names)
+        shape, fortran, dtype = _read_header_3_0(fh)
+    else:
+        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    if not (isinstance(shape, tuple) and len(shape) <= _MAX_DIMS and all(type(n) is int and n >= 0 for n in shape)):
+        raise ValueError(f"bad shape {_short(shape)}")
+    if type(fortran) is not bool or not isinstance(dtype, np.dtype):
+        raise ValueError("bad fortran_order or descr")
+    return shape, fortran, dtype
+
+
+def read_npy_header(fh: IO[bytes], path: str | os.PathLike[str]) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``parse_npy_header`` for a BERG file: any malformed header is a ``ModelLoadError`` (re-fetch)."""
     try:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        elif version == (3, 0):  # utf-8 header, 4-byte length (numpy writes it only for unicode field names)
-            shape, fortran, dtype = _read_header_3_0(fh)
-        else:
-            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-        if not (isinstance(shape, tuple) and len(shape) <= _MAX_DIMS and all(type(n) is int and n >= 0 for n in shape)):
-            raise ValueError(f"bad shape {_short(shape)}")
-        if type(fortran) is not bool or not isinstance(dtype, np.dtype):
-            raise ValueError("bad fortran_order or descr")
+        return parse_npy_header(fh)
     except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many types for malformed input
         detail = " ".join(str(exc).split())[:200]
         raise ModelLoadError(f"{path} is not a valid .npy file ({type(exc).__name__}: {detail}): it is truncated or corrupt; "
                              f"{_REFETCH}") from exc
-    return shape, fortran, dtype
 
 
 def _read_header_3_0(fh: IO[bytes]) -> tuple[Any, Any, np.dtype]:

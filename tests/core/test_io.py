@@ -241,7 +241,7 @@ def test_stimulus_is_checked_before_loading(tmp_path, capsys, no_model_load):
     assert code == 1 and "decrease" in err
     story.write_text('{"words": null, "word_onsets": []}')
     code, _, err = run_cli(capsys, "encode", TIMED, "--subject", "S1", "--input", str(story))
-    assert code == 1 and err.count("\n") == 1 and "malformed" in err
+    assert code == 1 and err.count("\n") == 1 and "must be a list of str" in err
 
 
 def test_batch_size_top_k_and_chunk_size_are_checked_before_loading(tmp_path, capsys, no_model_load):

@@ -156,7 +156,7 @@ def test_fill_fetch_hint_keeps_type_and_quotes():
 
 @pytest.mark.parametrize("words", [None, 5, np.float64(2.0), np.zeros(())])
 def test_timed_words_that_are_not_a_list(words):
-    with BERG().get_encoding_model(TIMED, subject="S1") as model, pytest.raises(StimulusError, match="malformed"):
+    with BERG().get_encoding_model(TIMED, subject="S1") as model, pytest.raises(StimulusError, match="must be a list of str"):
         model.encode({"words": words, "word_onsets": [0.0]})
 
 
