@@ -36,6 +36,19 @@ def resolve_spec(model_id: str | os.PathLike[str]) -> EncoderSpec:
     return get_registry().get(text)
 
 
+def backbones_of(spec: Any, options: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """The (backbone, revision) pairs a model loads: its ``backbone`` option, else each feature space's (trained encoders)."""
+    merged = {**spec.options, **options}
+    revision = merged.get("revision") if isinstance(merged.get("revision"), str) else None
+    name = merged.get("backbone")
+    if isinstance(name, str) and name:
+        return [(name, revision)]
+    spaces = spec.info.get("feature_spaces") if isinstance(spec.info, dict) else None
+    pairs = [(s["backbone"], s.get("revision") if isinstance(s.get("revision"), str) else revision)
+             for s in spaces or () if isinstance(s, dict) and isinstance(s.get("backbone"), str) and s["backbone"]]
+    return list(dict.fromkeys(pairs))
+
+
 def subject_hint(subject: object) -> str | None:
     """``subject`` as text for a ``berg fetch ... --subject S`` hint (None when it is not a plain id)."""
     return str(subject) if isinstance(subject, (str, int)) and not isinstance(subject, bool) else None
@@ -120,14 +133,38 @@ class BERG:
             lines += ["", spec.card.strip()]
         return "\n".join(lines).strip() + "\n"
 
-    def fetch(self, model_id: str, subject: str | int | None = None, show_progress: bool = True) -> list[Path]:
-        """Download (or verify) every file the model needs for ``subject`` into berg_dir."""
+    def fetch(self, model_id: str, subject: str | int | None = None, show_progress: bool = True, *,
+              include_backbone: bool = True, options: dict[str, Any] | None = None) -> list[Path]:
+        """Download (or verify) everything the model needs ahead of use; return the local paths.
+
+        For ``subject`` (every subject of a per-subject model when None): BERG's files into berg_dir; then,
+        with ``include_backbone=True``, the Hugging Face backbone the model loads (its ``backbone``/``revision``
+        options, overridable by ``options``, e.g. ``{"backbone": "/data/gpt2-xl"}``) into the HF cache, so compute nodes can run with
+        ``HF_HUB_OFFLINE=1``; then the plugin's ``prepare`` step (conversions, caches). Each backbone's config
+        is checked first (exists, no custom code, supported architecture), before anything large is downloaded.
+        """
         from berg_core.fetch import fetch_model_files
 
         spec = resolve_spec(model_id)
-        subject = check_subject(spec, subject)
-        try:
-            return fetch_model_files(spec, subject, self.berg_dir, show_progress=show_progress)
-        except BergError as exc:
-            fill_fetch_hint(exc, spec.model_id, subject)
-            raise
+        merged = check_options(spec, dict(options or {}))
+        subjects = [check_subject(spec, subject)] if subject is not None or spec.subjects is None else list(spec.subjects)
+        backbones = backbones_of(spec, merged) if include_backbone else []
+        if backbones:
+            from berg_core.hf import backbone_config, fetch_backbone
+
+            for name, revision in backbones:  # cheap check (config.json only) before any large download
+                backbone_config(name, revision)
+        paths: list[Path] = []
+        for subj in subjects:
+            try:
+                paths += fetch_model_files(spec, subj, self.berg_dir, show_progress=show_progress)
+            except BergError as exc:
+                fill_fetch_hint(exc, spec.model_id, subj)
+                raise
+        for name, revision in backbones:
+            paths.append(Path(fetch_backbone(name, revision=revision, show_progress=show_progress)))
+        if spec.prepare:
+            for subj in subjects:
+                with plugin_errors(spec.model_id, spec.plugin, "preparing the model's files", subject=subj):
+                    import_object(spec.prepare)(spec, subj, self.berg_dir, show_progress)
+        return list(dict.fromkeys(paths))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from berg_core.cli import main
-from berg_core.commands.fetch import backbones_of
+from berg_core.facade import backbones_of
 from berg_core.spec import EncoderSpec
 
 
@@ -31,3 +31,22 @@ def test_fetch_without_subject_covers_every_subject(capsys):
     assert main(["fetch", "test-sentence_length", "-O", "backbone=gpt2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown option(s) 'backbone'" in err[0] and "scale" in err[0]
+
+
+def test_a_prepare_step_that_crashes_is_one_line_naming_the_plugin(monkeypatch, capsys):
+    """A plugin bug in its ``prepare`` step (here a callable taking the wrong arguments) is one line, not a traceback."""
+    import dataclasses
+
+    import berg_core.facade as facade
+
+    real = facade.resolve_spec
+    monkeypatch.setattr(facade, "resolve_spec", lambda m: dataclasses.replace(real(m), prepare="builtins:divmod"))
+    assert main(["fetch", "test-timed_words", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "failed while preparing the model's files" in err[0] and "TypeError" in err[0]
+
+
+def test_python_fetch_takes_every_subject_like_the_cli():
+    from berg_core import BERG
+
+    assert BERG().fetch("test-timed_words") == []  # no files to fetch, and no "needs a subject"
