@@ -195,14 +195,19 @@ class Encoder:
     def close(self) -> None:
         """Release memory held by the model; further ``encode`` calls raise."""
         if not self._closed:
-            self._release()
             self._closed = True
+            with plugin_errors(self.model_id, self.spec.plugin, "releasing the model", wrap=PluginError):
+                self._release()
 
     def __enter__(self) -> Encoder:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self.close()
+        except BergError:
+            if exc_type is None:  # a failing release never hides the error that ended the block
+                raise
 
     def __repr__(self) -> str:
         subject = f", subject={self.subject!r}" if self.subject else ""
@@ -234,9 +239,8 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
     """Call the spec's metadata loader (no backbone is loaded)."""
     if spec.metadata is None:
         return {"model_id": spec.model_id, **spec.info}
-    loader = import_object(spec.metadata)
     with plugin_errors(spec.model_id, spec.plugin, "reading the metadata", subject=subject):
-        metadata = loader(spec, subject, berg_dir)
+        metadata = import_object(spec.metadata)(spec, subject, berg_dir)
     if not isinstance(metadata, dict):
         raise PluginError(f"{spec.metadata} (plugin {spec.plugin or spec.family}) returned {type(metadata).__name__}, not a dict "
                           "(a plugin bug; report it)")

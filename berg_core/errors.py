@@ -71,17 +71,21 @@ def fill_fetch_hint(exc: BergError, model_id: str, subject: str | None = None) -
 @contextmanager
 def plugin_errors(model_id: str, plugin: str, action: str, subject: str | None = None,
                   wrap: type[BergError] = ModelLoadError) -> Iterator[None]:
-    """Run plugin code: a ``BergError`` gets its fetch hint filled in; any other exception (a plugin bug)
-    becomes one ``wrap`` line naming the plugin, chained to the original (``BERG_DEBUG=1`` shows its traceback).
+    """Run plugin code: a ``BergError`` gets its fetch hint filled in (a ``PluginError``, e.g. a factory that does
+    not import, also gets the plugin named); any other exception (a plugin bug) becomes one ``wrap`` line naming
+    the plugin, chained to the original (``BERG_DEBUG=1`` shows its traceback).
 
-    ``action``: what was being done, e.g. ``"loading the model"`` or ``"encoding"``.
+    ``plugin``: ``"<distribution> <version>"`` (``EncoderSpec.plugin``); ``action``: what was being done, e.g.
+    ``"loading the model"`` or ``"encoding"``.
     """
     try:
         yield
     except BergError as exc:
         fill_fetch_hint(exc, model_id, subject)
+        if isinstance(exc, PluginError) and plugin and exc.args and isinstance(exc.args[0], str) and plugin not in exc.args[0]:
+            exc.args = (f"{model_id}: plugin {plugin}: {exc.args[0]}", *exc.args[1:])
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the user's program
         if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:  # torch.OutOfMemoryError too
             raise ResourceError(f"ran out of memory while {action} ({model_id}); use a smaller input or batch size, "
                                 "or a device with more memory") from exc

@@ -91,8 +91,8 @@ class BERG:
         check_selection(spec, selection)
         check_options(spec, options)  # also catches names that clash with the factory's arguments
         resolve_device(device)
-        factory = import_object(spec.factory)
         with plugin_errors(spec.model_id, spec.plugin, "loading the model", subject=subject_hint(subject)):
+            factory = import_object(spec.factory)  # inside: a plugin module that raises on import is one line too
             model = factory(spec, subject=subject, selection=selection, device=device, berg_dir=self.berg_dir, **options)
         if not isinstance(model, Encoder):
             raise PluginError(f"{spec.factory} (plugin {spec.plugin or spec.family}) returned {type(model).__name__}, "

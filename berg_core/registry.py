@@ -10,7 +10,11 @@ Rules (xarray's backend loading, llm's hooks):
   shadows an installed plugin's model: a card claiming such an id is kept out and reported;
 - a plugin may report one skipped item (a bad card) through ``register.problem(source, message)``: it is
   shown by ``berg plugins`` and hides only that item;
-- every spec is tagged with ``"<distribution> <version>"`` of the plugin that registered it.
+- every spec is tagged with ``"<distribution> <version>"`` of the plugin that registered it;
+- a plugin whose hook implementations do not match berg's hookspecs (a misspelled name such as
+  ``berg_register_encoder``, or no ``@hookimpl`` at all) is not loaded: it is a recorded ``PluginError``
+  too (a hook meant for a newer berg can be marked ``@hookimpl(optionalhook=True)``);
+- ``check_imports`` imports every ``"module:attr"`` string of every model (``berg plugins --check``).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from typing import Any
 import pluggy
 
 from berg_core import hookspecs
-from berg_core.errors import ModelNotFoundError, PluginError
-from berg_core.spec import EncoderSpec
+from berg_core.errors import BergError, ModelNotFoundError, PluginError
+from berg_core.spec import EncoderSpec, import_object
 
 ENTRY_POINT_GROUP = "berg"
 
@@ -134,11 +138,32 @@ class Registrar:
         self.problems.append(" ".join(line.split()))
 
 
+def _check_hooks(pm: pluggy.PluginManager, plugin: ModuleType | object) -> None:
+    """Raise ``PluginError`` when ``plugin`` implements a hook berg does not have, or no berg hook at all.
+
+    pluggy would silently ignore both (a misspelled ``berg_register_encoder`` registers zero models); this is
+    the unknown-hook check of ``PluginManager.check_pending``, per plugin and with a did-you-mean.
+    """
+    known = sorted(n for n, caller in vars(pm.hook).items() if not n.startswith("_") and caller.has_spec())
+    callers = pm.get_hookcallers(plugin) or []
+    unknown = sorted(c.name for c in callers if not c.has_spec() and any(not i.optionalhook for i in c.get_hookimpls()))
+    if unknown:
+        named = []
+        for hook in unknown:
+            close = difflib.get_close_matches(hook, known, n=1, cutoff=0.6)
+            named.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise PluginError(f"unknown hook {', '.join(named)}: berg's hooks are {', '.join(known)}; rename it, or mark a hook "
+                          "for a newer berg @hookimpl(optionalhook=True)")
+    if not callers:
+        raise PluginError(f"no berg hook implementation found: define {', '.join(known)} decorated with @berg_core.hookimpl")
+
+
 def _collect(plugin: ModuleType | object, name: str, registrar: Registrar | None = None) -> list[EncoderSpec]:
     """Call one plugin's hook implementation in its own plugin manager and return what it registered."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(plugin, name=name)
+    _check_hooks(pm, plugin)
     registrar = registrar or Registrar(name)
     pm.hook.berg_register_encoders(register=registrar)
     return registrar.specs
@@ -228,3 +253,60 @@ def reset_registry() -> None:
 def get_spec(model_id: str) -> EncoderSpec:
     """The spec of ``model_id``; unknown ids raise ``ModelNotFoundError`` with close matches."""
     return get_registry().get(model_id)
+
+
+#: the ``EncoderSpec`` fields that hold ``"module:attr"`` strings of plugin code
+IMPORT_FIELDS: tuple[str, ...] = ("factory", "metadata", "prepare")
+
+
+@dataclass(frozen=True)
+class ImportFailure:
+    """One ``"module:attr"`` string that does not import to a callable (``berg plugins --check``)."""
+
+    plugin: str
+    field: str
+    target: str
+    models: tuple[str, ...]
+    error: str
+
+    def line(self) -> str:
+        """One line: the plugin, the field and target, the models using it (first three) and the error."""
+        shown = ", ".join(self.models[:3]) + (f" and {len(self.models) - 3} more" if len(self.models) > 3 else "")
+        return f"{self.plugin or 'unknown plugin'}: {self.field} {self.target!r} (of {shown}): {self.error}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "field": self.field, "target": self.target, "models": list(self.models),
+                "error": self.error}
+
+
+def _import_error(target: str) -> str | None:
+    """Why ``target`` does not import to a callable (one line), or ``None`` when it does. Loads no weights."""
+    try:
+        obj = import_object(target)
+    except BergError as exc:
+        return str(exc)
+    except (Exception, SystemExit) as exc:  # a module that raises at import time (a plugin bug)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        return f"importing it raised {type(exc).__name__}" + (f": {first}" if first else "")
+    return None if callable(obj) else f"it is a {type(obj).__name__}, not a callable"
+
+
+def check_imports(registry: Registry) -> list[ImportFailure]:
+    """Import every ``"module:attr"`` string (``IMPORT_FIELDS``) of every model in ``registry``, each once.
+
+    Returns one ``ImportFailure`` per failing (plugin, field, target), naming the models that use it.
+    """
+    users: dict[tuple[str, str, str], list[str]] = {}
+    for spec in registry.find():
+        for name in IMPORT_FIELDS:
+            target = getattr(spec, name)
+            if target:
+                users.setdefault((spec.plugin, name, target), []).append(spec.model_id)
+    errors: dict[str, str | None] = {}
+    failures = []
+    for (plugin, name, target), models in users.items():
+        if target not in errors:
+            errors[target] = _import_error(target)
+        if errors[target] is not None:
+            failures.append(ImportFailure(plugin, name, target, tuple(models), " ".join(str(errors[target]).split())))
+    return failures
