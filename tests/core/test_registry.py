@@ -103,3 +103,23 @@ def test_builtin_plugins_use_the_same_hook(monkeypatch):
     monkeypatch.setattr(registry, "BUILTIN_PLUGINS", (("builtin", "berg_fake_builtin"),))
     reg = build_registry()
     assert reg.specs["builtin-x"].plugin.startswith("berg-core ")
+
+
+def test_hooks_matching_no_hookspec_are_refused_in_collect():
+    import berg_core.registry as registry
+    from berg_core import hookimpl
+
+    class Misspelled:
+        @hookimpl
+        def berg_register_encoder(self, register):
+            register(EncoderSpec(model_id="x", family="x", factory="x:y"))
+
+    with pytest.raises(PluginError, match=r"unknown hook 'berg_register_encoder' \(did you mean 'berg_register_encoders'\?\)"):
+        registry._collect(Misspelled(), "misspelled")
+
+    class Undecorated:
+        def berg_register_encoders(self, register):
+            register(EncoderSpec(model_id="x", family="x", factory="x:y"))
+
+    with pytest.raises(PluginError, match="no berg hook implementation found"):
+        registry._collect(Undecorated(), "undecorated")
