@@ -26,12 +26,19 @@ from berg_core.spec import EncoderSpec, RemoteFile
 if TYPE_CHECKING:
     from berg_core.encoder import Encoder
     from berg_core.facade import BERG
+    from berg_core.readout import LinearReadout
+    from berg_core.selection import select_outputs
 
-_LAZY = {"BERG": "berg_core.facade", "Encoder": "berg_core.encoder"}
+_LAZY = {
+    "BERG": "berg_core.facade",
+    "Encoder": "berg_core.encoder",
+    "LinearReadout": "berg_core.readout",
+    "select_outputs": "berg_core.selection",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``BERG`` and ``Encoder`` are imported on first use, so ``berg list`` never imports numpy."""
+    """The names in ``_LAZY`` (they need numpy) are imported on first use, so ``berg list`` never imports numpy."""
     if name in _LAZY:
         import importlib
 
@@ -48,6 +55,7 @@ __all__ = [
     "Encoder",
     "EncoderSpec",
     "InvalidParameterError",
+    "LinearReadout",
     "ModelLoadError",
     "ModelNotFoundError",
     "PluginError",
@@ -56,4 +64,5 @@ __all__ = [
     "StimulusError",
     "__version__",
     "hookimpl",
+    "select_outputs",
 ]

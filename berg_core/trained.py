@@ -45,6 +45,8 @@ import numpy as np
 from berg_core.cache import atomic_folder
 from berg_core.encoder import Encoder
 from berg_core.errors import InvalidParameterError, ModelLoadError, ResourceError
+from berg_core.readout import LinearReadout
+from berg_core.selection import select_outputs
 from berg_core.spec import EncoderSpec
 from berg_core.trained_cards import (  # noqa: F401  (re-exported: the card API lives there)
     ARRAYS_FILE,
@@ -302,7 +304,8 @@ class TrainedEncoder(Encoder):
         super().__init__(spec, **kwargs)
         self.folder = Path(spec.info["path"])
         self.card = read_card(self.folder)
-        self.columns = self._selected_columns()
+        self.columns = select_outputs(self.selection, n_outputs=int(self.card["outputs"]["n"]), roi_voxels=self.card.get("rois") or {},
+                                      who=self.model_id)
         self._names = [output_names(self.card)[i] for i in self.columns]
         self._load_weights()
         self._backbones: dict[tuple[str, int], Any] = {}
@@ -310,35 +313,11 @@ class TrainedEncoder(Encoder):
             self._backbone(space)
 
     # -- selection and weights -----------------------------------------------------------------
-    def _selected_columns(self) -> np.ndarray:
-        n_out = int(self.card["outputs"]["n"])
-        if not self.selection:
-            return np.arange(n_out)
-        keep = np.zeros(n_out, dtype=bool)
-        if "roi" in self.selection:
-            rois = self.card.get("rois") or {}
-            wanted = self.selection["roi"]
-            wanted = [wanted] if isinstance(wanted, str) else list(wanted)
-            for name in wanted:
-                if name not in rois:
-                    raise InvalidParameterError(f"unknown ROI {name!r} for {self.model_id}; valid ROIs: {', '.join(rois) or 'none'}")
-                keep[np.asarray(rois[name], dtype=np.int64)] = True
-        if "voxel_index" in self.selection:
-            mask = np.asarray(self.selection["voxel_index"]).reshape(-1)
-            if mask.shape[0] != n_out:
-                raise InvalidParameterError(f"voxel_index must have length {n_out} for {self.model_id}, got {mask.shape[0]}")
-            if not np.all(np.isin(mask, (0, 1))):
-                raise InvalidParameterError("voxel_index must contain only 0 and 1")
-            keep |= mask.astype(bool)
-        if not keep.any():
-            raise InvalidParameterError("the selection is empty (all zeros); select at least one output")
-        return np.flatnonzero(keep)
-
     def _load_weights(self) -> None:
         """Verify the pinned hashes and the HDF5 shape/dtype, then read the selected columns and the arrays."""
         files = verify_files(self.folder, self.card, self.model_id)
         n_out = int(self.card["outputs"]["n"])
-        self.coef = read_weights(files["file"], self.card, None if len(self.columns) == n_out else self.columns, self.model_id)
+        weights = read_weights(files["file"], self.card, None if len(self.columns) == n_out else self.columns, self.model_id)
         shapes: dict[str, tuple[int, ...]] = {"intercept": (n_out,)}
         reduced = []
         for k, space in enumerate(self.card["feature_spaces"]):
@@ -347,7 +326,7 @@ class TrainedEncoder(Encoder):
                 shapes[f"pca_components_{k}"] = (reduced_width(space), int(space["n_features"]))
                 reduced.append(k)
         arrays = load_arrays(files["arrays"], shapes, required=list(shapes), who=self.model_id)
-        self.intercept = arrays["intercept"][self.columns].astype(np.float32)
+        self.readout = LinearReadout.from_columns(weights, arrays["intercept"][self.columns].astype(np.float32), self._names)
         self.pca = [(arrays[f"pca_mean_{k}"], arrays[f"pca_components_{k}"]) if k in reduced else None
                     for k in range(len(self.card["feature_spaces"]))]
 
@@ -397,10 +376,10 @@ class TrainedEncoder(Encoder):
 
             warnings.warn(f"{self.model_id}: the story spans fewer than 10 TRs; per-story z-scoring is degenerate for very short inputs",
                           stacklevel=3)
-        return self.design(stimulus, show_progress).astype(np.float32) @ self.coef + self.intercept
+        return self.readout.predict(self.design(stimulus, show_progress))
 
     def _release(self) -> None:
         for bb in self._backbones.values():
             bb.release()
         self._backbones.clear()
-        self.coef = np.empty((0, 0), dtype=np.float32)
+        self.readout = self.readout.select([])  # frees the weights

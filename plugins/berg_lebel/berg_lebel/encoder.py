@@ -8,7 +8,9 @@
 6. Lanczos resampling (window 3, unnormalised) as one sparse matrix product (float32, as BERG accumulates);
 7. z-score per feature over this stimulus's TRs (ddof 0);
 8. FIR delays 1-4 TRs, delay-major (column (d−1)·hidden + j);
-9. product with the selected weight columns (float32; no intercept).
+9. product with the selected weight columns (float32; no intercept): a ``berg_core.readout.LinearReadout``.
+
+Selection (``roi`` ∪ ``voxel_index``, ascending voxel order): ``berg_core.selection.select_outputs``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import numpy as np
 
 from berg_core.encoder import Encoder
 from berg_core.errors import BergError, InvalidParameterError, ModelLoadError
+from berg_core.readout import LinearReadout
+from berg_core.selection import select_outputs
 from berg_core.stimulus import TimedWords, as_timed_words
 from berg_lebel import weights as weights_io
 
@@ -30,44 +34,6 @@ MIN_TRS = 10
 EXTRA_TRS = 4  # the TR grid runs 4 TRs past the last onset
 MAX_WORDS = 512
 KEEP_WORDS = 256
-
-
-def select_columns(selection: dict[str, Any], metadata: dict[str, Any], n_voxels: int, subject: str) -> np.ndarray | None:
-    """Voxel indices (ascending int64) selected by ``roi`` ∪ ``voxel_index``; ``None`` = all voxels."""
-    if not selection:
-        return None
-    chosen = np.zeros(n_voxels, dtype=bool)
-    if "roi" in selection and selection["roi"] is not None:
-        rois = selection["roi"]
-        rois = [rois] if isinstance(rois, str) else rois
-        if not isinstance(rois, (list, tuple, np.ndarray)) or not all(isinstance(r, str) for r in rois):
-            raise InvalidParameterError("selection['roi'] must be an ROI name or a list of ROI names")
-        masks = metadata.get("roi") or {}
-        valid = sorted(masks)
-        for name in rois:
-            if name not in masks:
-                raise InvalidParameterError(f"unknown ROI {name!r} for subject {subject}; valid ROIs: {', '.join(valid)}")
-            mask = np.asarray(masks[name]).astype(bool).reshape(-1)
-            if mask.size != n_voxels:
-                raise ModelLoadError(f"ROI {name!r} of {subject} has {mask.size} entries but the subject has {n_voxels} voxels; "
-                                     "the metadata file is corrupt: delete it and re-fetch it")
-            chosen |= mask
-    if "voxel_index" in selection and selection["voxel_index"] is not None:
-        try:
-            index = np.asarray(selection["voxel_index"], dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(f"selection['voxel_index'] must be a 0/1 vector of length {n_voxels}: {exc}") from exc
-        if index.size != n_voxels:
-            raise InvalidParameterError(f"selection['voxel_index'] has length {index.size}, but {subject} has {n_voxels} voxels; "
-                                        f"give a 0/1 vector of length {n_voxels}")
-        if not np.all((index == 0) | (index == 1)):
-            raise InvalidParameterError("selection['voxel_index'] must contain only 0 and 1 (a binary mask over voxels)")
-        if not index.any():
-            raise InvalidParameterError("selection['voxel_index'] is all zeros: it selects no voxel; set ones at the voxels you want")
-        chosen |= index == 1
-    if not chosen.any():
-        raise InvalidParameterError(f"the selection {sorted(selection)} selects no voxel of {subject}; give ROI names or a voxel_index")
-    return np.flatnonzero(chosen)
 
 
 class LebelEncoder(Encoder):
@@ -101,9 +67,12 @@ class LebelEncoder(Encoder):
         if meta_n is not None and meta_n != n_vox:
             raise ModelLoadError(f"{self.subject}: metadata says {meta_n} voxels, the weights have {n_vox}; delete both files and re-fetch them")
         self.n_voxels = n_vox
-        self.columns = select_columns(self.selection, self._metadata, n_vox, self.subject)
+        masks = weights_io.roi_masks(self._metadata, self.subject) if "roi" in self.selection else None
+        selected = select_outputs(self.selection, n_outputs=n_vox, roi_voxels=masks, subject=self.subject)
+        self.columns: np.ndarray | None = None if len(selected) == n_vox else selected  # None: every voxel
         self.hidden_size, self.revision = self._probe_backbone(n_features)
-        self.weights = weights_io.load_weight_columns(self.subject, self.berg_dir, self.columns, show_progress=show)
+        weights = weights_io.load_weight_columns(self.subject, self.berg_dir, self.columns, show_progress=show)
+        self.readout = LinearReadout.from_columns(weights, None, self.output_names)
         self._backbone: Any = None
 
     # -- backbone --------------------------------------------------------------------------------
@@ -169,7 +138,7 @@ class LebelEncoder(Encoder):
         return delay(zscore(resampled), DELAYS, mode="fir").astype(np.float32)
 
     def _encode(self, stimulus: TimedWords, show_progress: bool) -> np.ndarray:
-        return self.features(stimulus, show_progress) @ self.weights
+        return self.readout.predict(self.features(stimulus, show_progress))
 
     @property
     def output_names(self) -> list[str]:
@@ -180,4 +149,4 @@ class LebelEncoder(Encoder):
         if self._backbone is not None:
             self._backbone.release()
         self._backbone = None
-        self.weights = np.empty((0, 0), dtype=np.float32)
+        self.readout = self.readout.select([])  # frees the weights

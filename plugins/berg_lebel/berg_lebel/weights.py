@@ -192,6 +192,18 @@ def n_voxels(metadata: dict[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
+def roi_masks(metadata: dict[str, Any], subject: str) -> dict[str, np.ndarray]:
+    """The subject's ROIs from its metadata (``roi``: name -> 0/1 mask), each a boolean (n_voxels,) mask."""
+    table = metadata.get("roi") or {}
+    try:
+        if not isinstance(table, dict):
+            raise TypeError(f"'roi' is a {type(table).__name__}, not a dict of masks")
+        return {str(name): np.asarray(mask).astype(bool).reshape(-1) for name, mask in table.items()}
+    except (TypeError, ValueError) as exc:
+        raise ModelLoadError(f"the ROI masks in {subject}'s metadata are damaged ({exc}); delete the metadata file and re-fetch it "
+                             "with `berg fetch fmri-lebel2023-opt_1_3b`") from exc
+
+
 def prepare(spec: Any, subject: str | None, berg_dir: Path, show_progress: bool = True) -> None:
     """``berg fetch`` hook: convert the fetched files now so the first load is fast."""
     for s in SUBJECTS if subject is None else (str(subject),):

@@ -37,8 +37,10 @@ import numpy as np
 
 from berg_core.encoder import Encoder
 from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.selection import select_outputs
 from berg_core.spec import EncoderSpec
-from berg_tuckute.weights import load_readout, select_rois
+from berg_tuckute.plugin import MODEL_ID, ROIS
+from berg_tuckute.weights import load_readout
 
 TRAINED_WORDS = 6  # the training sentences all had six words
 #: encoder classes that gave the six-word warning in this process (it is said once per process and class)
@@ -59,7 +61,7 @@ class TuckuteEncoder(Encoder):
 
     def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
-        self.rois: list[str] = select_rois(self.selection)  # checked before anything is loaded
+        self.rois: list[str] = select_outputs(self.selection, rois=ROIS, who=MODEL_ID)  # checked before anything is loaded
         batch_size = self.options["batch_size"]
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidParameterError(f"batch_size must be an int >= 1, got {batch_size!r}")

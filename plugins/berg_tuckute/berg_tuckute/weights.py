@@ -20,16 +20,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from berg_core.cache import build_once, cache_key, cache_path
-from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.errors import ModelLoadError
 from berg_core.fetch import ensure_file, sha256_file, verify_recorded
+from berg_core.readout import LinearReadout
 from berg_core.safe_store import is_valid_tree, load_tree, save_tree
 from berg_core.spec import EncoderSpec
-from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
+from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, WEIGHTS_PATH
 
 CACHE_NAMESPACE = "tuckute"
 FORMAT_VERSION = 1  # bump when the converted layout changes
@@ -38,54 +39,22 @@ _REFETCH = f"delete it and run `berg fetch {MODEL_ID}` to download it again"
 
 
 @dataclass(frozen=True)
-class Readout:
-    """The linear readout: ``prediction = features @ coef.T + intercept``.
+class Readout(LinearReadout):
+    """BERG's Tuckute readout as stored: ``prediction = features @ coef.T + intercept``, in float64.
 
-    ``coef``: (n_roi, n_features) float64; ``intercept``: (n_roi,) float64 (z units);
-    ``rois``: ROI name of each row; ``alpha``: (n_roi,) ridge penalty per ROI (information only).
+    ``coef``: (n_roi, n_features) float64; ``intercept``: (n_roi,) float64 (z units); ``output_names``
+    (also ``rois``): ROI name of each row; ``alpha``: (n_roi,) ridge penalty per ROI (information only).
+    ``predict`` returns float64, as BERG's scikit-learn ``RidgeCV.predict`` does; ``select`` keeps ``alpha``.
     """
 
-    coef: np.ndarray
-    intercept: np.ndarray
-    rois: tuple[str, ...]
     alpha: np.ndarray
 
+    out_dtype: ClassVar[type[np.floating[Any]]] = np.float64
+    per_output: ClassVar[tuple[str, ...]] = ("coef", "intercept", "alpha")
+
     @property
-    def n_features(self) -> int:
-        return int(self.coef.shape[1])
-
-    def select(self, rois: list[str] | tuple[str, ...]) -> Readout:
-        """The rows of ``rois``, in that order."""
-        missing = [r for r in rois if r not in self.rois]
-        if missing:
-            raise ModelLoadError(f"the weight file has no row for ROI(s) {', '.join(missing)} (it has {', '.join(self.rois)}); {_REFETCH}")
-        idx = [self.rois.index(r) for r in rois]
-        return Readout(self.coef[idx], self.intercept[idx], tuple(rois), self.alpha[idx])
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """(n, n_features) features -> (n, n_roi) predictions, computed in float64."""
-        return np.asarray(features, dtype=np.float64) @ self.coef.T + self.intercept
-
-
-# ------------------------------------------------------------------------------------ selection
-
-
-def select_rois(selection: dict[str, Any]) -> list[str]:
-    """The output ROIs: ``selection["roi"]`` in the user's order, or all six in BERG's order."""
-    if "roi" not in selection or selection["roi"] is None:
-        return list(ROIS)
-    value = selection["roi"]
-    rois = [value] if isinstance(value, str) else value
-    if not isinstance(rois, (list, tuple, np.ndarray)) or len(rois) == 0:
-        raise InvalidParameterError(f"selection['roi'] must be a non-empty list of ROI names; valid ROIs: {', '.join(ROIS)}")
-    rois = [r.item() if isinstance(r, np.generic) else r for r in rois]
-    for roi in rois:
-        if not isinstance(roi, str) or roi not in ROIS:
-            raise InvalidParameterError(f"unknown ROI {roi!r} for {MODEL_ID}; valid ROIs: {', '.join(ROIS)}")
-    dupes = sorted({r for r in rois if rois.count(r) > 1})
-    if dupes:
-        raise InvalidParameterError(f"ROI {dupes[0]!r} is selected twice; list each ROI once")
-    return list(rois)
+    def rois(self) -> tuple[str, ...]:
+        return self.output_names
 
 
 # -------------------------------------------------------------------------------------- readout

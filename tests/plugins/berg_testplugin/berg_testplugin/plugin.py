@@ -3,6 +3,8 @@
 from berg_core import EncoderSpec, hookimpl
 
 ROIS = ("roi_a", "roi_b", "roi_c")
+#: the timed-words model's ROIs: name -> voxel indices (of its 4 voxels)
+VOXEL_ROIS = {"all": (0, 1, 2, 3), "odd": (1, 3)}
 
 
 @hookimpl
@@ -28,7 +30,7 @@ def berg_register_encoders(register):
             description="Toy timed-words model: words per 2-s TR (tests only).",
             subjects=("S1", "S2"),
             stimulus="timed_words",
-            selection={"roi": "all", "voxel_index": "0/1 mask of length 4"},
+            selection={"roi": ", ".join(VOXEL_ROIS), "voxel_index": "0/1 mask of length 4"},
         )
     )
     register(EncoderSpec(model_id="test-duplicate", family="testplugin", factory="berg_testplugin.encoder:LengthEncoder"))
