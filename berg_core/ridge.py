@@ -44,7 +44,7 @@ import inspect
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -106,6 +106,7 @@ def make_folds(n_samples: int, cv: int | Iterable[tuple[Any, Any]] | Any = 5, gr
 # ------------------------------------------------------------------------------------------------
 # array backends: the seam between the ridge algorithm and numpy / torch
 # ------------------------------------------------------------------------------------------------
+@runtime_checkable
 class ArrayOps(Protocol):
     """What ``RidgeCV``'s algorithm needs from an array library: the ridge backend seam.
 
@@ -205,7 +206,10 @@ class _TorchOps:
     def asarray(self, x: Any) -> Any:
         if isinstance(x, self.torch.Tensor):
             return x.to(device=self.device, dtype=self.dtype)
-        return self.torch.as_tensor(np.ascontiguousarray(x), dtype=self.dtype, device=self.device)
+        arr = np.ascontiguousarray(x)
+        if not arr.flags.writeable:  # torch wants writable memory (a read-only memmap, say)
+            arr = arr.copy()
+        return self.torch.as_tensor(arr, dtype=self.dtype, device=self.device)
 
     def index(self, idx: np.ndarray) -> Any:
         return self.torch.as_tensor(idx, dtype=self.torch.long, device=self.device)
