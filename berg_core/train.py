@@ -320,7 +320,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     cv = cfg.folds
     if banded:
         model: Any = BandedRidgeCV(alphas, n_iter=cfg.n_iter, cv=cv, scoring=cfg.scoring, random_state=cfg.seed,
-                                   target_batch=cfg.target_batch, backend=cfg.backend, show_progress=cfg.show_progress)
+                                   target_batch=cfg.target_batch, backend=cfg.backend, device=cfg.device, show_progress=cfg.show_progress)
         model.fit([d[train_rows] for d in designs], Yd[train_rows], groups=groups)
         best_alphas = np.asarray(model.best_alphas_) if model.best_alphas_ is not None else np.full(Y.shape[1], np.nan)
     else:

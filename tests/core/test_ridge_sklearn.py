@@ -282,3 +282,21 @@ def test_the_core_estimators_never_import_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_berg_train_banded_with_device_cpu_stays_on_cpu_when_cuda_exists(tmp_path, cuda_everywhere):
+    """``berg train --backend torch --device cpu`` with two feature spaces: banded ridge on the CPU
+    (it used to take himalaya's torch_cuda whenever torch reported CUDA)."""
+    pytest.importorskip("himalaya")
+    pytest.importorskip("matplotlib")
+    from berg_core.train import TrainConfig, train
+
+    X, Y = regression(n=60, p=6, t=3, seed=9)
+    np.save(tmp_path / "F.npy", X[:, :4])
+    np.save(tmp_path / "G.npy", X[:, 4:])
+    np.save(tmp_path / "Y.npy", Y)
+    res = train(TrainConfig(features=[str(tmp_path / "F.npy"), str(tmp_path / "G.npy")], responses=str(tmp_path / "Y.npy"),
+                            out=str(tmp_path / "o"), test="48:60", folds=3, alphas=ALPHAS, n_iter=3, permutations=10,
+                            perm_block=2, backend="torch", device="cpu"))
+    ref = BandedRidgeCV(ALPHAS, n_iter=3, cv=3).fit([X[:48, :4], X[:48, 4:]], Y[:48])  # numpy backend
+    np.testing.assert_allclose(res.coef, ref.coef_, atol=1e-6)
