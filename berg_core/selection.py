@@ -140,7 +140,7 @@ def _voxel_mask(value: Any, n: int, owner: str) -> NDArray[np.bool_]:
     if not mask.any():
         raise InvalidParameterError("selection['voxel_index'] is all zeros (an empty selection): it selects no voxel; "
                                     "set 1 at the voxels you want")
-    return mask == 1
+    return np.asarray(mask == 1, dtype=bool)
 
 
 def _roi_mask(name: str, voxels: ArrayLike, n: int, who: str | None, subject: str | None) -> NDArray[np.bool_]:
