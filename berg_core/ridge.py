@@ -31,7 +31,7 @@ its arguments unchanged (``get_params``/``set_params``/``clone`` work), fitted a
 ``_``, ``n_features_in_`` is set by ``fit``, bad input is a one-line ``InvalidParameterError`` (a
 ``ValueError``), and ``__sklearn_tags__`` declares them to sklearn, so they pass
 ``sklearn.utils.estimator_checks.check_estimator`` and work in ``make_pipeline``/``cross_val_score``
-(tests/core/test_ridge_sklearn.py lists the few checks they are excused from, and why).
+(tests/core/test_ridge_sklearn.py runs every check; none is excused).
 
 sklearn and himalaya are imported inside functions only (``pip install berg-core[train]``).
 """
@@ -558,7 +558,7 @@ class RidgeCV(_Estimator):
 
     _kind = "regressor"
     _fitted_attribute = "coef_"
-    _fit_call = "fit(X, Y)"
+    _fit_call = "fit(X, y)"
 
     def __init__(
         self,
@@ -801,7 +801,7 @@ class BandedRidgeCV(_Estimator):
 
     _kind = "regressor"
     _fitted_attribute = "coef_"
-    _fit_call = "fit(X, Y)"
+    _fit_call = "fit(X, y)"
 
     def __init__(
         self,
