@@ -7,9 +7,6 @@ context-manager protocol.
 
 from __future__ import annotations
 
-import math
-import numbers
-import os
 from pathlib import Path
 from typing import Any
 
@@ -81,49 +78,13 @@ def check_selection(spec: EncoderSpec, selection: dict[str, Any] | None) -> dict
     return selection
 
 
-def _short_repr(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` on one line, cut to ``limit`` characters."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _is_finite_number(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (OverflowError, ValueError):
-        return False
-
-
-def _option_kind(default: Any) -> tuple[str, Any] | None:
-    """What an option whose default is ``default`` accepts: (description, predicate); None = anything."""
-    if isinstance(default, bool):
-        return "true or false", lambda v: isinstance(v, (bool, np.bool_))
-    if isinstance(default, numbers.Integral):
-        return "an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-    if isinstance(default, numbers.Real):
-        return "a number", _is_finite_number
-    if isinstance(default, (str, os.PathLike)):
-        return "text", lambda v: isinstance(v, (str, os.PathLike))
-    return None
-
-
 def check_options(spec: EncoderSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """Known option names only, each of its default's kind (bool, int, number, text; a None default takes anything).
+    """The spec's defaults updated with ``options``, each coerced by its declared ``Option`` (see ``Options.check``).
 
-    Returns the spec's defaults updated with ``options``.
+    Called once, before the factory is imported: unknown names, missing required options and values of the
+    wrong type, outside the choices or below the minimum are one-line ``InvalidParameterError``s.
     """
-    unknown = sorted(repr(k) for k in options if k not in spec.options)
-    if unknown:
-        valid = ", ".join(spec.options) or "none"
-        raise InvalidParameterError(f"unknown option(s) {', '.join(unknown)} for {spec.model_id}; valid options: {valid}")
-    for key, value in options.items():
-        kind = _option_kind(spec.options[key])
-        if kind is not None and value is not None and not kind[1](value):
-            raise InvalidParameterError(f"option {key} of {spec.model_id} must be {kind[0]} (default {spec.options[key]!r}), "
-                                        f"got {_short_repr(value)}")
-    return {**spec.options, **options}
+    return spec.options.check(options, spec.model_id)
 
 
 class Encoder:
