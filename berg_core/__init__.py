@@ -26,15 +26,15 @@ from berg_core.errors import (
     PluginError,
     ResourceError,
     StimulusError,
+    UnsafePickleError,
 )
 from berg_core.hookspecs import hookimpl
-from berg_core.spec import EncoderSpec, RemoteFile
+from berg_core.spec import EncoderSpec, Option, RemoteFile
 
 if TYPE_CHECKING:
     from berg_core.cache import atomic_folder, build_once, cache_key, cache_path
     from berg_core.device import default_dtype, resolve_device
     from berg_core.encoder import Encoder
-    from berg_core.errors import UnsafePickleError
     from berg_core.facade import BERG
     from berg_core.features import backbone_revision, cached_features
     from berg_core.fetch import ensure_file, read_manifest, sha256_file, verify_recorded
@@ -60,7 +60,6 @@ _LAZY = {
     "default_dtype": "berg_core.device",
     "resolve_device": "berg_core.device",
     "Encoder": "berg_core.encoder",
-    "UnsafePickleError": "berg_core.errors",
     "BERG": "berg_core.facade",
     "backbone_revision": "berg_core.features",
     "cached_features": "berg_core.features",
@@ -108,13 +107,15 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """The names in ``_LAZY`` (they need numpy) are imported on first use, so ``berg list`` never imports numpy."""
+    """The names in ``_LAZY`` (they need numpy) are imported on first use, so ``berg list`` never imports numpy.
+
+    Not cached here: each access reads the defining module's current attribute, so a test that patches
+    ``berg_core.hf.load_backbone`` also patches ``from berg_core import load_backbone`` run after it.
+    """
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'berg_core' has no attribute {name!r}")
 
 
@@ -153,6 +154,7 @@ __all__ = [
     "MAX_WORDS",
     "ModelLoadError",
     "ModelNotFoundError",
+    "Option",
     "PluginError",
     "RawArray",
     "RemoteFile",
