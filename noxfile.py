@@ -57,5 +57,10 @@ def brainscore(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, then import-linter: plugin families import only berg_core's top level ([tool.importlinter] in pyproject.toml).
+
+    berg-brainscore is left out of the import contract: it cannot be installed without brainscore-language's pins.
+    """
+    session.install("ruff", "import-linter", "-e", ".", "-e", PLUGINS["tuckute"], "-e", PLUGINS["lebel"], TEST_PLUGINS[0])
     session.run("ruff", "check", ".")
+    session.run("lint-imports")

@@ -42,12 +42,16 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.cache import atomic_folder
-from berg_core.encoder import Encoder
-from berg_core.errors import InvalidParameterError, ModelLoadError, ResourceError
-from berg_core.readout import LinearReadout
-from berg_core.selection import select_outputs
-from berg_core.spec import EncoderSpec
+from berg_core import (
+    Encoder,
+    EncoderSpec,
+    InvalidParameterError,
+    LinearReadout,
+    ModelLoadError,
+    ResourceError,
+    atomic_folder,
+    select_outputs,
+)
 from berg_core.trained_cards import (  # noqa: F401  (re-exported: the card API lives there)
     ARRAYS_FILE,
     CARD_FILE,
@@ -133,7 +137,7 @@ def read_weights(path: Path, card: Mapping[str, Any], columns: np.ndarray | None
     The file must hold every byte of the card's (rows, cols) float32 matrix (checked before anything is
     allocated) and its HDF5 shape/dtype must be the card's (``h5matrix`` checks them before reading).
     """
-    from berg_core.h5matrix import read_columns
+    from berg_core import read_columns
 
     rows, cols = card["weights"]["shape"]
     fix = "the encoder folder is inconsistent; re-run `berg train` or reinstall it"
@@ -161,7 +165,7 @@ def write_encoder_dir(
     both files) filled in, and is checked with ``check_card`` before it is written, last. ``berg train``
     calls this inside ``staged_folder``, which makes the whole folder appear at once.
     """
-    from berg_core.h5matrix import write_matrix
+    from berg_core import write_matrix
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -262,13 +266,21 @@ def stimulus_features(space: Mapping[str, Any], backbone: Any, stimulus: Any, *,
     ``berg_core.hf.Backbone`` at ``space["layer"]``.
     """
     if stimulus_kind == "sentences":
-        from berg_core.hf import sentence_features
+        from berg_core import sentence_features
 
         return sentence_features(backbone, list(stimulus), batch_size=batch_size, pooling=space.get("pooling") or "last",
                                  show_progress=show_progress).astype(np.float64)
-    from berg_core.features import backbone_revision, cached_features
-    from berg_core.signal import lanczos_resample, tr_grid, zscore
-    from berg_core.word_features import KEEP_WORDS, MAX_WORDS, word_features, word_features_key
+    from berg_core import (
+        KEEP_WORDS,
+        MAX_WORDS,
+        backbone_revision,
+        cached_features,
+        lanczos_resample,
+        tr_grid,
+        word_features,
+        word_features_key,
+        zscore,
+    )
 
     if not tr:
         raise ModelLoadError("a timed-words encoder needs 'tr' (seconds) in its card")
@@ -331,7 +343,7 @@ class TrainedEncoder(Encoder):
                     for k in range(len(self.card["feature_spaces"]))]
 
     def _backbone(self, space: Mapping[str, Any]) -> Any:
-        from berg_core.hf import load_backbone
+        from berg_core import load_backbone
 
         name = self.options["backbone"] or space.get("backbone")
         if not name:
@@ -354,7 +366,7 @@ class TrainedEncoder(Encoder):
 
     def design(self, stimulus: Any, show_progress: bool = False) -> np.ndarray:
         """The regression design (n_rows, n_weight_rows): every space's features, reduced, delayed, stacked."""
-        from berg_core.signal import delay
+        from berg_core import delay
 
         kind = self.card["stimulus"]
         blocks = []

@@ -20,11 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.encoder import Encoder
-from berg_core.errors import BergError, InvalidParameterError, ModelLoadError
-from berg_core.readout import LinearReadout
-from berg_core.selection import select_outputs
-from berg_core.stimulus import TimedWords, as_timed_words
+from berg_core import (
+    BergError,
+    Encoder,
+    InvalidParameterError,
+    LinearReadout,
+    ModelLoadError,
+    TimedWords,
+    as_timed_words,
+    select_outputs,
+)
 from berg_lebel import weights as weights_io
 
 TR_S = 2.0
@@ -54,7 +59,7 @@ class LebelEncoder(Encoder):
             raise InvalidParameterError(f"batch_size must be an int >= 1, got {opts['batch_size']!r}")
         if not isinstance(opts["backbone"], str) or not opts["backbone"]:
             raise InvalidParameterError(f"backbone must be a hub id or a local folder, got {opts['backbone']!r}")
-        from berg_core.device import default_dtype
+        from berg_core import default_dtype
 
         self.dtype = str(opts["dtype"] or default_dtype(self.device))
         if self.dtype not in {"float32", "float16", "bfloat16"}:
@@ -78,8 +83,7 @@ class LebelEncoder(Encoder):
     # -- backbone --------------------------------------------------------------------------------
     def _probe_backbone(self, n_features: int) -> tuple[int, str]:
         """Check the backbone exists and fits the weights (config only); return (hidden size, revision)."""
-        from berg_core.features import backbone_revision
-        from berg_core.hf import backbone_config
+        from berg_core import backbone_config, backbone_revision
 
         name, layer = self.options["backbone"], self.options["layer"]
         config = backbone_config(name, self.options["revision"])  # no custom code; one line when missing or offline
@@ -100,7 +104,7 @@ class LebelEncoder(Encoder):
     def _load_backbone(self) -> Any:
         self._check_open()
         if self._backbone is None:
-            from berg_core.hf import load_backbone
+            from berg_core import load_backbone
 
             self._backbone = load_backbone(self.options["backbone"], layer=self.options["layer"], device=self.device,
                                            dtype=self.dtype, revision=self.options["revision"])
@@ -109,8 +113,7 @@ class LebelEncoder(Encoder):
     # -- steps -----------------------------------------------------------------------------------
     def word_features(self, words: list[str], show_progress: bool = False) -> np.ndarray:
         """Steps 2-4: float32 (n_words, hidden) read-only (cached per story unless ``feature_cache=False``)."""
-        from berg_core.features import cached_features
-        from berg_core.word_features import word_features, word_features_key
+        from berg_core import cached_features, word_features, word_features_key
 
         self._check_open()
         key = word_features_key(backbone=self.options["backbone"], revision=self.revision, layer=self.options["layer"],
@@ -127,7 +130,7 @@ class LebelEncoder(Encoder):
         """Steps 1-8: the delayed, z-scored TR features, float32 (n_TRs, len(DELAYS) * hidden)."""
         self._check_open()
         story = stimulus if isinstance(stimulus, TimedWords) else as_timed_words(stimulus)
-        from berg_core.signal import delay, lanczos_resample, tr_grid, zscore
+        from berg_core import delay, lanczos_resample, tr_grid, zscore
 
         feats = self.word_features(story.words, show_progress)
         times = tr_grid(story.onsets, tr=TR_S, extra_trs=EXTRA_TRS)

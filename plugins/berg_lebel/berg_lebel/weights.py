@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.cache import build_once, cache_path
-from berg_core.errors import ModelLoadError
-from berg_core.safe_store import load_tree, save_tree
+from berg_core import ModelLoadError, build_once, cache_path, load_tree, save_tree
 from berg_lebel.plugin import METADATA_FILE, SUBJECTS, WEIGHTS_FILE
 
 CACHE_NS = "lebel"
@@ -37,7 +35,7 @@ FORMAT = 1  # bump when the converted layout changes
 
 def _identity(rel: str, path: Path, berg_dir: Path) -> str:
     """sha256 of the source from the fetch manifest when it matches the file, else size + mtime."""
-    from berg_core.fetch import read_manifest
+    from berg_core import read_manifest
 
     st = path.stat()
     rec = read_manifest(berg_dir).get(rel) or {}
@@ -47,7 +45,7 @@ def _identity(rel: str, path: Path, berg_dir: Path) -> str:
 
 
 def _recorded_identity(rel: str, berg_dir: Path) -> str | None:
-    from berg_core.fetch import read_manifest
+    from berg_core import read_manifest
 
     rec = read_manifest(berg_dir).get(rel) or {}
     return f"sha256:{rec['sha256']}" if rec.get("sha256") else None
@@ -55,7 +53,7 @@ def _recorded_identity(rel: str, berg_dir: Path) -> str | None:
 
 def _converted(rel: str, berg_dir: Path, name: str, suffix: str, is_valid, show_progress: bool) -> tuple[Path, Path | None, str]:
     """(converted path, source path or None when not needed, identity). Fetches the source if needed."""
-    from berg_core.fetch import ensure_file
+    from berg_core import ensure_file
 
     src = berg_dir / rel
     if not src.is_file():
@@ -83,9 +81,7 @@ def _weights_attrs(rel: str, ident: str) -> dict[str, Any]:
 
 def weights_source(path: Path):
     """A column-block reader over the source's ``ridge_weights`` (streamed when possible)."""
-    from berg_core.h5matrix import ArrayColumns
-    from berg_core.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
-    from berg_core.safe_pickle import load_npy_object
+    from berg_core import ArrayColumns, LazyLoadUnsupported, RawArray, load_npy_lazily, load_npy_object
 
     try:
         data = load_npy_lazily(path)
@@ -109,7 +105,7 @@ def weights_source(path: Path):
 
 def converted_weights(subject: str, berg_dir: Path, *, show_progress: bool = True) -> Path:
     """The subject's weights as a float32 column-chunked HDF5 (fetched and converted if needed)."""
-    from berg_core.h5matrix import build_matrix, is_complete
+    from berg_core import build_matrix, is_complete
 
     rel = WEIGHTS_FILE.format(subject=subject)
     dest, src, ident = _converted(rel, Path(berg_dir), f"weights_{subject}", ".h5",
@@ -122,14 +118,14 @@ def converted_weights(subject: str, berg_dir: Path, *, show_progress: bool = Tru
 
 def weights_shape(subject: str, berg_dir: Path, *, show_progress: bool = True) -> tuple[int, int]:
     """(n_features, n_voxels) of the converted weights."""
-    from berg_core.h5matrix import matrix_info
+    from berg_core import matrix_info
 
     return matrix_info(converted_weights(subject, berg_dir, show_progress=show_progress)).shape
 
 
 def load_weight_columns(subject: str, berg_dir: Path, columns: np.ndarray | None, *, show_progress: bool = True) -> np.ndarray:
     """W[:, columns] as float32 (n_features, len(columns)); a corrupt converted file is rebuilt once."""
-    from berg_core.h5matrix import read_columns
+    from berg_core import read_columns
 
     path = converted_weights(subject, berg_dir, show_progress=show_progress)
     try:
@@ -143,7 +139,7 @@ def load_weight_columns(subject: str, berg_dir: Path, columns: np.ndarray | None
 
 
 def _write_metadata_npz(src: Path, tmp: Path) -> None:
-    from berg_core.safe_pickle import load_npy_object
+    from berg_core import load_npy_object
 
     data = load_npy_object(src)
     if not isinstance(data, dict):

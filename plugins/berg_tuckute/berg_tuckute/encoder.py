@@ -35,10 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.encoder import Encoder
-from berg_core.errors import InvalidParameterError, ModelLoadError
-from berg_core.selection import select_outputs
-from berg_core.spec import EncoderSpec
+from berg_core import Encoder, EncoderSpec, InvalidParameterError, ModelLoadError, select_outputs
 from berg_tuckute.plugin import MODEL_ID, ROIS
 from berg_tuckute.weights import load_readout
 
@@ -70,7 +67,7 @@ class TuckuteEncoder(Encoder):
             raise InvalidParameterError(f"layer must be an int (a GPT-2 block, 1-based), got {layer!r}")
         self.readout = load_readout(self.berg_dir).select(self.rois)
 
-        from berg_core.hf import load_backbone
+        from berg_core import load_backbone
 
         self.backbone = load_backbone(str(self.options["backbone"]), layer=layer, device=self.device,
                                       dtype=self.options["dtype"], revision=self.options["revision"])
@@ -85,7 +82,7 @@ class TuckuteEncoder(Encoder):
         return list(self.rois)
 
     def _encode(self, sentences: list[str], show_progress: bool) -> np.ndarray:
-        from berg_core.hf import sentence_features
+        from berg_core import sentence_features
 
         self._warn_length(sentences)
         features = sentence_features(self.backbone, sentences, batch_size=self.options["batch_size"],

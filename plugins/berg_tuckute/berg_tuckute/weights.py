@@ -24,12 +24,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from berg_core.cache import build_once, cache_key, cache_path
-from berg_core.errors import ModelLoadError
-from berg_core.fetch import ensure_file, sha256_file, verify_recorded
-from berg_core.readout import LinearReadout
-from berg_core.safe_store import is_valid_tree, load_tree, save_tree
-from berg_core.spec import EncoderSpec
+from berg_core import (
+    EncoderSpec,
+    LinearReadout,
+    ModelLoadError,
+    build_once,
+    cache_key,
+    cache_path,
+    ensure_file,
+    is_valid_tree,
+    load_tree,
+    save_tree,
+    sha256_file,
+    verify_recorded,
+)
 from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, WEIGHTS_PATH
 
 CACHE_NAMESPACE = "tuckute"
@@ -62,7 +70,7 @@ class Readout(LinearReadout):
 
 def read_berg_readout(path: Path | str) -> Readout:
     """Read BERG's RidgeCV pickle (allow-list unpickler, no sklearn) into a ``Readout``."""
-    from berg_core.safe_pickle import load_pickle
+    from berg_core import load_pickle
 
     obj = load_pickle(path)
     if not isinstance(obj, dict) or "clf" not in obj or "neuroid_order" not in obj:
@@ -142,7 +150,7 @@ def load_readout(berg_dir: Path, *, show_progress: bool = True) -> Readout:
 def metadata_cache_file(src: Path, berg_dir: Path | None = None) -> Path:
     """The converted metadata of BERG's ``metadata.npy`` ``src`` (in ``berg_dir``, whose fetch record it must
     match), converted now if not cached."""
-    from berg_core.safe_pickle import load_npy_object
+    from berg_core import load_npy_object
 
     dest = cache_path(CACHE_NAMESPACE, f"metadata-{_key(src, berg_dir)}.npz")
 
