@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 
 from berg_brainscore.runtime import brainscore
-from berg_core.errors import BergError, InvalidParameterError, ModelLoadError
-from berg_core.progress import progress, progress_bar
+from berg_core import BergError, InvalidParameterError, ModelLoadError, progress, progress_bar
 
 LANGUAGE_SYSTEM = "language_system"
 #: cap on rows x tokens^2 of one padded batch: a padded batch forces the masked (slower) attention kernel,
@@ -39,7 +38,7 @@ CONTEXTS = ("independent", "running")
 
 def load_subject(name: str, device: str) -> Any:
     """brainscore's model ``name`` ready to record the language system, on ``device`` where it is a torch model."""
-    from berg_core.hf import hf_guard, offline_vars
+    from berg_core import hf_guard, offline_vars
 
     bs = brainscore()
     try:
@@ -172,7 +171,7 @@ def _hf_last_token(subject: Any, contexts: Sequence[str], *, batch_size: int, sh
     """
     import torch
 
-    from berg_core.hf import pad_batch
+    from berg_core import pad_batch
 
     layer = subject._get_layer(subject.region_layer_mapping[LANGUAGE_SYSTEM])
     tokenizer = subject.tokenizer

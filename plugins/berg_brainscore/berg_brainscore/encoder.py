@@ -18,10 +18,7 @@ from berg_brainscore.enumerate import UNSUITABLE, BrainscoreModel
 from berg_brainscore.pereira import DATA_IDENTIFIER, EXPERIMENT, VOXELS, load_pereira384
 from berg_brainscore.pls import N_COMPONENTS
 from berg_brainscore.training import cached_map, ensure_map, map_path
-from berg_core.device import resolve_device
-from berg_core.encoder import Encoder
-from berg_core.errors import InvalidParameterError, ModelLoadError
-from berg_core.spec import EncoderSpec
+from berg_core import Encoder, EncoderSpec, InvalidParameterError, ModelLoadError, resolve_device
 
 
 def model_of(spec: EncoderSpec) -> BrainscoreModel:

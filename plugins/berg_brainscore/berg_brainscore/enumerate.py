@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from berg_core.errors import PluginError
+from berg_core import PluginError
 
 REGISTRY_NAME = "model_registry"
 USABLE, LARGE_DOWNLOAD, UNSUITABLE = "usable", "large-download", "unsuitable"

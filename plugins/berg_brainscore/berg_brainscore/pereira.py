@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from berg_core.errors import DownloadError, ResourceError
+from berg_core import DownloadError, ResourceError
 
 DATA_IDENTIFIER = "Pereira2018.language"
 EXPERIMENT = "384sentences"

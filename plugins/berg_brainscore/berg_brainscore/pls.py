@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.errors import InvalidParameterError
+from berg_core import InvalidParameterError
 
 N_COMPONENTS = 25
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-from berg_core.errors import ModelLoadError
+from berg_core import ModelLoadError
 
 INSTALL_VAR = "BS_INSTALL_DEPENDENCIES"
 

@@ -28,9 +28,7 @@ from berg_brainscore.activations import grouped_features
 from berg_brainscore.enumerate import BrainscoreModel, brainscore_version
 from berg_brainscore.pereira import DATA_IDENTIFIER, EXPERIMENT, PereiraData, data_sha1, load_pereira384
 from berg_brainscore.pls import N_COMPONENTS, PLSMap, fit_map, is_valid_map, load_map, save_map
-from berg_core.cache import build_once, cache_key, cache_path
-from berg_core.errors import ResourceError
-from berg_core.progress import progress_bar
+from berg_core import ResourceError, build_once, cache_key, cache_path, progress_bar
 
 NAMESPACE = "brainscore"
 FEATURES_FORMAT = 1
