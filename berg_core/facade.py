@@ -89,7 +89,8 @@ class BERG:
         # the cheap checks, before any plugin code runs (the Encoder base repeats them for direct use)
         check_subject(spec, subject)
         check_selection(spec, selection)
-        check_options(spec, options)  # also catches names that clash with the factory's arguments
+        checked = check_options(spec, options)  # also catches names that clash with the factory's arguments
+        options = {key: checked[key] for key in options}  # coerced by the declared types (e.g. -O layer=22 -> 22)
         resolve_device(device)
         with plugin_errors(spec.model_id, spec.plugin, "loading the model", subject=subject_hint(subject)):
             factory = import_object(spec.factory)  # inside: a plugin module that raises on import is one line too
@@ -124,8 +125,8 @@ class BERG:
         for key, text in spec.selection.items():
             lines.append(f"selection[{key!r}]: {text}")
         lines.append(f"stimulus: {spec.stimulus}")
-        for key, value in spec.options.items():
-            lines.append(f"option {key} = {value!r}")
+        for opt in spec.options.declared:
+            lines.append(f"option {opt.name} = {opt.default!r}  ({opt.summary()})")
         for key, value in spec.info.items():
             lines.append(f"{key}: {value}")
         lines.append(f"plugin: {spec.plugin}")

@@ -124,6 +124,17 @@ class Option:
                 text += f" >= {self.minimum:g}"
         return text + (" or None" if self.default is None and not self.required and self.type is not object else "")
 
+    def summary(self) -> str:
+        """One line for ``berg info``: ``"int >= 1; sentences per forward pass"``."""
+        kind = "any" if self.type is object else self.type.__name__
+        if self.minimum is not None:
+            kind += f" >= {self.minimum:g}"
+        if self.choices is not None:
+            kind += ", one of " + ", ".join(repr(c) for c in self.choices)
+        if self.required:
+            kind += ", required"
+        return kind + (f"; {self.help}" if self.help else "")
+
     def check(self, value: Any, model_id: str) -> Any:
         """``value`` coerced to the declared type, or a one-line ``InvalidParameterError`` naming option, value and what is allowed."""
         return self._coerce(value, model_id)

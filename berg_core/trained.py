@@ -79,7 +79,7 @@ SCORE_ARRAYS = ("cv_cc", "cc", "alphas", "pvalues_corrected")
 
 def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dict[str, Any]:
     """The card plus the per-output training scores (``cv_cc``, ``cc``, ``alphas``) as arrays."""
-    folder = Path(spec.info["path"])
+    folder = Path(spec.params["path"])
     card = read_card(folder)
     meta: dict[str, Any] = {"model_id": spec.model_id, "card": card, "output_names": output_names(card)}
     arrays = verify_files(folder, card, spec.model_id, keys=("arrays",))["arrays"]
@@ -314,7 +314,7 @@ class TrainedEncoder(Encoder):
 
     def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
-        self.folder = Path(spec.info["path"])
+        self.folder = Path(spec.params["path"])
         self.card = read_card(self.folder)
         self.columns = select_outputs(self.selection, n_outputs=int(self.card["outputs"]["n"]), roi_voxels=self.card.get("rois") or {},
                                       who=self.model_id)

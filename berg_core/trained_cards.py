@@ -26,7 +26,7 @@ from typing import Any
 
 from berg_core.errors import BergError, ModelLoadError
 from berg_core.hookspecs import hookimpl
-from berg_core.spec import EncoderSpec
+from berg_core.spec import EncoderSpec, Option
 
 CARD_FILE = "berg_encoder.json"
 WEIGHTS_FILE = "weights.h5"
@@ -353,10 +353,21 @@ def spec_from_dir(path: str | os.PathLike[str], *, family: str = FAMILY, model_i
         description=_describe(card),
         stimulus=card["stimulus"],
         selection=selection,
-        options={"batch_size": 32, "backbone": None, "dtype": None, "feature_cache": True},
+        options=TRAINED_OPTIONS,
+        params={"path": str(folder)},  # the factory's input (TrainedEncoder reads spec.params); info["path"] is for display
         info=info,
         card=str(card.get("card") or ""),
     )
+
+
+#: the load options of every trained encoder (``TrainedEncoder``)
+TRAINED_OPTIONS: tuple[Option, ...] = (
+    Option("batch_size", int, 32, minimum=1, help="sentences per forward pass (word models: a quarter of it, at least 1)"),
+    Option("backbone", str, None, help="override every feature space's backbone (e.g. a local copy)"),
+    Option("dtype", str, None, choices=("float32", "float16", "bfloat16"),
+           help="backbone precision; None: float32 on CPU, float16 on GPU"),
+    Option("feature_cache", bool, True, help="reuse features across runs (the feature cache)"),
+)
 
 
 def find_encoder_dirs(root: str | os.PathLike[str]) -> list[Path]:

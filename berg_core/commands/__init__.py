@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from berg_core.errors import InvalidParameterError
+from berg_core.spec import CliText, EncoderSpec
 
 
 def add_progress_options(p: argparse.ArgumentParser) -> None:
@@ -34,15 +35,21 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["layer=22", "backbone=gpt2-xl"]`` -> ``{"layer": 22, "backbone": "gpt2-xl"}`` (JSON values, else str)."""
+def parse_options(items: list[str], spec: EncoderSpec | None = None) -> dict[str, Any]:
+    """``-O`` values: ``["layer=22", "backbone=gpt2-xl"]`` -> ``{"layer": 22, "backbone": "gpt2-xl"}`` with ``spec``.
+
+    Each value is parsed by the model's declared ``Option`` type (``int`` "22" -> 22, ``bool``
+    true/false/1/0/yes/no; undeclared types: JSON, else the text); a bad one is a one-line
+    ``InvalidParameterError``. Without ``spec`` the values stay ``CliText`` and are parsed the same way
+    when the model's options are checked (``BERG.get_encoding_model``/``fetch``).
+    """
     options: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InvalidParameterError(f"--option needs KEY=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = json.loads(value)
-        except ValueError:
-            options[key.strip()] = value
+        options[key.strip()] = CliText(value)
+    if spec is not None:
+        checked = spec.options.check(options, spec.model_id)
+        options = {key: checked[key] for key in options}
     return options

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.text) == (args.input is not None):
         raise InvalidParameterError("give the text to encode either as arguments or with --input FILE (not both)")
     spec = resolve_spec(args.model)
-    options = parse_options(args.option)
+    options = parse_options(args.option, spec)  # typed by the model's declared options
     check_batch_size(args.batch_size)
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size

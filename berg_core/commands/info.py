@@ -133,8 +133,8 @@ def detail_lines(spec: EncoderSpec) -> list[str]:
     lines.append("")
     for key, text in spec.selection.items():
         lines.append(f"selection[{key!r}]: {text}")
-    for key, value in spec.options.items():
-        lines.append(f"option {key} = {value!r}")
+    for opt in spec.options.declared:  # name = default  (type, minimum, choices; help)
+        lines.append(f"option {opt.name} = {opt.default!r}  ({opt.summary()})")
     for key, value in spec.info.items():
         if key != "n_outputs":
             lines.append(f"{key}: {value}")

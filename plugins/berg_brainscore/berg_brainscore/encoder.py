@@ -13,17 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from berg_brainscore.activations import CONTEXTS, load_subject, sentence_features
+from berg_brainscore.activations import load_subject, sentence_features
 from berg_brainscore.enumerate import UNSUITABLE, BrainscoreModel
 from berg_brainscore.pereira import DATA_IDENTIFIER, EXPERIMENT, VOXELS, load_pereira384
 from berg_brainscore.pls import N_COMPONENTS
 from berg_brainscore.training import cached_map, ensure_map, map_path
-from berg_core import Encoder, EncoderSpec, InvalidParameterError, ModelLoadError, resolve_device
+from berg_core import Encoder, EncoderSpec, ModelLoadError, resolve_device
 
 
 def model_of(spec: EncoderSpec) -> BrainscoreModel:
     """The brainscore facts registered with ``spec``; unsuitable models raise ``ModelLoadError`` with the reason."""
-    model = BrainscoreModel.from_info(spec.info)
+    model = BrainscoreModel.from_info(spec.params)
     if model.status == UNSUITABLE:
         raise ModelLoadError(f"{spec.model_id} cannot be used: {model.reason}")
     return model
@@ -34,11 +34,6 @@ class BrainscoreEncoder(Encoder):
 
     def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
-        if self.options["context"] not in CONTEXTS:
-            raise InvalidParameterError(f"unknown context {self.options['context']!r}; use 'independent' (each sentence alone) or 'running' (one running text)")
-        batch_size = self.options["batch_size"]
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InvalidParameterError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.model = model_of(spec)
         self._subject: Any = load_subject(self.model.name, self.device)
         self._map = ensure_map(self.model, self.subject, lambda: self._subject)

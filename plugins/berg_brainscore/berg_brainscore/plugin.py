@@ -10,11 +10,15 @@ from collections.abc import Callable
 
 from berg_brainscore.enumerate import BrainscoreModel, brainscore_version, scan
 from berg_brainscore.pereira import DATA_IDENTIFIER, EXPERIMENT, SUBJECTS, VOXELS
-from berg_core import EncoderSpec, hookimpl
+from berg_core import EncoderSpec, Option, hookimpl
 
 PREFIX = "brainscore_language-"
 FAMILY = "brainscore"
-OPTIONS = {"context": "independent", "batch_size": 16}
+OPTIONS: tuple[Option, ...] = (
+    Option("context", str, "independent", choices=("independent", "running"),
+           help="independent: each sentence alone; running: the list is one running text (BERG's behaviour)"),
+    Option("batch_size", int, 16, minimum=1, help="sentences per forward pass (independent mode, Hugging Face models)"),
+)
 
 CARD = f"""\
 Brain-Score language models (brain-score.org, Schrimpf et al.) as BERG's brainscore_language family.
@@ -47,7 +51,8 @@ def make_spec(model: BrainscoreModel, version: str | None = None) -> EncoderSpec
         subjects=SUBJECTS,
         stimulus="sentences",
         card=CARD.format(version=version),
-        options=dict(OPTIONS),
+        options=OPTIONS,
+        params=model.to_info(),  # what the factory needs (BrainscoreModel.from_info(spec.params))
         info={**model.to_info(), "brainscore_language": version, "training_data": f"{DATA_IDENTIFIER} {EXPERIMENT}",
               "n_outputs": dict(VOXELS)},
     )

@@ -52,18 +52,10 @@ class LebelEncoder(Encoder):
 
     def __init__(self, spec: Any, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
-        opts = self.options
-        if not isinstance(opts["layer"], int) or isinstance(opts["layer"], bool) or opts["layer"] < 0:
-            raise InvalidParameterError(f"layer must be a non-negative int, got {opts['layer']!r}")
-        if not isinstance(opts["batch_size"], int) or opts["batch_size"] < 1:
-            raise InvalidParameterError(f"batch_size must be an int >= 1, got {opts['batch_size']!r}")
-        if not isinstance(opts["backbone"], str) or not opts["backbone"]:
-            raise InvalidParameterError(f"backbone must be a hub id or a local folder, got {opts['backbone']!r}")
+        opts = self.options  # typed and checked by the core (the Options in plugin.py)
         from berg_core import default_dtype
 
         self.dtype = str(opts["dtype"] or default_dtype(self.device))
-        if self.dtype not in {"float32", "float16", "bfloat16"}:
-            raise InvalidParameterError(f"unknown dtype {self.dtype!r}; use 'float32', 'float16' or 'bfloat16'")
         show = bool(opts["progress"])
         assert self.subject is not None  # the spec has subjects; the base class checked it
         self._metadata = weights_io.load_metadata_dict(self.subject, self.berg_dir, show_progress=show)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from berg_core import EncoderSpec, RemoteFile, hookimpl
+from berg_core import EncoderSpec, Option, RemoteFile, hookimpl
 
 MODEL_ID = "fmri-lebel2023-opt_1_3b"
 SUBJECTS = ("UTS01", "UTS02", "UTS03", "UTS04", "UTS05", "UTS06", "UTS07", "UTS08")
@@ -47,15 +47,16 @@ def lebel_spec() -> EncoderSpec:
         remote_files=(RemoteFile(METADATA_FILE, per_subject=True), RemoteFile(WEIGHTS_FILE, per_subject=True)),
         prepare="berg_lebel.weights:prepare",
         card=_card(),
-        options={
-            "backbone": BACKBONE,
-            "layer": LAYER,
-            "revision": None,
-            "dtype": None,
-            "batch_size": 8,
-            "feature_cache": True,
-            "progress": True,
-        },
+        options=(
+            Option("backbone", str, BACKBONE, help="hub id or local folder of the feature model"),
+            Option("layer", int, LAYER, minimum=0, help="hidden_states index read (0 = embeddings)"),
+            Option("revision", str, None, help="hub revision (commit, tag or branch) of the backbone"),
+            Option("dtype", str, None, choices=("float32", "float16", "bfloat16"),
+                   help="backbone precision; None: float32 on CPU, float16 on GPU"),
+            Option("batch_size", int, 8, minimum=1, help="context windows per forward pass"),
+            Option("feature_cache", bool, True, help="reuse word features across subjects and runs"),
+            Option("progress", bool, True, help="bars while fetching/converting"),
+        ),
         info={
             "backbone": f"{BACKBONE}, hidden_states[{LAYER}] (blocks 1-{LAYER} of 24 run), last token of each word",
             "n_outputs": dict(N_VOXELS),
@@ -64,8 +65,6 @@ def lebel_spec() -> EncoderSpec:
             "output": "float32 (n_TRs, n_selected_voxels), voxels in ascending index order",
             "weights": "BERG's weights_{S}.npy converted once to float32 HDF5 chunked by voxel (cache); only selected voxels are read",
             "dtype": "backbone float32 on CPU, float16 on GPU (option dtype=)",
-            "options": "backbone/layer/revision: the feature model; batch_size: context windows per forward pass; "
-                       "feature_cache: reuse word features across subjects and runs; progress: bars while fetching/converting",
             "parity": "BERG's inference recipe (not the training one: no lower-casing, onsets not mid-times, no trimming)",
         },
     )

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from berg_core import Encoder, EncoderSpec, InvalidParameterError, ModelLoadError, select_outputs
+from berg_core import Encoder, EncoderSpec, ModelLoadError, select_outputs
 from berg_tuckute.plugin import MODEL_ID, ROIS
 from berg_tuckute.weights import load_readout
 
@@ -59,12 +59,7 @@ class TuckuteEncoder(Encoder):
     def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
         self.rois: list[str] = select_outputs(self.selection, rois=ROIS, who=MODEL_ID)  # checked before anything is loaded
-        batch_size = self.options["batch_size"]
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidParameterError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        layer = self.options["layer"]
-        if isinstance(layer, bool) or not isinstance(layer, int):
-            raise InvalidParameterError(f"layer must be an int (a GPT-2 block, 1-based), got {layer!r}")
+        layer = self.options["layer"]  # options are typed and checked by the core (plugin.OPTIONS)
         self.readout = load_readout(self.berg_dir).select(self.rois)
 
         from berg_core import load_backbone

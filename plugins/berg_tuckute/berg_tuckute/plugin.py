@@ -6,7 +6,7 @@ h5py); the encoder and the file conversion live behind the ``factory``/``metadat
 
 from __future__ import annotations
 
-from berg_core import EncoderSpec, RemoteFile, hookimpl
+from berg_core import EncoderSpec, Option, RemoteFile, hookimpl
 from berg_tuckute.card import CARD
 
 MODEL_ID = "fmri-tuckute_2024-GPT2_XL"
@@ -29,14 +29,15 @@ WEIGHTS_PATH = (
 )
 METADATA_PATH = f"{MODEL_DIR}/metadata/metadata.npy"
 
-#: Load options (``get_encoding_model(..., **options)``) and their defaults.
-OPTIONS: dict[str, object] = {
-    "backbone": "gpt2-xl",  # hub id or local folder of a GPT-2 model (tests use a tiny random one)
-    "layer": 22,  # read the residual stream after this block (1-based; BERG's optimal layer)
-    "batch_size": 32,  # sentences per forward pass
-    "dtype": None,  # None: float32 on CPU, float16 on CUDA/MPS; or "float32" / "float16" / "bfloat16"
-    "revision": None,  # hub revision (commit, tag or branch) of the backbone
-}
+#: Load options (``get_encoding_model(..., **options)``), typed; checked by berg before the encoder is imported.
+OPTIONS: tuple[Option, ...] = (
+    Option("backbone", str, "gpt2-xl", help="hub id or local folder of a GPT-2 model (tests use a tiny random one)"),
+    Option("layer", int, 22, help="read the residual stream after this block (1-based; BERG's optimal layer)"),
+    Option("batch_size", int, 32, minimum=1, help="sentences per forward pass"),
+    Option("dtype", str, None, choices=("float32", "float16", "bfloat16"),
+           help="backbone precision; None: float32 on CPU, float16 on CUDA/MPS"),
+    Option("revision", str, None, help="hub revision (commit, tag or branch) of the backbone"),
+)
 
 DESCRIPTION = (
     "Predicts the z-scored, participant-averaged BOLD response of the left-hemisphere language network "
@@ -64,7 +65,7 @@ def berg_register_encoders(register):  # type: ignore[no-untyped-def]
             remote_files=(RemoteFile(WEIGHTS_PATH), RemoteFile(METADATA_PATH)),
             prepare="berg_tuckute.weights:prepare",
             card=CARD,
-            options=dict(OPTIONS),
+            options=OPTIONS,
             info={
                 "backbone": "gpt2-xl (48 blocks, 1600-d)",
                 "layer": 22,

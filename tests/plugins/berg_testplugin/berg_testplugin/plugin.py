@@ -1,6 +1,6 @@
 """Registers two toy models: a sentence model with fixed ROIs and a duplicate-id probe."""
 
-from berg_core import EncoderSpec, hookimpl
+from berg_core import EncoderSpec, Option, hookimpl
 
 ROIS = ("roi_a", "roi_b", "roi_c")
 #: the timed-words model's ROIs: name -> voxel indices (of its 4 voxels)
@@ -18,7 +18,8 @@ def berg_register_encoders(register):
             description="Toy model: responses are functions of sentence length (tests only).",
             rois=ROIS,
             selection={"roi": ", ".join(ROIS)},
-            options={"scale": 1.0, "batch_size": 8},
+            options=(Option("scale", float, 1.0, help="multiplies every response"),
+                     Option("batch_size", int, 8, minimum=1, help="sentences per batch (unused)")),
             card="A toy card.",
         )
     )
