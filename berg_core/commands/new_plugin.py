@@ -3,7 +3,7 @@
 Writes ``PARENT/berg-NAME/`` (the layout of ``plugins/template/`` in the berg repository, rendered for
 NAME): ``pyproject.toml`` (distribution ``berg-NAME``, entry point ``berg: NAME = "berg_NAME.plugin"``,
 the encoder folders as package data), ``berg_NAME/plugin.py`` (three lines:
-``berg_core.trained_cards.register_package_encoders``), ``README.md``, and each ``--encoder`` folder's
+``berg_core.register_package_encoders``), ``README.md``, and each ``--encoder`` folder's
 encoder files (card, weights, arrays) under ``berg_NAME/encoders/<model id>/``. Then
 ``pip install ./PARENT/berg-NAME`` (a folder path, never a registry name) and ``berg list`` shows the encoders.
 
@@ -51,8 +51,7 @@ berg_{name} = ["encoders/**/*"]
 PLUGIN = '''\
 """berg plugin berg-{name}: registers every trained-encoder folder shipped in berg_{name}/encoders/."""
 
-from berg_core import hookimpl
-from berg_core.trained_cards import register_package_encoders
+from berg_core import hookimpl, register_package_encoders
 
 
 @hookimpl

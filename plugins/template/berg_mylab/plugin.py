@@ -1,7 +1,6 @@
 """berg plugin berg-mylab: registers every trained-encoder folder shipped in berg_mylab/encoders/."""
 
-from berg_core import hookimpl
-from berg_core.trained_cards import register_package_encoders
+from berg_core import hookimpl, register_package_encoders
 
 
 @hookimpl
