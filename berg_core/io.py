@@ -16,6 +16,8 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,20 +56,27 @@ def read_input_bytes(path: str | Path, what: str = "input file") -> bytes:
 def check_input_path(path: str | Path, what: str = "input file") -> Path:
     """``path`` if it is a readable file; missing, a folder, unreadable or not a valid path is one line."""
     path = Path(path)
-    try:
+    with _path_errors(what, path, "read"):
         if not path.exists():
             raise ResourceError(f"{what} {str(path)!r} not found")
         if path.is_dir():
             raise ResourceError(f"{what} {str(path)!r} is a folder; give a file")
         if not os.access(path, os.R_OK):
             raise ResourceError(f"cannot read {what} {str(path)!r}: permission denied")
+    return path
+
+
+@contextmanager
+def _path_errors(what: str, path: Path, verb: str) -> Iterator[None]:
+    """Checks of a user's path: a NUL byte (``ValueError``) or an ``OSError`` becomes one line (``BergError`` passes)."""
+    try:
+        yield
     except ValueError as exc:  # a NUL byte in the path
         raise InvalidParameterError(f"{what} path {str(path)!r} is not a valid path ({exc})") from exc
     except OSError as exc:
         if isinstance(exc, ResourceError):
             raise
-        raise ResourceError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from exc
-    return path
+        raise ResourceError(f"cannot {verb} {what} {str(path)!r}: {exc.strerror or exc}") from exc
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -219,7 +228,7 @@ def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, w
     ext = path.suffix.lower()
     if ext not in types:
         raise InvalidParameterError(f"unknown {what} type {ext or path.name!r}; use {' or '.join(types)}")
-    try:
+    with _path_errors(what, path, "write"):
         if path.is_dir():
             raise ResourceError(f"{what} {str(path)!r} is a folder; give a file name ending in {ext}")
         parent = path.absolute().parent
@@ -229,12 +238,6 @@ def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, w
             raise ResourceError(f"cannot write {what} {str(path)!r}: {str(parent)!r} is a file, not a folder")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise ResourceError(f"cannot write {what} {str(path)!r}: folder {str(parent)!r} is not writable; choose another place")
-    except ValueError as exc:  # NUL in the path
-        raise InvalidParameterError(f"{what} path {str(path)!r} is not a valid path ({exc})") from exc
-    except OSError as exc:
-        if isinstance(exc, ResourceError):
-            raise
-        raise ResourceError(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}") from exc
     return path
 
 

@@ -284,6 +284,17 @@ class NonNumericInputError(InvalidParameterError, TypeError):
     """An input array holds values that are not numbers (also a ``TypeError``, as numpy raises)."""
 
 
+def _dense_array(X: Any, what: str, owner: str) -> np.ndarray:
+    """``X`` as a dense numpy array, object and bool arrays converted to float64 (sparse or non-numeric: one line)."""
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise InvalidParameterError(f"{what} is a sparse matrix; {owner} takes dense arrays: pass {what}.toarray()")
+    try:
+        arr = np.asarray(X)
+        return arr.astype(np.float64) if arr.dtype == object or arr.dtype == bool else arr
+    except (TypeError, ValueError) as exc:
+        raise NonNumericInputError(f"{what} must hold numbers only: {exc}") from None
+
+
 def _check_matrix(X: Any, what: str, owner: str, min_samples: int = 1, n_features: int | None = None) -> np.ndarray:
     """``X`` as a finite real 2-D numpy array (n_samples, n_features): numeric dtypes kept as they
     are, object and bool arrays converted to float64. One-line ``InvalidParameterError`` otherwise
@@ -293,14 +304,7 @@ def _check_matrix(X: Any, what: str, owner: str, min_samples: int = 1, n_feature
     """
     if X is None:
         raise InvalidParameterError(f"{owner} requires {what} to be passed, but {what} is None")
-    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
-        raise InvalidParameterError(f"{what} is a sparse matrix; {owner} takes dense arrays: pass {what}.toarray()")
-    try:
-        arr = np.asarray(X)
-        if arr.dtype == object or arr.dtype == bool:
-            arr = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise NonNumericInputError(f"{what} must hold numbers only: {exc}") from None
+    arr = _dense_array(X, what, owner)
     if np.iscomplexobj(arr):
         raise InvalidParameterError(f"{what} is complex: Complex data not supported; pass real numbers")
     if not np.issubdtype(arr.dtype, np.number):
@@ -329,14 +333,7 @@ def _check_targets(Y: Any, owner: str, n_samples: int) -> tuple[np.ndarray, bool
     """Targets as a finite real (n_samples, n_targets) array, and whether they came 1-D (n_samples,)."""
     if Y is None:
         raise InvalidParameterError(f"{owner} requires y to be passed, but the target y is None")
-    if hasattr(Y, "tocsr") or hasattr(Y, "toarray"):
-        raise InvalidParameterError(f"Y is a sparse matrix; {owner} takes dense targets: pass Y.toarray()")
-    try:
-        Y = np.asarray(Y)
-        if Y.dtype == object or Y.dtype == bool:
-            Y = Y.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise NonNumericInputError(f"Y must hold numbers only: {exc}") from None
+    Y = _dense_array(Y, "Y", owner)
     if np.iscomplexobj(Y) or not np.issubdtype(Y.dtype, np.number):
         raise NonNumericInputError(f"Y must hold real numbers, got dtype {Y.dtype}")
     ravel = Y.ndim == 1
