@@ -48,8 +48,12 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def brainscore(session: nox.Session) -> None:
+    """brainscore-vision is the reference of the PLS-map parity tests (its ``pls_regression``, as BERG's gateway fits it):
+    installed without its dependencies (torchvision, opencv, jupyter, ...); importing its metrics needs only psutil and
+    result_caching besides what brainscore-language brings."""
     session.install(TORCH)
-    session.install(TORCH, "numpy<2", "transformers>=4.51,<5", "brainscore-language==2.3.0")
+    session.install(TORCH, "numpy<2", "transformers>=4.51,<5", "brainscore-language==2.3.0", "psutil")
+    session.install("--no-deps", "brainscore-vision==2.4.2", "result_caching==0.5")
     session.install("-e", ".[test]", "-e", "./plugins/berg_brainscore")
     env = {**_env(session), "BS_INSTALL_DEPENDENCIES": "no", "BRAINIO_HOME": f"{session.create_tmp()}/brainio", "OMP_NUM_THREADS": "1"}
     session.run("pytest", "tests/brainscore", *session.posargs, env=env)

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from berg_core.testing import isolated_berg
@@ -51,22 +52,47 @@ def tiny_folder(tmp_path_factory) -> Path:
     return tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), n_layer=3, n_embd=48, n_head=4)
 
 
-@pytest.fixture
-def tiny(tiny_folder, monkeypatch):
-    """Registers ``berg-tiny-gpt2`` (a GPT2LMHeadModel + its tokenizer) in brainscore's model_registry as a
-    HuggingfaceSubject reading ``transformer.h.1``; returns (berg spec, hf model, tokenizer)."""
-    from brainscore_language import ArtificialSubject, model_registry
-    from brainscore_language.model_helpers.huggingface import HuggingfaceSubject
+def hf_last_token(model, tokenizer, text: str) -> np.ndarray:
+    """Reference: the full model run on ``text`` alone, hidden_states[2] (= output of transformer.h.1) at the last token, float64."""
+    import torch
+
+    with torch.no_grad():
+        out = model(**tokenizer(text, truncation=True, return_tensors="pt"), output_hidden_states=True)
+    return out.hidden_states[TINY_HIDDEN_INDEX][0, -1].double().numpy()
+
+
+def tiny_model(folder: Path, max_length: int = 512):
+    """(GPT2LMHeadModel in eval mode, its tokenizer truncating on the left at ``max_length`` tokens, as brainscore's loader sets it)."""
     from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    return GPT2LMHeadModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder, truncation_side="left", model_max_length=max_length)
+
+
+def tiny_subject(model, tokenizer, model_id: str = TINY_ID):
+    """brainscore's own ``HuggingfaceSubject`` around the tiny GPT-2, reading ``transformer.h.1``."""
+    from brainscore_language import ArtificialSubject
+    from brainscore_language.model_helpers.huggingface import HuggingfaceSubject
+
+    mapping = {ArtificialSubject.RecordingTarget.language_system: TINY_LAYER}
+    return HuggingfaceSubject(model_id=model_id, model=model, tokenizer=tokenizer, region_layer_mapping=mapping)
+
+
+def register_tiny(monkeypatch, folder: Path, model_id: str = TINY_ID, max_length: int = 512):
+    """Registers ``model_id`` (``tiny_subject``) in brainscore's model_registry; returns (berg spec, hf model, tokenizer)."""
+    from brainscore_language import model_registry
 
     from berg_brainscore.enumerate import USABLE, BrainscoreModel
     from berg_brainscore.plugin import make_spec
 
-    model = GPT2LMHeadModel.from_pretrained(tiny_folder).eval()
-    tokenizer = AutoTokenizer.from_pretrained(tiny_folder, truncation_side="left", model_max_length=512)
-    mapping = {ArtificialSubject.RecordingTarget.language_system: TINY_LAYER}
-    monkeypatch.setitem(model_registry, TINY_ID, lambda: HuggingfaceSubject(model_id=TINY_ID, model=model, tokenizer=tokenizer,
-                                                                           region_layer_mapping=mapping))
-    spec = make_spec(BrainscoreModel(name=TINY_ID, folder="tests", subject_class="HuggingfaceSubject", hub_id=None, layer=TINY_LAYER,
+    model, tokenizer = tiny_model(folder, max_length)
+    monkeypatch.setitem(model_registry, model_id, lambda: tiny_subject(model, tokenizer, model_id))
+    spec = make_spec(BrainscoreModel(name=model_id, folder="tests", subject_class="HuggingfaceSubject", hub_id=None, layer=TINY_LAYER,
                                      status=USABLE, reason="a tiny random GPT-2 registered by the tests"))
     return spec, model, tokenizer
+
+
+@pytest.fixture
+def tiny(tiny_folder, monkeypatch):
+    """Registers ``berg-tiny-gpt2`` (a GPT2LMHeadModel + its tokenizer) in brainscore's model_registry as a
+    HuggingfaceSubject reading ``transformer.h.1``; returns (berg spec, hf model, tokenizer)."""
+    return register_tiny(monkeypatch, tiny_folder)

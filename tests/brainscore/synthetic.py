@@ -5,7 +5,10 @@ Same layout as the real file: presentations of both experiments (243sentences: 8
 experiment (subject 215 did only 243sentences, subject 018 only 384sentences), and the real coordinate
 names (experiment, stimulus_num, sentence, stimulus, passage_index, passage_label, passage_category,
 stimulus_id = "<experiment>.<stimulus_num>", story; subject, voxel_num, neuroid_id = "<subject>.<voxel>").
-The 384-sentence part is 384 x a few hundred voxels.
+The 384-sentence part is 384 x a few hundred voxels. ``shuffle=True`` permutes the presentations within each
+experiment and the neuroids across subjects, so that the assembly's order, the ``stimulus_id`` sort order
+(text: "384sentences.10" < "384sentences.2"), the passage order and the subject blocks all differ: a
+reader that aligns rows or neuroids by any other rule than the one tested gets other numbers.
 
 ``install()`` puts it into brainscore's ``data_registry`` so that ``brainscore_language.load_dataset``
 returns it; also usable from a subprocess (``python -c "import synthetic; synthetic.install()"``).
@@ -39,8 +42,9 @@ def _sentence(rng: np.random.Generator, index: int) -> str:
     return f"The {words[0]} {rng.choice(VERBS)} {' '.join(words[1:])} number {index}."
 
 
-def make_assembly(seed: int = 0, counts: dict[str, int] | None = None):
-    """The synthetic NeuroidAssembly, (243 + 384) presentations x sum(counts) neuroids (default ``voxel_counts()``)."""
+def make_assembly(seed: int = 0, counts: dict[str, int] | None = None, shuffle: bool = False):
+    """The synthetic NeuroidAssembly, (243 + 384) presentations x sum(counts) neuroids (default ``voxel_counts()``);
+    ``shuffle``: presentations permuted within each experiment, neuroids permuted (subjects interleaved)."""
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
 
     rng = np.random.default_rng(seed)
@@ -65,6 +69,13 @@ def make_assembly(seed: int = 0, counts: dict[str, int] | None = None):
     subject_arr = np.array(subjects)
     values[np.ix_(experiment == "384sentences", subject_arr == ONLY_243)] = np.nan
     values[np.ix_(experiment == "243sentences", subject_arr == "018")] = np.nan
+    if shuffle:
+        perm = np.random.default_rng(seed + 1)
+        rows = np.concatenate([perm.permutation(np.flatnonzero(experiment == e)) for e in ("243sentences", "384sentences")])
+        cols = perm.permutation(len(subjects))
+        pres = {name: [vals[i] for i in rows] for name, vals in pres.items()}
+        values = values[np.ix_(rows, cols)]
+        subjects, voxels = [subjects[j] for j in cols], [voxels[j] for j in cols]
     coords = {name: ("presentation", vals) for name, vals in pres.items()}
     coords["stimulus"] = ("presentation", list(pres["sentence"]))
     coords["stimulus_id"] = ("presentation", [f"{e}.{n}" for e, n in zip(pres["experiment"], pres["stimulus_num"])])
@@ -73,10 +84,11 @@ def make_assembly(seed: int = 0, counts: dict[str, int] | None = None):
     coords["voxel_num"] = ("neuroid", voxels)
     coords["neuroid_id"] = ("neuroid", [f"{s}.{v}" for s, v in zip(subjects, voxels)])
     coords["atlas"] = ("neuroid", ["language"] * len(subjects))
-    return NeuroidAssembly(values, coords=coords, dims=["presentation", "neuroid"])
+    return NeuroidAssembly(values, coords=coords, dims=["presentation", "neuroid"], attrs={"identifier": "Pereira2018.language"})
 
 
-def install(seed: int = 0, calls_file: str | os.PathLike[str] | None = None, monkeypatch=None, counts: dict[str, int] | None = None) -> None:
+def install(seed: int = 0, calls_file: str | os.PathLike[str] | None = None, monkeypatch=None, counts: dict[str, int] | None = None,
+            shuffle: bool = False) -> None:
     """Make ``load_dataset('Pereira2018.language')`` return the synthetic assembly.
 
     ``calls_file``: append a line there on every load (to count loads across processes).
@@ -85,7 +97,7 @@ def install(seed: int = 0, calls_file: str | os.PathLike[str] | None = None, mon
     import brainscore_language.data.pereira2018  # noqa: F401 - registers the real loader, which we then replace
     from brainscore_language import data_registry
 
-    assembly = make_assembly(seed, counts)
+    assembly = make_assembly(seed, counts, shuffle)
 
     def loader():
         if calls_file is not None:
@@ -99,9 +111,10 @@ def install(seed: int = 0, calls_file: str | os.PathLike[str] | None = None, mon
         data_registry["Pereira2018.language"] = loader
 
 
-def the_384(seed: int = 0):
-    """(sentences, stimulus_ids, passage_labels, values, subjects, neuroid_ids) of the 384 part, NaN columns dropped."""
-    a = make_assembly(seed)
+def the_384(seed: int = 0, shuffle: bool = False):
+    """(sentences, stimulus_ids, passage_labels, values, subjects, neuroid_ids) of the 384 part in the assembly's
+    order, NaN columns dropped."""
+    a = make_assembly(seed, shuffle=shuffle)
     rows = np.asarray(a["experiment"].values) == "384sentences"
     values = np.asarray(a.values)[rows]
     keep = ~np.isnan(values).any(axis=0)

@@ -25,7 +25,8 @@ NEW = ["The violin player crossed the bridge at night.", "Whales sing in the col
 @pytest.fixture(scope="session")
 def reference():
     """Independent reference: brainscore's own load_model + digest_text (passage by passage for the training
-    rows, each new sentence alone), then sklearn's PLSRegression fit on rows sorted by stimulus_id."""
+    rows: an embedding model reads every part alone, so this equals the default one running text; each new
+    sentence alone), then sklearn's PLSRegression fit on rows sorted by stimulus_id."""
     from brainscore_language import ArtificialSubject, load_model
 
     subject = load_model("randomembedding-100")
@@ -82,7 +83,7 @@ def test_another_subject_reuses_the_cached_features(pereira, reference, monkeypa
     BERG().get_encoding_model(MODEL_ID, subject="199")
     import berg_brainscore.training as training
 
-    monkeypatch.setattr(training, "passage_features", lambda *a, **k: (_ for _ in ()).throw(AssertionError("features recomputed")))
+    monkeypatch.setattr(training, "training_features", lambda *a, **k: (_ for _ in ()).throw(AssertionError("features recomputed")))
     out = BERG().get_encoding_model(MODEL_ID, subject="426").encode(NEW)
     np.testing.assert_allclose(out, sklearn_prediction(reference, "426"), rtol=0, atol=1e-5)
 
@@ -174,6 +175,8 @@ def test_bad_options(pereira):
         BERG().get_encoding_model(MODEL_ID, subject="018", context="sliding")
     with pytest.raises(InvalidParameterError, match="batch_size"):
         BERG().get_encoding_model(MODEL_ID, subject="018", batch_size=0)
+    with pytest.raises(InvalidParameterError, match="train_context.*running.*passage"):
+        BERG().get_encoding_model(MODEL_ID, subject="018", train_context="sentence")
 
 
 @pytest.mark.parametrize(("name", "reason"), [("oasm-sigma1.0", "ignore the text"), ("rnn-lm-ptb", "Docker container"),
@@ -210,3 +213,12 @@ def test_cli_encode_writes_the_responses(pereira, tmp_path, reference):
     out = tmp_path / "responses.npy"
     assert main(["encode", MODEL_ID, *NEW, "--subject", "289", "--output", str(out)]) == 0
     np.testing.assert_allclose(np.load(out), sklearn_prediction(reference, "289"), rtol=0, atol=1e-5)
+
+
+def test_cli_train_context_option_builds_its_own_map(pereira, tmp_path, reference):
+    """-O train_context=passage: its own features and map files; the default (running) ones are not built."""
+    out = tmp_path / "responses.npy"
+    assert main(["encode", MODEL_ID, *NEW, "--subject", "289", "-O", "train_context=passage", "--output", str(out), "--quiet"]) == 0
+    assert map_path(model(), "289", "passage").is_file() and features_path(model(), "passage").is_file()
+    assert not map_path(model(), "289").exists() and not features_path(model()).exists()
+    np.testing.assert_allclose(np.load(out), sklearn_prediction(reference, "289"), rtol=0, atol=1e-5)  # embeddings: same features

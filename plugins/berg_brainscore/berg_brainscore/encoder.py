@@ -30,13 +30,14 @@ def model_of(spec: EncoderSpec) -> BrainscoreModel:
 
 
 class BrainscoreEncoder(Encoder):
-    """Options: ``context`` ("independent" | "running"), ``batch_size`` (independent mode, HF models)."""
+    """Options: ``context`` ("independent" | "running"), ``batch_size`` (independent mode, HF models), ``train_context``
+    ("running" | "passage": how the map's training sentences were read, see ``training``)."""
 
     def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
         self.model = model_of(spec)
         self._subject: Any = load_subject(self.model.name, self.device)
-        self._map = ensure_map(self.model, self.subject, lambda: self._subject)
+        self._map = ensure_map(self.model, self.subject, lambda: self._subject, train_context=self.options["train_context"])
 
     @property
     def output_names(self) -> list[str]:
@@ -65,8 +66,8 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
     meta: dict[str, Any] = {
         "model_id": spec.model_id, "brainscore_id": info.get("brainscore_id"), "layer": info.get("layer"), "status": info.get("status"),
         "reason": info.get("reason"), "brainscore_language": info.get("brainscore_language"), "subjects": list(spec.subjects or ()),
-        "training_data": f"{DATA_IDENTIFIER} {EXPERIMENT} (384 sentences, fed passage by passage)",
-        "regression": f"PLSRegression(n_components={N_COMPONENTS}, scale=False), rows sorted by stimulus_id",
+        "training_data": f"{DATA_IDENTIFIER} {EXPERIMENT} (384 sentences; default train_context='running': one running text, BERG's map)",
+        "regression": f"PLSRegression(n_components={N_COMPONENTS}, scale=False), rows sorted by stimulus_id (brainscore-vision's pls_regression)",
     }
     if subject is None:
         return meta

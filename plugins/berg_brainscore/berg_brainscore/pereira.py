@@ -57,7 +57,8 @@ class PereiraData:
         return [np.flatnonzero(self.passage_labels == label) for label in sorted(set(self.passage_labels.tolist()))]
 
     def fit_order(self) -> np.ndarray:
-        """Row order used for fitting: sorted by stimulus_id (stable)."""
+        """Row order used for fitting: sorted by stimulus_id (stable), as brainscore-vision's ``XarrayRegression.fit``
+        sorts both assemblies (``sortby('stimulus_id')``; ids are text, so "384sentences.10" comes before ".2")."""
         return np.argsort(self.stimulus_ids, kind="stable")
 
 
@@ -108,7 +109,7 @@ def load_pereira384(model_id: str | None = None) -> PereiraData:
         rows = np.flatnonzero(experiment == EXPERIMENT)
         values = np.asarray(assembly.values, dtype=np.float64)[rows]
         keep = ~np.isnan(values).any(axis=0)
-        text_coord = "stimulus" if "stimulus" in assembly.coords else "sentence"
+        text_coord = "sentence" if "sentence" in assembly.coords else "stimulus"  # BERG's gateway reads 'sentence' (same text)
         data = PereiraData(
             sentences=[str(s) for s in np.asarray(assembly[text_coord].values)[rows]],
             stimulus_ids=np.asarray(assembly["stimulus_id"].values)[rows],

@@ -18,6 +18,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("context", str, "independent", choices=("independent", "running"),
            help="independent: each sentence alone; running: the list is one running text (BERG's behaviour)"),
     Option("batch_size", int, 16, minimum=1, help="sentences per forward pass (independent mode, Hugging Face models)"),
+    Option("train_context", str, "running", choices=("running", "passage"),
+           help="how the PLS map's 384 training sentences are read: running = one running text in the data's order "
+                "(BERG's map); passage = each passage alone (Brain-Score's benchmark)"),
 )
 
 CARD = f"""\
@@ -25,13 +28,17 @@ Brain-Score language models (brain-score.org, Schrimpf et al.) as BERG's brainsc
 Each model is run through brainscore-language ({{version}}) and read at the layer its submitter committed
 to for the human language system (last token of the text; embedding models average their words).
 A PLS regression (sklearn PLSRegression, n_components=25, scale=False) maps those activations to the fMRI
-voxels of one subject of Pereira et al. (2018), experiment {EXPERIMENT} (384 sentences in 96 passages of 4,
-fed passage by passage as in Brain-Score's benchmark). The map is trained once per model and subject
-(`berg fetch MODEL` builds it ahead of time) and cached under the berg cache root as .npz (no pickle).
+voxels of one subject of Pereira et al. (2018), experiment {EXPERIMENT} (384 sentences in 96 passages of 4).
+Training reproduces BERG's map: the 384 sentences, in the data's order, are read as ONE running text and the
+rows and neuroids are aligned as brainscore-vision's pls_regression aligns them (train_context="passage" reads
+each passage alone, as Brain-Score's benchmark does). The map is trained once per model, subject and
+train_context (`berg fetch MODEL` builds the default ahead of time) and cached under the berg cache root as
+.npz (no pickle).
 Subjects and voxels: {", ".join(f"{s} ({n})" for s, n in VOXELS.items())}.
 Options: context="independent" (default: each sentence encoded alone) or "running" (BERG's behaviour: the
 list is one running text and sentence i sees sentences 0..i-1); batch_size (independent mode, Hugging Face
-models). Output: (n_sentences, n_voxels) in the data's neuroid order; metadata lists the neuroid ids.
+models); train_context ("running" | "passage", see above). Output: (n_sentences, n_voxels) in the data's
+neuroid order; metadata lists the neuroid ids.
 Data: {DATA_IDENTIFIER} from Brain-Score's storage (~70 MB netCDF, cached under $BRAINIO_HOME).
 """
 
