@@ -90,8 +90,8 @@ def child_berg_style(path: str, roi: list[int]) -> dict:
 
 
 def child_convert(path: str, dest: str, fallback: bool) -> dict:
-    import berg_core.pickled_arrays as pa
-    from berg_core.h5matrix import write_matrix
+    import berg_core.store.pickled_arrays as pa
+    from berg_core.store.h5matrix import write_matrix
     from berg_lebel.weights import weights_source
 
     if fallback:
@@ -108,7 +108,7 @@ def child_convert(path: str, dest: str, fallback: bool) -> dict:
 def child_subset(dest: str, roi: list[int], fancy: bool) -> dict:
     import h5py
 
-    from berg_core.h5matrix import read_columns
+    from berg_core.store.h5matrix import read_columns
 
     base = peak_rss_mb()
     t = time.perf_counter()
@@ -125,7 +125,7 @@ def child_opt_build(folder: str, hidden: int, layers: int, heads: int, vocab: in
     import torch
     from transformers import OPTConfig, OPTForCausalLM
 
-    from berg_core.testing_hf import train_tokenizer
+    from berg_core.testing.hf import train_tokenizer
 
     t = time.perf_counter()
     tok = train_tokenizer(folder, vocab_size=vocab, opt_style=True)
@@ -143,7 +143,7 @@ def child_opt_baseline(folder: str, words: list[str], layer: int, out: str) -> d
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from berg_core.word_features import context_windows, expand_to_all_words, is_real_word, word_token_ids
+    from berg_core.features.words import context_windows, expand_to_all_words, is_real_word, word_token_ids
 
     t = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(folder)
@@ -169,8 +169,8 @@ def child_opt_baseline(folder: str, words: list[str], layer: int, out: str) -> d
 def child_opt_berg(folder: str, words: list[str], layer: int, out: str, batch_size: int) -> dict:
     from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: F401 - lazy imports resolved before the timer, as in the baseline
 
-    from berg_core.hf import load_backbone
-    from berg_core.word_features import word_features
+    from berg_core.features.backbones import load_backbone
+    from berg_core.features.words import word_features
 
     t = time.perf_counter()
     backbone = load_backbone(folder, layer=layer)
@@ -264,7 +264,7 @@ def part_a(args, tmp: Path) -> list[str]:
 
 
 def part_b(args) -> list[str]:
-    from berg_core.signal import lanczos_resample, tr_grid
+    from berg_core.features.timeseries import lanczos_resample, tr_grid
 
     rng = np.random.default_rng(0)
     n, d = args.lanczos_words, args.hidden
@@ -307,8 +307,8 @@ def part_b(args) -> list[str]:
 
 
 def part_c(args, tmp: Path) -> list[str]:
-    from berg_core.testing_hf import CORPUS
-    from berg_core.word_features import context_windows, is_real_word, word_token_ids
+    from berg_core.features.words import context_windows, is_real_word, word_token_ids
+    from berg_core.testing.hf import CORPUS
     from berg_lebel.testing import make_berg_tree
 
     folder = tmp / "opt-random"

@@ -83,7 +83,7 @@ def run_problem(name: str, n: int, p: int, t: int, *, folds: int, sklearn: bool,
     from himalaya.scoring import correlation_score
     from sklearn.model_selection import KFold
 
-    from berg_core.ridge import RidgeCV
+    from berg_core.fit.ridge import RidgeCV
 
     X, Y = make_problem(n, p, t)
     RidgeCV(ALPHAS, cv=folds).fit(X[:200, :50], Y[:200, :20])  # warm-up: imports, thread pools

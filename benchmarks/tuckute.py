@@ -8,7 +8,7 @@ by how they run it:
   autograd left on (no ``no_grad``/``inference_mode``), the sentence's token span found from character
   offsets, the last token of each of the 49 hidden states copied to numpy (as BERG's ANNEncoder keeps
   every layer), then layer 22 -> ``X @ coef.T + intercept``;
-* berg: ``berg_core.hf.sentence_features`` on a ``Backbone`` holding only the first 22 blocks (the same
+* berg: ``berg_core.features.backbones.sentence_features`` on a ``Backbone`` holding only the first 22 blocks (the same
   weight tensors, shared, with ``ln_f`` replaced by the identity: what ``load_backbone(layer=22)`` builds
   from a checkpoint), length-sorted padded batches, inference mode, then the plugin's ``Readout.predict``.
 
@@ -173,7 +173,7 @@ def berg_style(model: Any, tokenizer: Any, sentences: list[str], device: str) ->
 
 
 def berg_path(backbone: Any, sentences: list[str], batch_size: int) -> np.ndarray:
-    from berg_core.hf import sentence_features
+    from berg_core.features.backbones import sentence_features
 
     return sentence_features(backbone, sentences, batch_size=batch_size, pooling="last")
 
@@ -191,7 +191,7 @@ def main() -> None:
     import torch
 
     from berg_core.device import resolve_device
-    from berg_core.hf import Backbone
+    from berg_core.features.backbones import Backbone
     from berg_tuckute.plugin import ROIS
     from berg_tuckute.weights import Readout
 

@@ -7,14 +7,18 @@ This top level is also the declared API for plugin authors (docs/plugins.md list
 signature): a family package imports from ``berg_core`` only, never from its submodules (an
 import-linter contract in the ``lint`` nox session checks it). Names needing numpy or heavier libraries
 are in ``_LAZY``: they are imported on first attribute access, so ``import berg_core`` stays light.
+
+Layout: the framework is this folder's modules (hookspecs, spec, options, registry, encoder, facade,
+errors, stimulus, device, selection, readout, config, console); ``store/`` holds files (cache, fetch,
+HDF5 matrices, BERG's pickled formats, user files), ``features/`` the backbones and feature science,
+``fit/`` the estimators and training, ``trained/`` the built-in trained family, ``cli/`` the ``berg``
+command and ``testing/`` the test helpers. Lower layers never import higher ones (import-linter).
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from berg_core.errors import (
@@ -29,88 +33,68 @@ from berg_core.errors import (
     UnsafePickleError,
 )
 from berg_core.hookspecs import hookimpl
-from berg_core.spec import EncoderSpec, Option, RemoteFile
+from berg_core.options import Option
+from berg_core.spec import EncoderSpec, RemoteFile
 
 if TYPE_CHECKING:
-    from berg_core.cache import atomic_folder, build_once, cache_key, cache_path
+    from berg_core.console import progress, progress_bar
     from berg_core.device import default_dtype, resolve_device
     from berg_core.encoder import Encoder
     from berg_core.facade import BERG
-    from berg_core.features import backbone_revision, cached_features
-    from berg_core.fetch import ensure_file, read_manifest, sha256_file, verify_recorded
-    from berg_core.h5matrix import ArrayColumns, build_matrix, is_complete, matrix_info, read_columns, write_matrix
-    from berg_core.hf import Backbone, backbone_config, hf_guard, load_backbone, offline_vars, pad_batch, sentence_features
-    from berg_core.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
-    from berg_core.progress import progress, progress_bar
+    from berg_core.features.backbones import (
+        Backbone,
+        backbone_config,
+        hf_guard,
+        load_backbone,
+        offline_vars,
+        pad_batch,
+        sentence_features,
+    )
+    from berg_core.features.cache import backbone_revision, cached_features
+    from berg_core.features.timeseries import delay, lanczos_resample, tr_grid, zscore
+    from berg_core.features.words import KEEP_WORDS, MAX_WORDS, word_features, word_features_key
     from berg_core.readout import LinearReadout
-    from berg_core.safe_pickle import load_npy_object, load_pickle
-    from berg_core.safe_store import is_valid_tree, load_tree, save_tree
     from berg_core.selection import select_outputs
-    from berg_core.signal import delay, lanczos_resample, tr_grid, zscore
     from berg_core.stimulus import TimedWords, as_timed_words
-    from berg_core.trained_cards import register_package_encoders
-    from berg_core.word_features import KEEP_WORDS, MAX_WORDS, word_features, word_features_key
+    from berg_core.store.cache import atomic_folder, build_once, cache_key, cache_path
+    from berg_core.store.fetch import ensure_file, read_manifest, sha256_file, verify_recorded
+    from berg_core.store.h5matrix import ArrayColumns, build_matrix, is_complete, matrix_info, read_columns, write_matrix
+    from berg_core.store.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
+    from berg_core.store.safe_pickle import load_npy_object, load_pickle
+    from berg_core.store.safe_store import is_valid_tree, load_tree, save_tree
+    from berg_core.trained.cards import register_package_encoders
 
-# name -> module holding it; imported on first use (these modules need numpy or more).
-_LAZY = {
-    "atomic_folder": "berg_core.cache",
-    "build_once": "berg_core.cache",
-    "cache_key": "berg_core.cache",
-    "cache_path": "berg_core.cache",
-    "default_dtype": "berg_core.device",
-    "resolve_device": "berg_core.device",
-    "Encoder": "berg_core.encoder",
-    "BERG": "berg_core.facade",
-    "backbone_revision": "berg_core.features",
-    "cached_features": "berg_core.features",
-    "ensure_file": "berg_core.fetch",
-    "read_manifest": "berg_core.fetch",
-    "sha256_file": "berg_core.fetch",
-    "verify_recorded": "berg_core.fetch",
-    "ArrayColumns": "berg_core.h5matrix",
-    "build_matrix": "berg_core.h5matrix",
-    "is_complete": "berg_core.h5matrix",
-    "matrix_info": "berg_core.h5matrix",
-    "read_columns": "berg_core.h5matrix",
-    "write_matrix": "berg_core.h5matrix",
-    "Backbone": "berg_core.hf",
-    "backbone_config": "berg_core.hf",
-    "hf_guard": "berg_core.hf",
-    "load_backbone": "berg_core.hf",
-    "offline_vars": "berg_core.hf",
-    "pad_batch": "berg_core.hf",
-    "sentence_features": "berg_core.hf",
-    "LazyLoadUnsupported": "berg_core.pickled_arrays",
-    "RawArray": "berg_core.pickled_arrays",
-    "load_npy_lazily": "berg_core.pickled_arrays",
-    "progress": "berg_core.progress",
-    "progress_bar": "berg_core.progress",
-    "LinearReadout": "berg_core.readout",
-    "load_npy_object": "berg_core.safe_pickle",
-    "load_pickle": "berg_core.safe_pickle",
-    "is_valid_tree": "berg_core.safe_store",
-    "load_tree": "berg_core.safe_store",
-    "save_tree": "berg_core.safe_store",
-    "select_outputs": "berg_core.selection",
-    "delay": "berg_core.signal",
-    "lanczos_resample": "berg_core.signal",
-    "tr_grid": "berg_core.signal",
-    "zscore": "berg_core.signal",
-    "TimedWords": "berg_core.stimulus",
-    "as_timed_words": "berg_core.stimulus",
-    "register_package_encoders": "berg_core.trained_cards",
-    "KEEP_WORDS": "berg_core.word_features",
-    "MAX_WORDS": "berg_core.word_features",
-    "word_features": "berg_core.word_features",
-    "word_features_key": "berg_core.word_features",
+# module -> the names it exports here; imported on first use (these modules need numpy or more).
+_LAZY_BY_MODULE = {
+    "berg_core.console": "progress progress_bar",
+    "berg_core.device": "default_dtype resolve_device",
+    "berg_core.encoder": "Encoder",
+    "berg_core.facade": "BERG",
+    "berg_core.features.backbones": "Backbone backbone_config hf_guard load_backbone offline_vars pad_batch sentence_features",
+    "berg_core.features.cache": "backbone_revision cached_features",
+    "berg_core.features.timeseries": "delay lanczos_resample tr_grid zscore",
+    "berg_core.features.words": "KEEP_WORDS MAX_WORDS word_features word_features_key",
+    "berg_core.readout": "LinearReadout",
+    "berg_core.selection": "select_outputs",
+    "berg_core.stimulus": "TimedWords as_timed_words",
+    "berg_core.store.cache": "atomic_folder build_once cache_key cache_path",
+    "berg_core.store.fetch": "ensure_file read_manifest sha256_file verify_recorded",
+    "berg_core.store.h5matrix": "ArrayColumns build_matrix is_complete matrix_info read_columns write_matrix",
+    "berg_core.store.pickled_arrays": "LazyLoadUnsupported RawArray load_npy_lazily",
+    "berg_core.store.safe_pickle": "load_npy_object load_pickle",
+    "berg_core.store.safe_store": "is_valid_tree load_tree save_tree",
+    "berg_core.trained.cards": "register_package_encoders",
 }
+#: exported name -> the module defining it
+_LAZY = {name: module for module, names in _LAZY_BY_MODULE.items() for name in names.split()}
+
 
 
 def __getattr__(name: str) -> Any:
     """The names in ``_LAZY`` (they need numpy) are imported on first use, so ``berg list`` never imports numpy.
 
     Not cached here: each access reads the defining module's current attribute, so a test that patches
-    ``berg_core.hf.load_backbone`` also patches ``from berg_core import load_backbone`` run after it.
+    ``berg_core.features.backbones.load_backbone`` also patches ``from berg_core import load_backbone`` run after it.
     """
     if name in _LAZY:
         import importlib
@@ -121,22 +105,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-# ``progress`` and ``word_features`` are both a function exported here and the submodule defining it.
-# Importing a submodule sets it as an attribute of its package; this keeps the function instead, so
-# ``from berg_core import word_features`` is the function whatever was imported before.
-_SHADOWED = frozenset(name for name, module in _LAZY.items() if module == f"berg_core.{name}")
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

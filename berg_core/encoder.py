@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from berg_core.config import resolve_berg_dir
 from berg_core.device import resolve_device
 from berg_core.errors import BergError, InvalidParameterError, PluginError, StimulusError, plugin_errors
-from berg_core.paths import resolve_berg_dir
 from berg_core.spec import EncoderSpec, import_object
 from berg_core.stimulus import as_sentences, as_timed_words
 

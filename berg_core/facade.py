@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from berg_core.config import resolve_berg_dir
 from berg_core.device import resolve_device
 from berg_core.encoder import Encoder, check_options, check_selection, check_subject, load_metadata
 from berg_core.errors import BergError, InvalidParameterError, PluginError, fill_fetch_hint, plugin_errors
-from berg_core.paths import resolve_berg_dir
 from berg_core.registry import get_registry
 from berg_core.spec import EncoderSpec, import_object
 
@@ -30,7 +30,7 @@ def resolve_spec(model_id: str | os.PathLike[str]) -> EncoderSpec:
         raise InvalidParameterError(f"a model id is a str such as 'fmri-tuckute_2024-GPT2_XL' (or a trained-encoder folder), "
                                     f"not {type(model_id).__name__}; run `berg list` to see the installed models")
     if text not in get_registry().specs and _is_dir(text):
-        from berg_core.trained_cards import spec_from_dir
+        from berg_core.trained.cards import spec_from_dir
 
         return spec_from_dir(Path(text))
     return get_registry().get(text)
@@ -144,14 +144,14 @@ class BERG:
         ``HF_HUB_OFFLINE=1``; then the plugin's ``prepare`` step (conversions, caches). Each backbone's config
         is checked first (exists, no custom code, supported architecture), before anything large is downloaded.
         """
-        from berg_core.fetch import fetch_model_files
+        from berg_core.store.fetch import fetch_model_files
 
         spec = resolve_spec(model_id)
         merged = check_options(spec, dict(options or {}))
         subjects = [check_subject(spec, subject)] if subject is not None or spec.subjects is None else list(spec.subjects)
         backbones = backbones_of(spec, merged) if include_backbone else []
         if backbones:
-            from berg_core.hf import backbone_config, fetch_backbone
+            from berg_core.features.backbones import backbone_config, fetch_backbone
 
             for name, revision in backbones:  # cheap check (config.json only) before any large download
                 backbone_config(name, revision)

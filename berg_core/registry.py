@@ -31,13 +31,13 @@ from typing import Any
 import pluggy
 
 from berg_core import hookspecs
-from berg_core.errors import BergError, ModelNotFoundError, PluginError
-from berg_core.spec import EncoderSpec, import_object
+from berg_core.errors import ModelNotFoundError, PluginError
+from berg_core.spec import EncoderSpec
 
 ENTRY_POINT_GROUP = "berg"
 
 #: Plugins that ship inside berg_core and register through the same hook as external ones.
-BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (("trained", "berg_core.trained_cards"),)
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (("trained", "berg_core.trained.cards"),)
 #: Sources whose models yield to every installed plugin's (folders on a path variable must not shadow them).
 YIELDING_PLUGINS: frozenset[str] = frozenset({"trained"})
 
@@ -253,60 +253,3 @@ def reset_registry() -> None:
 def get_spec(model_id: str) -> EncoderSpec:
     """The spec of ``model_id``; unknown ids raise ``ModelNotFoundError`` with close matches."""
     return get_registry().get(model_id)
-
-
-#: the ``EncoderSpec`` fields that hold ``"module:attr"`` strings of plugin code
-IMPORT_FIELDS: tuple[str, ...] = ("factory", "metadata", "prepare")
-
-
-@dataclass(frozen=True)
-class ImportFailure:
-    """One ``"module:attr"`` string that does not import to a callable (``berg plugins --check``)."""
-
-    plugin: str
-    field: str
-    target: str
-    models: tuple[str, ...]
-    error: str
-
-    def line(self) -> str:
-        """One line: the plugin, the field and target, the models using it (first three) and the error."""
-        shown = ", ".join(self.models[:3]) + (f" and {len(self.models) - 3} more" if len(self.models) > 3 else "")
-        return f"{self.plugin or 'unknown plugin'}: {self.field} {self.target!r} (of {shown}): {self.error}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"plugin": self.plugin, "field": self.field, "target": self.target, "models": list(self.models),
-                "error": self.error}
-
-
-def _import_error(target: str) -> str | None:
-    """Why ``target`` does not import to a callable (one line), or ``None`` when it does. Loads no weights."""
-    try:
-        obj = import_object(target)
-    except BergError as exc:
-        return str(exc)
-    except (Exception, SystemExit) as exc:  # a module that raises at import time (a plugin bug)
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        return f"importing it raised {type(exc).__name__}" + (f": {first}" if first else "")
-    return None if callable(obj) else f"it is a {type(obj).__name__}, not a callable"
-
-
-def check_imports(registry: Registry) -> list[ImportFailure]:
-    """Import every ``"module:attr"`` string (``IMPORT_FIELDS``) of every model in ``registry``, each once.
-
-    Returns one ``ImportFailure`` per failing (plugin, field, target), naming the models that use it.
-    """
-    users: dict[tuple[str, str, str], list[str]] = {}
-    for spec in registry.find():
-        for name in IMPORT_FIELDS:
-            target = getattr(spec, name)
-            if target:
-                users.setdefault((spec.plugin, name, target), []).append(spec.model_id)
-    errors: dict[str, str | None] = {}
-    failures = []
-    for (plugin, name, target), models in users.items():
-        if target not in errors:
-            errors[target] = _import_error(target)
-        if errors[target] is not None:
-            failures.append(ImportFailure(plugin, name, target, tuple(models), " ".join(str(errors[target]).split())))
-    return failures

@@ -47,7 +47,7 @@ def pereira(monkeypatch, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> Path:
-    from berg_core.testing_hf import tiny_gpt2
+    from berg_core.testing.hf import tiny_gpt2
 
     return tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), n_layer=3, n_embd=48, n_head=4)
 

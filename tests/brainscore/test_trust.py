@@ -10,7 +10,7 @@ import pytest
 
 from berg_brainscore.enumerate import REMOTE_CODE_REASON, UNSUITABLE, classify, scan
 from berg_core import BERG, ModelLoadError
-from berg_core.testing_hf import custom_code_backbone
+from berg_core.testing.hf import custom_code_backbone
 
 LOAD_EVIL = """
 import sys

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from berg_core.cache import (
+from berg_core.errors import ResourceError
+from berg_core.store.cache import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
@@ -18,7 +19,6 @@ from berg_core.cache import (
     clean_stale_tmps,
     format_bytes,
 )
-from berg_core.errors import ResourceError
 
 
 def test_cache_root_from_env(tmp_path, monkeypatch):
@@ -82,7 +82,7 @@ def test_atomic_files_get_normal_permissions(tmp_path):
 
 _WRITER = """
 import sys, time
-from berg_core.cache import atomic_path
+from berg_core.store.cache import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     tmp.write_text("half")
     print(tmp, flush=True)

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from berg_core.cli import build_parser, main
-from berg_core.commands import encode, fetch, info, search, train
-from berg_core.commands import list as list_cmd
+from berg_core.cli import build_parser, encode, fetch, info, main, search, train
+from berg_core.cli import list as list_cmd
 from berg_core.spec import EncoderSpec, RemoteFile
 
 #: minimal valid arguments of each command that shows progress (the command itself is replaced by a spy)
@@ -34,7 +33,7 @@ def _spy(monkeypatch, module) -> list:
     seen: list = []
 
     def run(args):
-        from berg_core.progress import notice
+        from berg_core.console import notice
 
         seen.append(args)
         notice("a notice")

@@ -1,4 +1,4 @@
-"""berg_core.features: a damaged feature cache entry is never used (issue 9 item 6).
+"""berg_core.features.cache: a damaged feature cache entry is never used (issue 9 item 6).
 
 Every single-byte change of an entry must either leave the values intact (bytes zip does not use) or be
 detected, discarded and recomputed: the value returned always equals a fresh ``compute()``.
@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from berg_core import features
+from berg_core.features import cache as features
 
 KEY = {"kind": "test", "backbone": "x", "revision": "r", "layer": 1, "words": features.stimulus_hash(["a", "b"])}
 

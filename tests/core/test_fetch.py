@@ -1,4 +1,4 @@
-"""berg_core.fetch against a loopback mirror (berg_core.testing.serve_directory): nothing leaves the machine."""
+"""berg_core.store.fetch against a loopback mirror (berg_core.testing.serve_directory): nothing leaves the machine."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from berg_core import fetch
 from berg_core.errors import DownloadError, InvalidParameterError, ModelLoadError, ResourceError
-from berg_core.fetch import MANIFEST_NAME, base_url, ensure_file, fetch_model_files, read_manifest, verify_file
 from berg_core.spec import EncoderSpec, RemoteFile
+from berg_core.store import fetch
+from berg_core.store.fetch import MANIFEST_NAME, base_url, ensure_file, fetch_model_files, read_manifest, verify_file
 from berg_core.testing import NetworkGuardError, is_loopback_host, serve_directory, unused_url
 
 REL = "encoding_models/modality-fmri/train_dataset-x/model-y/encoding_models_weights/weights.bin"
@@ -241,7 +241,7 @@ def test_corrupting_server_detected_with_known_sha256(dirs, monkeypatch) -> None
 _CHILD = """
 import sys
 from pathlib import Path
-from berg_core.fetch import ensure_file
+from berg_core.store.fetch import ensure_file
 ensure_file(sys.argv[1], Path(sys.argv[2]), show_progress=False)
 """
 

@@ -233,7 +233,7 @@ card_bytes = st.sampled_from([b"", b"{}", b"[]", b"\xff\xfe{", b'{"format": "ber
 @st.composite
 def card_folders(draw: st.DrawFn, root: Path) -> str:
     """A folder holding a (mostly malformed) trained-encoder card, given as the model."""
-    from berg_core.trained_cards import CARD_FILE
+    from berg_core.trained.cards import CARD_FILE
 
     folder = root / f"encoder{len(list(root.iterdir()))}"
     folder.mkdir()

@@ -1,4 +1,4 @@
-"""berg_core.h5matrix: column-chunked HDF5 matrices (numpy + h5py only; reference = slicing the array)."""
+"""berg_core.store.h5matrix: column-chunked HDF5 matrices (numpy + h5py only; reference = slicing the array)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from berg_core import h5matrix  # noqa: E402
 from berg_core.errors import InvalidParameterError, ModelLoadError  # noqa: E402
-from berg_core.h5matrix import (  # noqa: E402
+from berg_core.store import h5matrix  # noqa: E402
+from berg_core.store.h5matrix import (  # noqa: E402
     ArrayColumns,
     MatrixWriter,
     RawColumns,

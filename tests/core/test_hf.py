@@ -7,8 +7,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from berg_core import InvalidParameterError, ModelLoadError  # noqa: E402
-from berg_core.hf import load_backbone, sentence_features  # noqa: E402
-from berg_core.testing_hf import custom_code_backbone, tiny_gpt2, tiny_opt  # noqa: E402
+from berg_core.features.backbones import load_backbone, sentence_features  # noqa: E402
+from berg_core.testing.hf import custom_code_backbone, tiny_gpt2, tiny_opt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_custom_code_backbone_is_refused_without_a_prompt(models, tmp_path, answ
     import sys
 
     folder, marker = custom_code_backbone(tmp_path, models["gpt2"])
-    script = ("import sys\nfrom berg_core.errors import BergError\nfrom berg_core.hf import load_backbone\n"
+    script = ("import sys\nfrom berg_core.errors import BergError\nfrom berg_core.features.backbones import load_backbone\n"
               f"try:\n    load_backbone({str(folder)!r}, layer=1)\nexcept BergError as exc:\n    print('BergError:', exc)\n    sys.exit(3)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     stdin = {"stdin": subprocess.DEVNULL} if answer is None else {"input": answer}
@@ -104,7 +104,7 @@ def test_custom_code_is_refused_even_for_a_known_architecture(models, tmp_path, 
 
 def test_hf_guard_blocks_remote_code_even_when_a_caller_trusts_it(models, tmp_path, monkeypatch):
     """Inside ``hf_guard`` (around brainscore's loads too) a library call with trust_remote_code=True still runs no code."""
-    from berg_core.hf import hf_guard
+    from berg_core.features.backbones import hf_guard
 
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
     folder, marker = custom_code_backbone(tmp_path, models["gpt2"])
@@ -120,7 +120,7 @@ def test_hf_guard_blocks_remote_code_even_when_a_caller_trusts_it(models, tmp_pa
 
 
 def test_fetch_backbone_checks_a_local_folder(models, tmp_path, monkeypatch):
-    from berg_core.hf import fetch_backbone
+    from berg_core.features.backbones import fetch_backbone
 
     assert fetch_backbone(str(models["opt"])) == models["opt"]
     folder, marker = custom_code_backbone(tmp_path, models["gpt2"])
@@ -145,7 +145,7 @@ def test_fetch_backbone_checks_a_local_folder(models, tmp_path, monkeypatch):
 
 
 def test_weight_files_follow_transformers_preference():
-    from berg_core.hf import _weight_files
+    from berg_core.features.backbones import _weight_files
 
     assert _weight_files("m", ["model.safetensors", "pytorch_model.bin", "tf_model.h5", "onnx/model.safetensors"]) == ["model.safetensors"]
     shards = ["model.safetensors.index.json", "model-00002-of-00002.safetensors", "model-00001-of-00002.safetensors", "pytorch_model.bin"]
@@ -166,7 +166,7 @@ def test_unreachable_hub_gives_only_berg_line(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: connections are refused
     script = ("import sys, time\ntime.sleep = lambda s: None  # hub retries back off up to 23 s; the lines are what matter\n"
-              "from berg_core.errors import BergError\nfrom berg_core.hf import load_backbone\n"
+              "from berg_core.errors import BergError\nfrom berg_core.features.backbones import load_backbone\n"
               "try:\n    load_backbone('gpt2', layer=1)\nexcept BergError as exc:\n    print('berg:', exc, file=sys.stderr)\n")
     env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
     env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"))
@@ -176,10 +176,10 @@ def test_unreachable_hub_gives_only_berg_line(tmp_path):
     assert lines[0].startswith("berg: backbone 'gpt2' could not be downloaded") and "network" in lines[0]
 
 
-FETCH = ("import sys\nfrom berg_core.errors import BergError\nfrom berg_core.hf import fetch_backbone\n"
+FETCH = ("import sys\nfrom berg_core.errors import BergError\nfrom berg_core.features.backbones import fetch_backbone\n"
          "try:\n    print(fetch_backbone(sys.argv[1], revision=sys.argv[2] or None))\n"
          "except BergError as exc:\n    print('berg:', exc, file=sys.stderr)\n    sys.exit(3)\n")
-COMPARE = ("import sys\nimport numpy as np\nfrom berg_core.hf import load_backbone, sentence_features\n"
+COMPARE = ("import sys\nimport numpy as np\nfrom berg_core.features.backbones import load_backbone, sentence_features\n"
            "s = ['The audience erupted into laughter.', 'Hi.']\n"
            "a = sentence_features(load_backbone(sys.argv[1], layer=2, revision=sys.argv[3] or None), s)\n"
            "b = sentence_features(load_backbone(sys.argv[2], layer=2), s)\n"
@@ -194,7 +194,7 @@ def test_fetch_backbone_downloads_only_what_berg_reads_and_then_runs_offline(mod
     import subprocess
     import sys
 
-    from berg_core.testing_hf import serve_hub
+    from berg_core.testing.hf import serve_hub
 
     repo, commit = "berg-test/tiny-gpt2", "c" * 40
     junk = {"tf_model.h5": b"tf", "flax_model.msgpack": b"flax", "pytorch_model.bin": b"not a pickle", "onnx/model.safetensors": b"onnx"}

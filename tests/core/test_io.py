@@ -10,7 +10,7 @@ import pytest
 from berg_core import facade
 from berg_core.cli import main
 from berg_core.errors import InvalidParameterError, ResourceError, StimulusError
-from berg_core.io import check_output_path, read_stimulus, read_voxel_index, write_responses
+from berg_core.store.userfiles import check_output_path, read_stimulus, read_voxel_index, write_responses
 
 SENTENCE = "test-sentence_length"
 TIMED = "test-timed_words"

@@ -10,8 +10,9 @@ from berg_core import facade
 from berg_core.cli import main
 from berg_core.errors import InvalidParameterError, PluginError
 from berg_core.facade import BERG
+from berg_core.options import CliText, Option, Options
 from berg_core.registry import get_registry
-from berg_core.spec import CliText, EncoderSpec, Option, Options
+from berg_core.spec import EncoderSpec
 
 SENTENCE = "test-sentence_length"
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""berg_core.pickled_arrays: big arrays inside pickled .npy dicts located, not read (reference: np.load)."""
+"""berg_core.store.pickled_arrays: big arrays inside pickled .npy dicts located, not read (reference: np.load)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from berg_core.errors import ModelLoadError, UnsafePickleError
-from berg_core.pickled_arrays import RawArray, load_npy_lazily
+from berg_core.store.pickled_arrays import RawArray, load_npy_lazily
 
 
 def _save(path, obj, protocol=None):
@@ -97,7 +97,7 @@ def test_truncated_files_are_detected(tmp_path, data):
 
 from hostile_pickles import Reduce, holder_pickle, object_npy, object_pointer_pickle, run_guarded, shared_lists  # noqa: E402
 
-LOAD_LAZILY = "from berg_core.pickled_arrays import load_npy_lazily\nprint(repr(load_npy_lazily(sys.argv[1]))[:100])"
+LOAD_LAZILY = "from berg_core.store.pickled_arrays import load_npy_lazily\nprint(repr(load_npy_lazily(sys.argv[1]))[:100])"
 
 
 @pytest.mark.parametrize("dtype_name, via", [

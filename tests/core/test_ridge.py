@@ -1,11 +1,11 @@
-"""berg_core.ridge against independent references: sklearn Ridge, a brute-force CV loop, HuthLab's
+"""berg_core.fit.ridge against independent references: sklearn Ridge, a brute-force CV loop, HuthLab's
 formula, himalaya's banded ridge, sklearn's PCA."""
 
 import numpy as np
 import pytest
 
 from berg_core.errors import BergError, InvalidParameterError
-from berg_core.ridge import PCA, BandedRidgeCV, RidgeCV, make_folds, parse_reduce, select_alphas
+from berg_core.fit.ridge import PCA, BandedRidgeCV, RidgeCV, make_folds, parse_reduce, select_alphas
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.linear_model import Ridge  # noqa: E402
@@ -196,7 +196,7 @@ def test_sklearn_clone_and_params():
 
 
 def test_score_per_target():
-    from berg_core.stats import pearson_r
+    from berg_core.fit.stats import pearson_r
 
     X, Y = problem(100, 6, 5)
     m = RidgeCV(ALPHAS, cv=4).fit(X[:80], Y[:80])

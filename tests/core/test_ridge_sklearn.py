@@ -1,4 +1,4 @@
-"""berg_core.ridge's estimators as scikit-learn estimators (issue 10 item 5): sklearn's own estimator
+"""berg_core.fit.ridge's estimators as scikit-learn estimators (issue 10 item 5): sklearn's own estimator
 checks, pipelines and cross-validation compared with sklearn's Ridge/PCA, the documented backend seam,
 ``BandedRidgeCV(device=)``, and no sklearn import by the core.
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from berg_core.errors import BergError, InvalidParameterError
-from berg_core.ridge import PCA, ArrayOps, BandedRidgeCV, NotFittedError, RidgeCV, _ops, himalaya_backend
+from berg_core.fit.ridge import PCA, ArrayOps, BandedRidgeCV, NotFittedError, RidgeCV, _ops, himalaya_backend
 
 sklearn = pytest.importorskip("sklearn", minversion="1.6")  # __sklearn_tags__ is read from 1.6 on
 from sklearn.base import clone  # noqa: E402
@@ -273,7 +273,7 @@ def test_device_errors_are_one_line():
 def test_the_core_estimators_never_import_sklearn():
     code = (
         "import sys, numpy as np\n"
-        "from berg_core.ridge import PCA, RidgeCV\n"
+        "from berg_core.fit.ridge import PCA, RidgeCV\n"
         "rng = np.random.default_rng(0); X = rng.standard_normal((40, 5)); y = X @ np.ones(5)\n"
         "m = RidgeCV([1.0], cv=4).fit(X, y); m.predict(X); m.score(X, y); PCA(2).fit_transform(X)\n"
         "try:\n    RidgeCV().predict(X)\nexcept ValueError:\n    pass\n"
@@ -289,7 +289,7 @@ def test_berg_train_banded_with_device_cpu_stays_on_cpu_when_cuda_exists(tmp_pat
     (it used to take himalaya's torch_cuda whenever torch reported CUDA)."""
     pytest.importorskip("himalaya")
     pytest.importorskip("matplotlib")
-    from berg_core.train import TrainConfig, train
+    from berg_core.fit.train import TrainConfig, train
 
     X, Y = regression(n=60, p=6, t=3, seed=9)
     np.save(tmp_path / "F.npy", X[:, :4])

@@ -1,4 +1,4 @@
-"""berg_core.safe_pickle: BERG's pickles load, anything else is refused before it runs."""
+"""berg_core.store.safe_pickle: BERG's pickles load, anything else is refused before it runs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from berg_core.errors import ModelLoadError, UnsafePickleError
-from berg_core.safe_pickle import PickledEstimator, load_npy_object, load_pickle
+from berg_core.store.safe_pickle import PickledEstimator, load_npy_object, load_pickle
 
 
 def _berg_like_dict() -> dict:
@@ -156,7 +156,7 @@ def test_ridgecv_loads_as_attribute_holder(tmp_path: Path, module: str, protocol
 
 def test_loading_ridgecv_imports_no_sklearn(tmp_path: Path) -> None:
     (tmp_path / "mapping.pkl").write_bytes(_fake_ridge_pickle("sklearn.linear_model._ridge", 4))
-    code = ("import sys; from berg_core.safe_pickle import load_pickle; c = load_pickle(sys.argv[1])['clf']; "
+    code = ("import sys; from berg_core.store.safe_pickle import load_pickle; c = load_pickle(sys.argv[1])['clf']; "
             "assert c.coef_.shape == (2, 6); assert not [m for m in sys.modules if m.startswith('sklearn')]")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "mapping.pkl")], check=True)
 
@@ -244,7 +244,7 @@ from hostile_pickles import (  # noqa: E402 - shared with the tuckute and lebel 
     shared_lists,
 )
 
-LOAD_NPY = "from berg_core.safe_pickle import load_npy_object\nprint(repr(load_npy_object(sys.argv[1]))[:100])"
+LOAD_NPY = "from berg_core.store.safe_pickle import load_npy_object\nprint(repr(load_npy_object(sys.argv[1]))[:100])"
 
 
 @pytest.mark.parametrize("via", ["array", "scalar"])
@@ -261,7 +261,7 @@ def test_numpy_dtype_classes_are_values_not_constructors(tmp_path: Path) -> None
     state = (3, ">", None, None, None, -1, -1, 0)
     path = tmp_path / "p.pkl"
     path.write_bytes(pickle.dumps({"w": Reduce(np.dtypes.Float64DType, (), state)}, protocol=4))
-    line = run_guarded("from berg_core.safe_pickle import load_pickle\nimport numpy as np\ntry:\n    load_pickle(sys.argv[1])\n"
+    line = run_guarded("from berg_core.store.safe_pickle import load_pickle\nimport numpy as np\ntry:\n    load_pickle(sys.argv[1])\n"
                        "finally:\n    assert np.dtype('f8').byteorder == '=', 'float64 was changed'", str(path))
     assert line.startswith("BergError UnsafePickleError:") and "Float64DType" in line, line
 
@@ -306,7 +306,7 @@ def test_a_tiny_pickle_asking_for_a_huge_allocation_is_refused_before_allocating
     path = tmp_path / "huge.pkl"
     path.write_bytes(HUGE_ALLOCATIONS[name])
     assert path.stat().st_size < 400
-    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path))
+    line = run_guarded("from berg_core.store.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path))
     assert line.startswith("BergError") and "MemoryError" not in line and "berg fetch" in line, line
 
 
@@ -316,7 +316,7 @@ def test_reusing_one_part_over_and_over_cannot_multiply_a_small_pickle(tmp_path:
     path = tmp_path / "amplify.pkl"
     path.write_bytes(AMPLIFIERS[name])
     assert path.stat().st_size < 1_000_000
-    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path), timeout=60)
+    line = run_guarded("from berg_core.store.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path), timeout=60)
     expected = "SETITEM on a ndarray" if name == "SETITEM on an array" else "reuses its parts over and over"
     assert line.startswith("BergError") and expected in line and "MemoryError" not in line, line
 
@@ -332,7 +332,7 @@ def test_a_small_graph_that_expands_loops_or_nests_deep_is_one_load_error(tmp_pa
         payload = holder_pickle({"fmri": {"n_voxels": 3}, "roi": shared_lists(30, 4) if shape == "shared" else self_holding_list()})
     path = object_npy(tmp_path / "metadata.npy", payload)
     assert shape == "deep" or path.stat().st_size < 1000
-    line = run_guarded("from berg_core.safe_pickle import load_npy_object\nfrom berg_core.safe_store import save_tree\n"
+    line = run_guarded("from berg_core.store.safe_pickle import load_npy_object\nfrom berg_core.store.safe_store import save_tree\n"
                        "save_tree(sys.argv[2], load_npy_object(sys.argv[1]))", str(path), str(tmp_path / "out.npz"), timeout=60)
     assert line.startswith("BergError ModelLoadError:") and match in line, line
 
@@ -349,7 +349,7 @@ def test_a_refusal_message_never_expands_shared_lists(tmp_path: Path, where: str
     }[where]
     path = tmp_path / "p.pkl"
     path.write_bytes(pickle.dumps(obj, protocol=4))
-    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path), timeout=60)
+    line = run_guarded("from berg_core.store.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path), timeout=60)
     assert line.startswith("BergError UnsafePickleError:") and len(line) < 1000, line
 
 
@@ -357,7 +357,7 @@ def test_deep_nesting_inside_the_unpickler_is_a_load_error_not_a_crash(tmp_path:
     """Hashing a tuple nested 1e6 deep (a frozenset item) overflowed the C stack."""
     path = tmp_path / "deep.pkl"
     path.write_bytes(deep_tuple_set_pickle(1_000_000))
-    line = run_guarded("from berg_core.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path))
+    line = run_guarded("from berg_core.store.safe_pickle import load_pickle\nload_pickle(sys.argv[1])", str(path))
     assert line.startswith("BergError ModelLoadError:") and "nests tuples" in line, line
 
 
@@ -412,7 +412,7 @@ def _npy_v3(path: Path, arr: np.ndarray) -> Path:
 @pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
 @pytest.mark.parametrize("content", ["numeric", "dict"])
 def test_npy_format_versions_load_like_np_load(tmp_path: Path, version: tuple[int, int], content: str) -> None:
-    from berg_core.pickled_arrays import RawArray, load_npy_lazily
+    from berg_core.store.pickled_arrays import RawArray, load_npy_lazily
 
     arr = np.arange(12.0).reshape(3, 4) if content == "numeric" else np.array({"w": np.arange(5.0), "name": "x"}, dtype=object)
     path = tmp_path / "v.npy"
@@ -467,7 +467,7 @@ MALFORMED_HEADERS = {
 
 @pytest.mark.parametrize("name", list(MALFORMED_HEADERS))
 def test_a_malformed_npy_header_is_one_load_error(tmp_path: Path, name: str) -> None:
-    from berg_core.pickled_arrays import load_npy_lazily
+    from berg_core.store.pickled_arrays import load_npy_lazily
 
     path = tmp_path / "bad.npy"
     path.write_bytes(MALFORMED_HEADERS[name])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from berg_core.safe_store import load_tree, save_tree
+from berg_core.store.safe_store import load_tree, save_tree
 
 
 def test_safe_store_round_trip(tmp_path):
@@ -37,7 +37,7 @@ from berg_core.errors import ModelLoadError  # noqa: E402
 
 def test_lists_that_share_each_other_are_refused_not_expanded(tmp_path):
     """4**30 leaves from 31 lists: the encoder once grew to gigabytes; now a memoised walk refuses it at once."""
-    line = run_guarded("from berg_core.safe_store import save_tree\nnode = [0]\nfor _ in range(30):\n    node = [node] * 4\n"
+    line = run_guarded("from berg_core.store.safe_store import save_tree\nnode = [0]\nfor _ in range(30):\n    node = [node] * 4\n"
                        "save_tree(sys.argv[1], {'roi': node})", str(tmp_path / "x.npz"), timeout=60)
     assert line.startswith("BergError ModelLoadError:") and "expands to more than" in line, line
     assert not (tmp_path / "x.npz").exists()

@@ -1,10 +1,10 @@
-"""berg_core.signal: delay layouts, z-score, Lanczos against the dense formula, TR grid."""
+"""berg_core.features.timeseries: delay layouts, z-score, Lanczos against the dense formula, TR grid."""
 
 import numpy as np
 import pytest
 
 from berg_core.errors import InvalidParameterError
-from berg_core.signal import delay, lanczos_kernel, lanczos_matrix, lanczos_resample, tr_grid, zscore
+from berg_core.features.timeseries import delay, lanczos_kernel, lanczos_matrix, lanczos_resample, tr_grid, zscore
 
 
 def dense_lanczos(t_out, t_in, tr, a=3):

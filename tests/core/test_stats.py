@@ -1,10 +1,10 @@
-"""berg_core.stats against hand computations, scipy/himalaya, and simulations with known answers."""
+"""berg_core.fit.stats against hand computations, scipy/himalaya, and simulations with known answers."""
 
 import numpy as np
 import pytest
 
 from berg_core.errors import InvalidParameterError
-from berg_core.stats import (
+from berg_core.fit.stats import (
     block_permutation,
     block_permutation_test,
     cc_norm,

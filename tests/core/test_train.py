@@ -7,8 +7,8 @@ import pytest
 
 from berg_core.cli import main
 from berg_core.errors import InvalidParameterError, ResourceError
-from berg_core.signal import delay
-from berg_core.train import TrainConfig, load_matrix, parse_test, segment_bounds, train
+from berg_core.features.timeseries import delay
+from berg_core.fit.train import TrainConfig, load_matrix, parse_test, segment_bounds, train
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
@@ -105,7 +105,7 @@ def test_mean_delays_keep_width_and_segments_stop_delays(data):
 
 
 def test_cv_groups_file(data):
-    from berg_core.ridge import RidgeCV
+    from berg_core.fit.ridge import RidgeCV
 
     tmp, F, Y = data
     groups = np.repeat([0, 1, 2, 3], 60)
@@ -204,7 +204,7 @@ def test_clear_errors(data, capsys):
 def test_bad_card_inputs_are_one_line_before_the_fit(data, capsys, monkeypatch):
     """--rois / --output-names / --model-id that would make an unreadable card are refused before any fitting."""
     tmp, F, Y = data
-    monkeypatch.setattr("berg_core.ridge.RidgeCV.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fitted")))
+    monkeypatch.setattr("berg_core.fit.ridge.RidgeCV.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fitted")))
     (tmp / "latin1.txt").write_bytes("\n".join(f"vöxel{i}" for i in range(12)).encode("latin-1"))
     (tmp / "bad.json").write_text("{not json")
     (tmp / "deep.json").write_text("[" * 100_000 + "]" * 100_000)

@@ -15,11 +15,11 @@ pytest.importorskip("sklearn")
 from berg_core import BERG  # noqa: E402
 from berg_core.cli import main  # noqa: E402
 from berg_core.errors import InvalidParameterError, ModelLoadError  # noqa: E402
+from berg_core.features.timeseries import delay, lanczos_kernel, tr_grid  # noqa: E402
+from berg_core.fit.train import TrainConfig, train  # noqa: E402
 from berg_core.registry import get_registry, reset_registry  # noqa: E402
-from berg_core.signal import delay, lanczos_kernel, tr_grid  # noqa: E402
-from berg_core.testing_hf import CORPUS, tiny_gpt2  # noqa: E402
-from berg_core.train import TrainConfig, train  # noqa: E402
-from berg_core.trained import read_card, spec_from_dir, stimulus_features  # noqa: E402
+from berg_core.testing.hf import CORPUS, tiny_gpt2  # noqa: E402
+from berg_core.trained.encoder import read_card, spec_from_dir, stimulus_features  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 VOCAB = sorted({w.strip(".,!?'") for s in CORPUS for w in s.split() if w.strip(".,!?'")})
@@ -55,7 +55,7 @@ def tokenizer(folder):
 @pytest.fixture(scope="module")
 def sentence_encoder(gpt2, tmp_path_factory):
     """A trained sentence encoder folder (mean pooling, layer 2) and its inputs."""
-    from berg_core.hf import load_backbone, sentence_features
+    from berg_core.features.backbones import load_backbone, sentence_features
 
     tmp = tmp_path_factory.mktemp("sent")
     sents = make_sentences(150)
@@ -173,7 +173,7 @@ def test_train_refuses_an_existing_out_before_any_work(sentence_encoder, gpt2, t
     def no_fit(*args, **kwargs):
         raise AssertionError("fitted before checking --out")
 
-    monkeypatch.setattr("berg_core.ridge.RidgeCV.fit", no_fit)
+    monkeypatch.setattr("berg_core.fit.ridge.RidgeCV.fit", no_fit)
     args = retrain_args(out.parent, enc)
     args[args.index("--backbone") + 1] = str(gpt2)
     assert main(args) == 1
@@ -189,7 +189,7 @@ KILL_POINTS = ["second .npy", "arrays.npz", "card", "after the switch"]
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_killed_overwrite_leaves_the_old_encoder_or_the_new_one(point, sentence_encoder, gpt2, tmp_path, monkeypatch):
     """`berg train --out EXISTING --overwrite` killed at each step: the folder is the whole old encoder or the whole new one."""
-    import berg_core.trained as trained
+    import berg_core.trained.encoder as trained
 
     out, sents = sentence_encoder
     enc = tmp_path / "enc"
@@ -222,7 +222,7 @@ def test_a_killed_overwrite_leaves_the_old_encoder_or_the_new_one(point, sentenc
     elif point == "card":
         monkeypatch.setattr(trained, "check_card", lambda *a, **k: kill())
     else:
-        import berg_core.cache as cache
+        import berg_core.store.cache as cache
 
         monkeypatch.setattr(cache.shutil, "rmtree", lambda *a, **k: kill())  # the old folder, swapped out, is being removed
     with pytest.raises(Killed):
@@ -253,7 +253,7 @@ def make_story(n_words, seed):
 
 
 def test_timed_words_encoder_with_pca_and_fir_delays(gpt2, tmp_path):
-    from berg_core.hf import load_backbone
+    from berg_core.features.backbones import load_backbone
     from berg_core.stimulus import as_timed_words
 
     bb = load_backbone(str(gpt2), layer=3)
@@ -306,7 +306,7 @@ def test_timed_words_encoder_with_pca_and_fir_delays(gpt2, tmp_path):
 
 
 def test_new_plugin_renders_the_repository_template(tmp_path):
-    from berg_core.commands.new_plugin import create_plugin, render
+    from berg_core.cli.new_plugin import create_plugin, render
 
     for rel, text in render("mylab").items():
         assert (REPO / "plugins" / "template" / rel).read_text() == text, rel
@@ -320,7 +320,7 @@ def test_new_plugin_renders_the_repository_template(tmp_path):
 
 def test_banded_encoder_with_two_layers(gpt2, tmp_path):
     pytest.importorskip("himalaya")
-    from berg_core.hf import load_backbone, sentence_features
+    from berg_core.features.backbones import load_backbone, sentence_features
 
     sents = make_sentences(90, seed=5)
     F1 = sentence_features(load_backbone(str(gpt2), layer=1), sents)

@@ -17,8 +17,8 @@ from berg_core import BERG
 from berg_core.cli import main
 from berg_core.errors import BergError, InvalidParameterError, ModelLoadError, PluginError
 from berg_core.registry import build_registry, get_registry
-from berg_core.trained import staged_folder, write_encoder_dir
-from berg_core.trained_cards import CARD_FILE, file_sha256, read_card, spec_from_dir
+from berg_core.trained.cards import CARD_FILE, file_sha256, read_card, spec_from_dir
+from berg_core.trained.encoder import staged_folder, write_encoder_dir
 
 N_OUT = 3
 N_FEAT = 4
@@ -136,7 +136,7 @@ def test_a_huge_output_count_is_refused_before_allocating(encoder):
 
 
 def test_an_oversized_card_is_refused_unread(encoder, monkeypatch):
-    import berg_core.trained_cards as cards
+    import berg_core.trained.cards as cards
 
     monkeypatch.setattr(cards, "MAX_CARD_BYTES", 1000)
     with pytest.raises(ModelLoadError, match="limit 1000"):
@@ -173,7 +173,7 @@ def test_a_flipped_byte_is_detected_on_load(name, encoder):
 
 
 def test_weights_must_have_the_recorded_shape_and_dtype(encoder):
-    from berg_core.h5matrix import write_matrix
+    from berg_core.store.h5matrix import write_matrix
 
     with pytest.raises(ModelLoadError, match="names no backbone"):  # intact: every weight check passes first
         BERG().get_encoding_model(str(encoder), device="cpu")
@@ -270,7 +270,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
 def test_staged_folder_replaces_or_keeps_the_old_one(exchange, encoder, monkeypatch):
-    import berg_core.cache as trained
+    import berg_core.store.cache as trained
 
     real_exchange, swaps = trained._exchange, []
     monkeypatch.setattr(trained, "_exchange", lambda a, b: swaps.append(exchange and real_exchange(a, b)) or swaps[-1])
@@ -290,7 +290,7 @@ def test_staged_folder_replaces_or_keeps_the_old_one(exchange, encoder, monkeypa
 
 def test_a_switch_cut_between_its_two_renames_is_undone(encoder, monkeypatch):
     """Fallback switch (no renameat2), killed after moving the old folder away: the next writer puts it back."""
-    import berg_core.cache as trained
+    import berg_core.store.cache as trained
 
     old = snapshot(encoder)
     monkeypatch.setattr(trained, "_exchange", lambda a, b: False)
@@ -333,7 +333,7 @@ def test_stale_stages_of_dead_writers_are_removed(encoder):
 
 
 def test_out_folder_rules(tmp_path):
-    from berg_core.trained import check_out_folder
+    from berg_core.trained.encoder import check_out_folder
 
     (tmp_path / "empty").mkdir()
     assert check_out_folder(tmp_path / "empty", overwrite=False) == tmp_path / "empty"
@@ -354,7 +354,7 @@ def test_out_folder_rules(tmp_path):
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("version", ['1.0"\ndependencies = ["evil"]\nx = "', "1.0\\", "latest", "", "1.0 ; rm -rf"])
 def test_new_plugin_refuses_a_version_that_is_not_pep440(version, capsys, tmp_path):
-    from berg_core.commands.new_plugin import render
+    from berg_core.cli.new_plugin import render
 
     with pytest.raises(InvalidParameterError, match="PEP 440"):
         render("mylab", version)
@@ -365,7 +365,7 @@ def test_new_plugin_refuses_a_version_that_is_not_pep440(version, capsys, tmp_pa
 def test_new_plugin_writes_valid_toml_with_the_values_asked_for(tmp_path):
     import tomllib
 
-    from berg_core.commands.new_plugin import render
+    from berg_core.cli.new_plugin import render
 
     data = tomllib.loads(render("my_lab2", "2!1.0rc1.post3.dev4")["pyproject.toml"])
     assert data["project"]["name"] == "berg-my_lab2" and data["project"]["version"] == "2!1.0rc1.post3.dev4"
@@ -374,7 +374,7 @@ def test_new_plugin_writes_valid_toml_with_the_values_asked_for(tmp_path):
 
 @pytest.mark.parametrize("name", ["core", "tuckute", "lebel", "brainscore", "trained", "mylab_", "berg-x", "A"])
 def test_new_plugin_refuses_names_of_berg_itself_and_invalid_ones(name, capsys, tmp_path):
-    from berg_core.commands.new_plugin import render
+    from berg_core.cli.new_plugin import render
 
     with pytest.raises(InvalidParameterError, match="plugin name"):
         render(name)
@@ -391,7 +391,7 @@ def test_new_plugin_prints_a_path_install(tmp_path, monkeypatch, capsys):
 
 
 def test_new_plugin_copies_only_verified_files_of_the_folder(encoder, tmp_path):
-    from berg_core.commands.new_plugin import create_plugin
+    from berg_core.cli.new_plugin import create_plugin
 
     root = create_plugin("abc", [encoder], out=tmp_path / "pkgs")
     shipped = root / "berg_abc" / "encoders" / "lab-tiny_card"
@@ -419,7 +419,7 @@ def test_new_plugin_out_that_is_not_a_folder_is_one_line(out, capsys, tmp_path):
 
 def test_new_plugin_killed_while_copying_leaves_no_package(encoder, tmp_path, monkeypatch):
     """The package appears at once: a failure while copying the encoder leaves no half-written berg-NAME/."""
-    from berg_core.commands import new_plugin
+    from berg_core.cli import new_plugin
 
     def killed(*a, **k):
         raise KeyboardInterrupt

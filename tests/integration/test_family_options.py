@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from berg_core.options import Option
 from berg_core.registry import get_registry
-from berg_core.spec import EncoderSpec, Option
+from berg_core.spec import EncoderSpec
 
 SENTENCE = "test-sentence_length"
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _family_specs() -> dict[str, EncoderSpec]:
     """One spec of each family: tuckute, lebel, brainscore (its plugin.py is light), trained, the test plugin."""
-    from berg_core.trained_cards import TRAINED_OPTIONS
+    from berg_core.trained.cards import TRAINED_OPTIONS
     from berg_lebel.plugin import lebel_spec
     from berg_tuckute.plugin import MODEL_ID
 

@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("setuptools")
 
 from berg_core.cli import main  # noqa: E402
-from berg_core.testing_hf import CORPUS, tiny_gpt2  # noqa: E402
+from berg_core.testing.hf import CORPUS, tiny_gpt2  # noqa: E402
 
 MODEL_ID = "fmri-tinylab-gpt2_l3"
 
@@ -35,7 +35,7 @@ def berg(*args, env):
 
 
 def test_train_encode_publish_install_list(tmp_path, capsys):
-    from berg_core.hf import load_backbone, sentence_features
+    from berg_core.features.backbones import load_backbone, sentence_features
 
     gpt2 = tiny_gpt2(tmp_path / "gpt2")
     sents = sentences(200)

@@ -18,7 +18,7 @@ pytest.importorskip("transformers")
 
 from lebel_helpers import HIDDEN, N_VOXELS  # noqa: E402
 
-from berg_core.testing_hf import tiny_opt  # noqa: E402
+from berg_core.testing.hf import tiny_opt  # noqa: E402
 from berg_lebel.testing import make_berg_tree  # noqa: E402
 
 

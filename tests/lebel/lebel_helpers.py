@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from berg_core.testing_hf import CORPUS
+from berg_core.testing.hf import CORPUS
 
 HIDDEN = 32
 LAYER = 3

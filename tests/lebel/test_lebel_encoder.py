@@ -14,10 +14,11 @@ import pytest
 from lebel_helpers import LAYER, N_VOXELS, make_story
 from lebel_reference import incremental_word_features, predict
 
-import berg_core.hf
-from berg_core import BERG, features
+import berg_core.features.backbones
+from berg_core import BERG
 from berg_core.errors import BergError, InvalidParameterError, ModelLoadError, StimulusError
-from berg_core.testing_hf import tiny_opt
+from berg_core.features import cache as features
+from berg_core.testing.hf import tiny_opt
 from berg_lebel.encoder import LebelEncoder
 
 MODEL = "fmri-lebel2023-opt_1_3b"
@@ -76,13 +77,13 @@ def test_all_voxels_by_default_and_metadata(opt_dir, berg_tree):
 
 def test_feature_cache_runs_the_backbone_once_for_several_subjects(opt_dir, monkeypatch):
     loads = []
-    real = berg_core.hf.load_backbone
+    real = berg_core.features.backbones.load_backbone
 
     def counting(*args, **kwargs):
         loads.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(berg_core.hf, "load_backbone", counting)
+    monkeypatch.setattr(berg_core.features.backbones, "load_backbone", counting)
     story = make_story(700, seed=3)
     out1 = load(opt_dir, "UTS01").encode(story)
     out2 = load(opt_dir, "UTS02").encode(story)
@@ -217,7 +218,7 @@ def test_closed_encoder_refuses_every_step_with_one_line(opt_dir, monkeypatch):
     model.close()
     model.close()  # twice is fine
     loads = []
-    monkeypatch.setattr(berg_core.hf, "load_backbone", lambda *a, **k: loads.append(a))
+    monkeypatch.setattr(berg_core.features.backbones, "load_backbone", lambda *a, **k: loads.append(a))
     features.clear_memory()
     for step in (lambda: model.encode(story), lambda: model.features(story), lambda: model.word_features(story["words"]),
                  lambda: BERG().encode(model, story)):
@@ -274,6 +275,6 @@ def test_onsets_a_hair_apart_give_finite_predictions(opt_dir):
 ])
 def test_nonsense_stimuli_are_refused_before_the_backbone_runs(opt_dir, monkeypatch, stimulus, match):
     model = load(opt_dir)
-    monkeypatch.setattr(berg_core.hf, "load_backbone", lambda *a, **k: pytest.fail("the backbone was loaded"))
+    monkeypatch.setattr(berg_core.features.backbones, "load_backbone", lambda *a, **k: pytest.fail("the backbone was loaded"))
     with pytest.raises(StimulusError, match=match):
         model.encode(stimulus)

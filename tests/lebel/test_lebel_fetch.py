@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from berg_core.h5matrix import matrix_info
+from berg_core.store.h5matrix import matrix_info
 from berg_core.testing import serve_directory
-from berg_core.testing_hf import fake_hub_cache
+from berg_core.testing.hf import fake_hub_cache
 from berg_lebel.plugin import BACKBONE, METADATA_FILE, MODEL_ID, SUBJECTS, WEIGHTS_FILE
 from berg_lebel.testing import make_berg_tree
 

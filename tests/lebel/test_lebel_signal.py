@@ -1,4 +1,4 @@
-"""berg_core.signal as the LeBel model uses it: spec test values and independent dense formulas."""
+"""berg_core.features.timeseries as the LeBel model uses it: spec test values and independent dense formulas."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from lebel_reference import dense_lanczos, fir_delays, lanczos_weight, tr_times, zscore_columns
 
-from berg_core.signal import delay, lanczos_kernel, lanczos_matrix, lanczos_resample, tr_grid, zscore
+from berg_core.features.timeseries import delay, lanczos_kernel, lanczos_matrix, lanczos_resample, tr_grid, zscore
 
 SPEC_VALUES = {0.25: 0.890067, 0.5: 0.607927, 1.0: 0.0, 1.5: -0.135095, 2.5: 0.024317, 3.0: 0.0, 0.0: 1.0}
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from lebel_helpers import N_VOXELS
 
-from berg_core import features
 from berg_core.errors import ModelLoadError, UnsafePickleError
-from berg_core.fetch import read_manifest
-from berg_core.h5matrix import matrix_info
+from berg_core.features import cache as features
+from berg_core.store.fetch import read_manifest
+from berg_core.store.h5matrix import matrix_info
 from berg_core.testing import copy_into_bucket, serve_directory
 from berg_lebel import weights as wio
 from berg_lebel.plugin import METADATA_FILE, WEIGHTS_FILE
@@ -40,7 +40,7 @@ def test_subset_load_equals_slicing_the_full_matrix(berg_tree):
 
 def test_streamed_conversion_equals_the_materialising_fallback(berg_tree, monkeypatch):
     """The streaming path (array located in the pickle) and the allow-list unpickler path agree."""
-    import berg_core.pickled_arrays as pa
+    import berg_core.store.pickled_arrays as pa
 
     w, _ = berg_tree["UTS02"]
     calls = []
@@ -181,7 +181,7 @@ from hostile_pickles import (  # noqa: E402
 
 _WEIGHTS = ("from pathlib import Path\nfrom berg_lebel import weights as wio\n"
             "wio.load_weight_columns('UTS01', Path(sys.argv[1]), None, show_progress=False)")
-_WEIGHTS_WHOLE_FILE = ("import berg_core.pickled_arrays as pa\n"
+_WEIGHTS_WHOLE_FILE = ("import berg_core.store.pickled_arrays as pa\n"
                        "def unsupported(*args, **kwargs):\n    raise pa.LazyLoadUnsupported('forced')\n"
                        "pa.load_npy_lazily = unsupported\n" + _WEIGHTS)
 _METADATA = ("from pathlib import Path\nfrom berg_lebel import weights as wio\n"

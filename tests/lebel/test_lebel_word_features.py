@@ -1,4 +1,4 @@
-"""berg_core.word_features: batched context windows == per-word incremental contexts on the full model."""
+"""berg_core.features.words: batched context windows == per-word incremental contexts on the full model."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from lebel_helpers import LAYER, make_story
 from lebel_reference import incremental_word_features, is_real
 
 from berg_core.errors import StimulusError
-from berg_core.hf import load_backbone
-from berg_core.word_features import context_windows, expand_to_all_words, is_real_word, word_features, word_token_ids
+from berg_core.features.backbones import load_backbone
+from berg_core.features.words import context_windows, expand_to_all_words, is_real_word, word_features, word_token_ids
 
 
 def incremental_starts(n: int, max_words: int, keep_words: int) -> list[int]:
@@ -107,7 +107,7 @@ def test_too_many_tokens_for_the_backbone(opt_dir):
 
 
 def test_feature_cache_memory_disk_and_damaged_entries(tmp_path, monkeypatch):
-    from berg_core import features
+    from berg_core.features import cache as features
 
     calls = []
 
@@ -137,7 +137,7 @@ def test_feature_cache_memory_disk_and_damaged_entries(tmp_path, monkeypatch):
 
 
 def test_backbone_revision_fingerprints_local_folders(opt_dir, tmp_path):
-    from berg_core.features import backbone_revision
+    from berg_core.features.cache import backbone_revision
 
     rev = backbone_revision(str(opt_dir))
     assert rev.startswith("local:") and rev == backbone_revision(str(opt_dir))

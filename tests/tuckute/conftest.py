@@ -1,7 +1,7 @@
 """Fixtures for the Tuckute plugin: a tiny random GPT-2, BERG-format files, an independent reference.
 
 Nothing downloads: the backbone is a random ``GPT2Model`` with a BPE tokenizer trained on the spot
-(``berg_core.testing_hf.tiny_gpt2``), the BERG files are written by ``berg_tuckute.testing``, and
+(``berg_core.testing.hf.tiny_gpt2``), the BERG files are written by ``berg_tuckute.testing``, and
 ``BERG_BASE_URL`` points at a dead loopback port unless a test starts a mirror.
 """
 
@@ -29,7 +29,7 @@ def isolated_env(monkeypatch, tmp_path):
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory) -> Path:
     """A random 4-block, 32-d GPT-2 with its tokenizer, saved like a hub checkpoint."""
-    from berg_core.testing_hf import tiny_gpt2
+    from berg_core.testing.hf import tiny_gpt2
 
     return tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), n_layer=N_LAYER, n_embd=N_EMBD, n_head=4, seed=1)
 

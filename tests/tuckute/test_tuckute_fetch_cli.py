@@ -14,7 +14,7 @@ from tuckute_helpers import SIX
 from berg_core import BERG
 from berg_core.cli import main
 from berg_core.testing import serve_directory
-from berg_core.testing_hf import fake_hub_cache
+from berg_core.testing.hf import fake_hub_cache
 from berg_tuckute.plugin import METADATA_PATH, MODEL_ID, ROIS, WEIGHTS_PATH
 from berg_tuckute.testing import write_berg_files
 
@@ -62,7 +62,7 @@ def test_cli_encode_default_backbone_to_csv(tmp_path, berg_dir, reference):
     "gpt2-xl" resolves (offline) to a tiny random GPT-2 of 24 blocks placed in a private HF cache, so the
     default layer 22 and the default backbone name are what runs.
     """
-    from berg_core.testing_hf import tiny_gpt2
+    from berg_core.testing.hf import tiny_gpt2
 
     deep = tiny_gpt2(tmp_path / "deep-gpt2", n_layer=24, n_embd=16, n_head=2, seed=5)
     hf_home = tmp_path / "hf"
@@ -93,7 +93,7 @@ def test_cli_error_is_one_line(berg_files, berg_dir, tiny_gpt2_dir, capsys):
 def test_fetch_puts_default_backbone_check_offline(tmp_path, berg_dir):
     """`berg fetch MODEL` also handles the default backbone "gpt2-xl": offline and not cached it is one line (before
     any BERG file is downloaded); offline and cached (a past fetch) the cached snapshot is checked and printed."""
-    from berg_core.testing_hf import tiny_gpt2
+    from berg_core.testing.hf import tiny_gpt2
 
     write_berg_files(berg_dir, n_features=16)
     hf_home = tmp_path / "hf"

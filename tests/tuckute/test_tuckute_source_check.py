@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from berg_core import ModelLoadError
-from berg_core.fetch import read_manifest
+from berg_core.store.fetch import read_manifest
 from berg_core.testing import serve_directory
 from berg_tuckute import weights
 from berg_tuckute.plugin import MODEL_ID, WEIGHTS_PATH

@@ -50,7 +50,7 @@ def test_converted_once_then_never_unpickled(berg_files, berg_dir, monkeypatch):
     cached = sorted(p.name for p in (Path(os.environ["BERG_CACHE_DIR"]) / "tuckute").glob("*.npz"))
     assert len(cached) == 2 and cached[0].startswith("metadata-") and cached[1].startswith("readout-")
 
-    import berg_core.safe_pickle as safe_pickle
+    import berg_core.store.safe_pickle as safe_pickle
 
     def refuse(*args, **kwargs):
         raise AssertionError("unpickled again")

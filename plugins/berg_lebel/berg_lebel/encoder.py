@@ -1,9 +1,9 @@
 """``LebelEncoder``: a story (words + onsets) -> predicted BOLD (n_TRs, n_selected_voxels), BERG's 9 steps.
 
 1. stimulus checked by the core (same lengths, finite non-decreasing onsets, str words);
-2-4. word features: ``berg_core.word_features`` (BOS, per-word tokens, last token, 512/256-word dynamic
+2-4. word features: ``berg_core.features.words`` (BOS, per-word tokens, last token, 512/256-word dynamic
    context run as batched windows, OPT truncated after block ``layer``), cached per story with
-   ``berg_core.features`` so several subjects run OPT once;
+   ``berg_core.features.cache`` so several subjects run OPT once;
 5. TR grid ``t_k = onsets[0] + k·2 s``, k < ceil((onsets[-1] + 8 s − onsets[0]) / 2 s);
 6. Lanczos resampling (window 3, unnormalised) as one sparse matrix product (float32, as BERG accumulates);
 7. z-score per feature over this stimulus's TRs (ddof 0);

@@ -1,11 +1,11 @@
 """BERG's LeBel files -> safe, fast formats in the berg cache (converted once per source file).
 
 * ``weights_{S}.npy`` (a pickled dict; ``ridge_weights`` is (8192, n_voxels), float64 at BERG) becomes a
-  float32 HDF5 matrix chunked by voxel columns (``berg_core.h5matrix``). The conversion streams: the
-  pickle is walked with the allow-list (``berg_core.pickled_arrays.load_npy_lazily``), the weight
+  float32 HDF5 matrix chunked by voxel columns (``berg_core.store.h5matrix``). The conversion streams: the
+  pickle is walked with the allow-list (``berg_core.store.pickled_arrays.load_npy_lazily``), the weight
   block is located in the file, not read, and copied over in column blocks (peak memory ~ one
   256 MB block, not the 6.3 GB array). If the pickle has an unusual layout it falls back to
-  ``berg_core.safe_pickle.load_npy_object`` (1x the array in memory) and converts chunk by chunk.
+  ``berg_core.store.safe_pickle.load_npy_object`` (1x the array in memory) and converts chunk by chunk.
 * ``metadata_{S}.npy`` (a pickled dict of dicts and arrays) becomes one ``.npz`` (arrays) with its
   structure as JSON inside: loaded with ``allow_pickle=False``, no unpickling after the first time.
 

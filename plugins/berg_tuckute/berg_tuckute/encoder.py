@@ -10,7 +10,7 @@ The computation (spec/tuckute.md; parity target = BERG's ``FMRITextEncodingModel
    columns in ROI order (the user's order when ``selection={"roi": [...]}``).
 
 How berg runs it (same numbers, less work): only blocks 1..``layer`` are built and loaded (22 of 48,
-``berg_core.hf.load_backbone``), sentences are sorted by length and batched with right padding and an
+``berg_core.features.backbones.load_backbone``), sentences are sorted by length and batched with right padding and an
 attention mask (the feature is read at each row's last *real* token), under ``torch.inference_mode``,
 and a sentence repeated in one call is computed once. BERG runs the full 48 blocks one sentence at a time
 with autograd on, keeps all 49 hidden states, and crashes on duplicate sentences.

@@ -1,6 +1,6 @@
 """BERG's Tuckute files -> safe cached arrays (each source file unpickled once, never again).
 
-Sources (paths relative to berg_dir, fetched on first use by ``berg_core.fetch.ensure_file``):
+Sources (paths relative to berg_dir, fetched on first use by ``berg_core.store.fetch.ensure_file``):
 
 * the RidgeCV pickle: a dict ``{"clf": RidgeCV, "neuroid_order": ROI names, "X_scaler": None,
   "y_scaler": None}``; read through berg's allow-list unpickler (sklearn is never imported; the
@@ -8,12 +8,12 @@ Sources (paths relative to berg_dir, fetched on first use by ``berg_core.fetch.e
   ``<cache>/tuckute/readout-<key>.npz``: ``coef`` (n_roi, n_features) float64, ``intercept`` (n_roi,)
   float64, ``neuroid_order`` (n_roi,) unicode, ``alpha`` (n_roi,) float64;
 * ``metadata.npy``: a pickled dict in a ``.npy``; converted to ``<cache>/tuckute/metadata-<key>.npz``
-  (see ``berg_core.safe_store``).
+  (see ``berg_core.store.safe_store``).
 
 ``<key>`` hashes the source file's sha256 and size and the converter version, so a re-fetched or
 changed file is converted again; ``build_once`` makes two processes convert it once. Given ``berg_dir``,
 that sha256 is also compared with the one recorded when the file was fetched
-(``berg_core.fetch.verify_recorded``): a source damaged on disk is refused, not converted or used.
+(``berg_core.store.fetch.verify_recorded``): a source damaged on disk is refused, not converted or used.
 """
 
 from __future__ import annotations

@@ -139,8 +139,8 @@ def _folder_name(model_id: str) -> str:
 def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, out: Path = Path("."), version: str = "0.1.0",
                   force: bool = False) -> Path:
     """Write the package folder ``out/berg-NAME`` and copy the encoder folders; returns the package folder."""
-    from berg_core.cache import atomic_folder
-    from berg_core.trained_cards import CARD_FILE, read_card, spec_from_dir, verify_files
+    from berg_core.store.cache import atomic_folder
+    from berg_core.trained.cards import CARD_FILE, read_card, spec_from_dir, verify_files
 
     files = render(name, version)
     specs = [spec_from_dir(Path(e)) for e in encoders]  # validates each folder's card first

@@ -11,8 +11,8 @@ Outputs in ``out`` (suffix ``raw`` or ``{N}PCs``): ``cv_cc_{s}.npy`` (n_vox,), `
 ``pvalues_corrected_{s}.npy``, ``preds_{s}.npy`` (n_test, n_vox), ``dist_{s}.png`` (histogram of test
 correlations); banded: also ``cc_{s}_{space}.npy`` (split correlation), ``preds_{s}_{space}.npy``
 (that space's part of the centred prediction), ``coef_{s}_{space}.npy``; ``summary.json``; and the
-trained-encoder folder files (``berg_core.trained``: ``berg_encoder.json``, ``weights.h5``,
-``arrays.npz``). The folder is written as a unit (``berg_core.trained.staged_folder``): an existing
+trained-encoder folder files (``berg_core.trained.encoder``: ``berg_encoder.json``, ``weights.h5``,
+``arrays.npz``). The folder is written as a unit (``berg_core.trained.encoder.staged_folder``): an existing
 ``out`` is refused unless ``overwrite``, and is replaced only once the new folder is complete.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from berg_core.errors import InvalidParameterError, ResourceError
-from berg_core.ridge import DEFAULT_ALPHAS, PCA, BandedRidgeCV, RidgeCV, parse_reduce
+from berg_core.fit.ridge import DEFAULT_ALPHAS, PCA, BandedRidgeCV, RidgeCV, parse_reduce
 
 
 @dataclass
@@ -263,8 +263,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise InvalidParameterError("delays apply to time series: a sentence encoder (--stimulus sentences) takes no --delays")
     if cfg.backbone and cfg.stimulus == "timed_words" and not cfg.tr:
         raise InvalidParameterError("a timed-words encoder needs --tr (seconds per sample)")
-    from berg_core.trained import check_out_folder
-    from berg_core.trained_cards import CONTROL_RE, MAX_CARD_TEXT, MAX_DESCRIPTION, MAX_NAME, MODEL_ID_RE
+    from berg_core.trained.cards import CONTROL_RE, MAX_CARD_TEXT, MAX_DESCRIPTION, MAX_NAME, MODEL_ID_RE
+    from berg_core.trained.encoder import check_out_folder
 
     if cfg.model_id is not None and not MODEL_ID_RE.fullmatch(cfg.model_id):
         raise InvalidParameterError(f"--model-id {cfg.model_id!r}: use letters, digits and _ . + = - (at most 200, starting with a letter or digit)")
@@ -333,7 +333,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     intercept = np.asarray(model.intercept_)
 
     # -- test
-    from berg_core.stats import block_permutation_test, fdr_bh, pearson_r, split_correlation
+    from berg_core.fit.stats import block_permutation_test, fdr_bh, pearson_r, split_correlation
 
     files: dict[str, np.ndarray] = {f"cv_cc_{suffix}": cv_cc, f"coef_{suffix}": coef, f"alphas_{suffix}": best_alphas}
     cc = pvals = pcorr = preds = None
@@ -397,7 +397,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         "training": training,
         "card": cfg.card_text or "",
     }
-    from berg_core.trained import staged_folder, write_encoder_dir
+    from berg_core.trained.encoder import staged_folder, write_encoder_dir
 
     arrays = {"cv_cc": cv_cc, "alphas": best_alphas}
     if cc is not None:
@@ -421,7 +421,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _delay(x: np.ndarray, delays: Sequence[int], mode: str) -> np.ndarray:
-    from berg_core.signal import delay
+    from berg_core.features.timeseries import delay
 
     return delay(x, delays, mode=mode)
 
@@ -449,7 +449,7 @@ def _read_names(path: str | None, n: int) -> list[str] | None:
     names = [line.strip() for line in read_text_file(path, "--output-names").splitlines() if line.strip()]
     if len(names) != n:
         raise InvalidParameterError(f"--output-names {path}: {len(names)} names for {n} response columns")
-    from berg_core.trained_cards import CONTROL_RE
+    from berg_core.trained.cards import CONTROL_RE
 
     if any(len(name) > 1000 or CONTROL_RE.search(name) for name in names):
         raise InvalidParameterError(f"--output-names {path}: names must be at most 1000 characters, without control characters")
@@ -458,7 +458,7 @@ def _read_names(path: str | None, n: int) -> list[str] | None:
 
 def _read_rois(path: str | None, n: int) -> dict[str, list[int]] | None:
     """ROIs from JSON: ``{name: [column indices] | 0/1 mask of length n}``."""
-    from berg_core.trained_cards import CONTROL_RE
+    from berg_core.trained.cards import CONTROL_RE
 
     if not path:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from berg_core.commands import add_progress_options
+from berg_core.cli.common import add_progress_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from berg_core.commands import parse_options
+    from berg_core.cli.common import parse_options
     from berg_core.facade import BERG
 
     paths = BERG(args.berg_dir).fetch(args.model, subject=args.subject, show_progress=args.progress,

@@ -9,7 +9,7 @@ Executed as one forward pass per **window** instead of one per word: window p co
 window assigned (window 0: words 0..max_words−1; window p ≥ 1: from p·s + keep_words on). A causal
 model's hidden state at a word's last token depends only on the tokens before it, so each word gets
 exactly the vector its incremental context would give. Windows are independent: they run in
-right-padded batches (longest first), and only blocks 1..layer run (``berg_core.hf.load_backbone``).
+right-padded batches (longest first), and only blocks 1..layer run (``berg_core.features.backbones.load_backbone``).
 Passes for n real words: 1 if n ≤ max_words, else 1 + ceil((n − max_words)/s).
 
 Tokens: BOS first (``add_bos``); each real word tokenized alone without special tokens, prefixed by a
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from berg_core.console import progress_bar
 from berg_core.errors import InvalidParameterError, StimulusError
-from berg_core.progress import progress_bar
 
 MAX_WORDS = 512
 KEEP_WORDS = 256
@@ -103,12 +103,12 @@ def word_features(
 ) -> np.ndarray:
     """Contextual features of every word: float32 (n_words, hidden_size).
 
-    ``backbone`` is a ``berg_core.hf.Backbone`` (truncated after the layer to read). Raises
+    ``backbone`` is a ``berg_core.features.backbones.Backbone`` (truncated after the layer to read). Raises
     ``StimulusError`` when a window has more tokens than the backbone accepts.
     """
     import torch
 
-    from berg_core.hf import pad_batch
+    from berg_core.features.backbones import pad_batch
 
     if batch_size < 1:
         raise InvalidParameterError(f"batch_size must be >= 1, got {batch_size}")
@@ -165,11 +165,11 @@ def _max_positions(backbone: Any) -> int | None:
 def word_features_key(*, backbone: str, revision: str, layer: int, dtype: str, words: Sequence[str],
                       max_words: int = MAX_WORDS, keep_words: int = KEEP_WORDS, add_bos: bool = True,
                       recipe: str = "last-token/real-word:nonblank-not-'s") -> dict[str, Any]:
-    """The ``berg_core.features.cached_features`` key parts of ``word_features`` for one story.
+    """The ``berg_core.features.cache.cached_features`` key parts of ``word_features`` for one story.
 
     Onsets are not part of it: word features do not depend on timing, so a re-timed story reuses them.
     """
-    from berg_core.features import stimulus_hash
+    from berg_core.features.cache import stimulus_hash
 
     return {"kind": "word_features", "backbone": backbone, "revision": revision, "layer": int(layer), "dtype": dtype,
             "words": stimulus_hash(words), "n_words": len(words), "max_words": max_words, "keep_words": keep_words,

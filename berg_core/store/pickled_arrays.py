@@ -7,7 +7,7 @@ raw_bytes)``, and the raw bytes of a large array (>= 64 KiB) are written as one 
 ``BINBYTES8`` record outside pickle frames: a contiguous block of the file. The plain unpickler reads
 that block into memory (1x the array; a 6.3 GB float64 matrix is 6.3 GB of RAM).
 
-``load_npy_lazily(path)`` unpickles with the same allow-list as ``berg_core.safe_pickle`` (its
+``load_npy_lazily(path)`` unpickles with the same allow-list as ``berg_core.store.safe_pickle`` (its
 ``SafeUnpickler.find_class`` decides every global), but when a bytes record of at least ``min_bytes``
 lies outside a frame it records its file offset and seeks past it; the array it belongs to comes back
 as a ``RawArray`` (path, byte offset, shape, dtype, order) instead of an ndarray. Nothing big is read,
@@ -33,7 +33,7 @@ from typing import IO, Any
 import numpy as np
 
 from berg_core.errors import ModelLoadError
-from berg_core.safe_pickle import SafeUnpickler, iter_unique, read_npy_header
+from berg_core.store.safe_pickle import SafeUnpickler, iter_unique, read_npy_header
 
 #: bytes records at least this large are located instead of read
 MIN_BYTES = 1 << 20
@@ -71,8 +71,8 @@ class RawArray:
         return np.array(self.memmap())
 
     def columns(self):
-        """A ``berg_core.h5matrix.RawColumns`` column-block reader (2-D arrays)."""
-        from berg_core.h5matrix import RawColumns
+        """A ``berg_core.store.h5matrix.RawColumns`` column-block reader (2-D arrays)."""
+        from berg_core.store.h5matrix import RawColumns
 
         if self.ndim != 2:
             raise ValueError(f"columns() needs a 2-D array, this one has shape {self.shape}")

@@ -8,16 +8,16 @@ A trained-encoder folder (written by ``berg train``, shippable inside a plugin p
   ``outputs`` (n, names), ``rois`` (name -> voxel indices), ``weights`` (file names), ``scores``,
   ``training`` (provenance), ``card`` (free text).
 * ``weights.h5`` — the ridge weights, (n_weight_rows, n_outputs) float32, column-chunked HDF5
-  (``berg_core.h5matrix``) so a voxel selection reads only its columns. Rows: feature spaces in card
+  (``berg_core.store.h5matrix``) so a voxel selection reads only its columns. Rows: feature spaces in card
   order; inside a space, FIR delays delay-major (row ``i·d + j`` = reduced feature j at ``delays[i]``).
 * ``arrays.npz`` — ``intercept`` (n_outputs,), per space ``pca_mean_{k}``/``pca_components_{k}`` when
   reduced, and per-voxel training scores (``cv_cc``, ``cc``, ``alphas``).
 
 Prediction, per feature space k: features → PCA (if any) → (timed words only) delays → concatenate
 spaces → ``@ W + intercept``.
-* ``sentences``: ``berg_core.hf.sentence_features`` of the space's backbone/layer/pooling (``last`` or
+* ``sentences``: ``berg_core.features.backbones.sentence_features`` of the space's backbone/layer/pooling (``last`` or
   ``mean`` token), one row per sentence; delays do not apply.
-* ``timed_words``: ``berg_core.word_features.word_features`` (dynamic context windows) → Lanczos onto
+* ``timed_words``: ``berg_core.features.words.word_features`` (dynamic context windows) → Lanczos onto
   ``tr_grid(onsets, tr)`` → z-score over TRs → PCA → delays. ``stimulus_features`` exposes the part
   before PCA/delays, so training features can be computed exactly as the encoder will.
 
@@ -52,7 +52,7 @@ from berg_core import (
     atomic_folder,
     select_outputs,
 )
-from berg_core.trained_cards import (  # noqa: F401  (re-exported: the card API lives there)
+from berg_core.trained.cards import (  # noqa: F401  (re-exported: the card API lives there)
     ARRAYS_FILE,
     CARD_FILE,
     FAMILY,
@@ -235,7 +235,7 @@ def check_out_folder(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
 def staged_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty hidden sibling of ``out`` to write into; on success it replaces ``out`` at once.
 
-    ``berg_core.cache.atomic_folder`` after the checks of ``check_out_folder`` (also applied to an old
+    ``berg_core.store.cache.atomic_folder`` after the checks of ``check_out_folder`` (also applied to an old
     folder that a killed writer's cut switch left beside ``out`` and that is put back first).
     """
     path = check_out_folder(out, overwrite=overwrite)
@@ -263,7 +263,7 @@ def stimulus_features(space: Mapping[str, Any], backbone: Any, stimulus: Any, *,
 
     ``sentences``: (n_sentences, hidden) pooled per ``space["pooling"]``. ``timed_words``: word features
     → Lanczos onto the TR grid (``tr`` s) → z-scored, (n_TRs, hidden). ``backbone`` is a loaded
-    ``berg_core.hf.Backbone`` at ``space["layer"]``.
+    ``berg_core.features.backbones.Backbone`` at ``space["layer"]``.
     """
     if stimulus_kind == "sentences":
         from berg_core import sentence_features

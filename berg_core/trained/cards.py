@@ -2,7 +2,7 @@
 
 Light on purpose (standard library only): ``berg list`` imports this module to register the encoder
 folders in ``$BERG_ENCODER_PATH``, and plugins made by ``berg new-plugin`` import it from their
-``plugin.py``. The encoder itself (numpy, h5py, torch) is in ``berg_core.trained``.
+``plugin.py``. The encoder itself (numpy, h5py, torch) is in ``berg_core.trained.encoder``.
 
 A card is data, not a key to the filesystem: ``read_card`` refuses (one ``ModelLoadError`` line) a card
 that is not valid UTF-8 JSON, is too big or too deeply nested, has a field of the wrong type or an
@@ -24,9 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from berg_core.errors import BergError, ModelLoadError
-from berg_core.hookspecs import hookimpl
-from berg_core.spec import EncoderSpec, Option
+from berg_core import BergError, EncoderSpec, ModelLoadError, Option, hookimpl
 
 CARD_FILE = "berg_encoder.json"
 WEIGHTS_FILE = "weights.h5"
@@ -348,8 +346,8 @@ def spec_from_dir(path: str | os.PathLike[str], *, family: str = FAMILY, model_i
     return EncoderSpec(
         model_id=model_id or card.get("model_id") or folder.name,
         family=family,
-        factory="berg_core.trained:TrainedEncoder",
-        metadata="berg_core.trained:load_metadata",
+        factory="berg_core.trained.encoder:TrainedEncoder",
+        metadata="berg_core.trained.encoder:load_metadata",
         description=_describe(card),
         stimulus=card["stimulus"],
         selection=selection,

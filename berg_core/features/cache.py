@@ -6,7 +6,7 @@ differ. ``cached_features(key_parts, compute)`` returns the array stored under t
 
 1. in this process: an LRU memory cache (``MEMORY_BYTES`` in all), arrays returned read-only;
 2. across processes: ``<cache root>/features/<key>.npz``, written once with
-   ``berg_core.cache.build_once`` (file lock + atomic rename). The entry holds ``features`` and
+   ``berg_core.store.cache.build_once`` (file lock + atomic rename). The entry holds ``features`` and
    ``sha256`` (``content_sha256``: dtype, shape and bytes of the features). It is read without pickle,
    with every size checked before allocating, and its checksum verified: an entry that does not verify
    (a flipped byte, a truncated or foreign file, wrong entries, dtype or shape) is never used: it is
@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from berg_core.cache import build_once, cache_key, cache_path
+from berg_core.store.cache import build_once, cache_key, cache_path
 
 #: bytes of features kept in memory per process (least recently used entries are dropped first)
 MEMORY_BYTES = 1 << 30
@@ -116,7 +116,7 @@ def content_sha256(value: np.ndarray) -> str:
 
 def _read_member(fh: IO[bytes], limit: int) -> np.ndarray:
     """One ``.npy`` member of an entry: header checked, at most ``limit`` data bytes, nothing after them."""
-    from berg_core.safe_pickle import parse_npy_header
+    from berg_core.store.safe_pickle import parse_npy_header
 
     shape, fortran, dtype = parse_npy_header(fh)
     if dtype.kind not in "biufcU" or dtype.fields is not None or dtype.subdtype is not None:

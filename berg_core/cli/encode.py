@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from berg_core.commands import add_progress_options, parse_options, print_json
+from berg_core.cli.common import add_progress_options, parse_options, print_json
+from berg_core.console import notice
 from berg_core.errors import InvalidParameterError
-from berg_core.progress import notice
 
 
 class _TextAnywhereParser(argparse.ArgumentParser):
@@ -64,7 +64,7 @@ def check_batch_size(value: int | None) -> None:
 
 
 def selection_from_args(args: argparse.Namespace) -> dict | None:
-    from berg_core.io import read_voxel_index
+    from berg_core.store.userfiles import read_voxel_index
 
     selection: dict = {}
     if args.roi is not None:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from berg_core.encoder import output_names_of, validate_stimulus
     from berg_core.facade import BERG, resolve_spec
-    from berg_core.io import check_output_path, read_stimulus, write_responses
+    from berg_core.store.userfiles import check_output_path, read_stimulus, write_responses
 
     if bool(args.text) == (args.input is not None):
         raise InvalidParameterError("give the text to encode either as arguments or with --input FILE (not both)")

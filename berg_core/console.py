@@ -1,7 +1,7 @@
 """Progress bars and notices: tqdm bars off unless asked for, one-line notices on stderr unless quiet.
 
 The ``berg`` CLI gives every command that shows progress (encode, search, fetch, train) the same two
-options (``berg_core.commands.add_progress_options``): ``--progress/--no-progress`` (default: bars when
+options (``berg_core.cli.common.add_progress_options``): ``--progress/--no-progress`` (default: bars when
 stderr is a terminal, ``show_bars``) and ``--quiet`` (no notices, ``notices_off``; no bars either unless
 ``--progress`` is given). Library code prints its notices with ``notice`` so ``--quiet`` silences them.
 """

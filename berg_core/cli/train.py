@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from berg_core.commands import add_progress_options
+from berg_core.cli.common import add_progress_options
+from berg_core.console import notice
 from berg_core.errors import InvalidParameterError
-from berg_core.progress import notice
 
 
 def _alphas(text: str) -> list[float]:
@@ -89,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from berg_core.train import TrainConfig, read_text_file, train
+    from berg_core.fit.train import TrainConfig, read_text_file, train
 
     card_text = None
     if args.card:

@@ -18,10 +18,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from berg_core.console import notices_off, show_bars
 from berg_core.errors import BergError
-from berg_core.progress import notices_off, show_bars
 
-#: subcommand modules under berg_core.commands, in --help order
+#: subcommand modules under berg_core.cli.common, in --help order
 COMMANDS: tuple[str, ...] = ("list", "info", "plugins", "fetch", "encode", "search", "train", "new-plugin")
 
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"berg_core.commands.{name.replace('-', '_')}").add_parser(sub)
+        importlib.import_module(f"berg_core.cli.{name.replace('-', '_')}").add_parser(sub)
     for subparser in sub.choices.values():
         add_global_options(subparser, in_subcommand=True)
     return parser
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     quiet = bool(getattr(args, "quiet", False))
-    if "progress" in vars(args):  # a command with berg_core.commands.add_progress_options
+    if "progress" in vars(args):  # a command with berg_core.cli.common.add_progress_options
         args.progress = show_bars(args.progress, quiet)
     try:
         with notices_off(quiet):
@@ -71,7 +71,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from berg_core.commands import add_progress_options, parse_options
+from berg_core.cli.common import add_progress_options, parse_options
+from berg_core.console import notice
 from berg_core.errors import InvalidParameterError
-from berg_core.progress import notice
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,10 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from berg_core.commands.encode import check_batch_size, roi_list
+    from berg_core.cli.encode import check_batch_size, roi_list
     from berg_core.facade import BERG
-    from berg_core.io import STDIN, check_input_path, check_output_path
     from berg_core.search import search, write_hits, write_hits_csv
+    from berg_core.store.userfiles import STDIN, check_input_path, check_output_path
 
     if args.output is not None:
         if not str(args.output).lower().endswith(".csv"):

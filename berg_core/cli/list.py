@@ -12,7 +12,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 
-from berg_core.commands import print_json
+from berg_core.cli.common import print_json
 from berg_core.spec import EncoderSpec
 
 COLUMNS = ("id", "family", "subjects", "stimulus")

@@ -367,7 +367,7 @@ def isolated_berg(monkeypatch, tmp_path: Path, **extra_env: str) -> Iterator[Non
     """For an autouse fixture: own cache root and berg_dir under ``tmp_path``, hub offline, no plugin
     env vars, a fresh registry (and feature memory cache) before and after, no connection to any
     non-loopback host (``refuse_network``); ``extra_env`` sets more."""
-    from berg_core import features
+    from berg_core.features import cache as features
     from berg_core.registry import reset_registry
 
     for var in BERG_PLUGIN_VARS:

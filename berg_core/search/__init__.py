@@ -28,10 +28,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from berg_core.cache import atomic_path
+from berg_core.console import progress_bar
 from berg_core.encoder import output_names_of
 from berg_core.errors import BergError, InvalidParameterError, ResourceError, StimulusError
-from berg_core.progress import progress_bar
+from berg_core.store.cache import atomic_path
 
 DRIVE = "drive"
 SUPPRESS = "suppress"

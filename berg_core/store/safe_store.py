@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from berg_core.errors import ModelLoadError
-from berg_core.safe_pickle import check_graph
+from berg_core.store.safe_pickle import check_graph
 
 TREE_KEY = "__tree__"
 

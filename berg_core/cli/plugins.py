@@ -7,12 +7,13 @@ calling it (no weights are loaded), and prints one line per failure and per plug
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
-from berg_core.commands import print_json
-
-if TYPE_CHECKING:
-    from berg_core.registry import Registry
+from berg_core.cli.common import print_json
+from berg_core.errors import BergError
+from berg_core.registry import Registry
+from berg_core.spec import import_object
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
 def check(registry: Registry, as_json: bool = False) -> int:
     """``berg plugins --check``: plugins that failed to load, then every failing import; 1 if anything failed."""
-    from berg_core.registry import check_imports
 
     failed = [p for p in registry.plugins if p.error]
     imports = check_imports(registry)
@@ -67,3 +67,60 @@ def check(registry: Registry, as_json: bool = False) -> int:
     summary = f"{problems} failure(s)" if problems else "every factory, metadata and prepare imports"
     print(f"checked {n_models} model(s) of {len(registry.plugins)} plugin(s): {summary}")
     return 1 if problems else 0
+
+
+#: the ``EncoderSpec`` fields that hold ``"module:attr"`` strings of plugin code
+IMPORT_FIELDS: tuple[str, ...] = ("factory", "metadata", "prepare")
+
+
+@dataclass(frozen=True)
+class ImportFailure:
+    """One ``"module:attr"`` string that does not import to a callable (``berg plugins --check``)."""
+
+    plugin: str
+    field: str
+    target: str
+    models: tuple[str, ...]
+    error: str
+
+    def line(self) -> str:
+        """One line: the plugin, the field and target, the models using it (first three) and the error."""
+        shown = ", ".join(self.models[:3]) + (f" and {len(self.models) - 3} more" if len(self.models) > 3 else "")
+        return f"{self.plugin or 'unknown plugin'}: {self.field} {self.target!r} (of {shown}): {self.error}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "field": self.field, "target": self.target, "models": list(self.models),
+                "error": self.error}
+
+
+def _import_error(target: str) -> str | None:
+    """Why ``target`` does not import to a callable (one line), or ``None`` when it does. Loads no weights."""
+    try:
+        obj = import_object(target)
+    except BergError as exc:
+        return str(exc)
+    except (Exception, SystemExit) as exc:  # a module that raises at import time (a plugin bug)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        return f"importing it raised {type(exc).__name__}" + (f": {first}" if first else "")
+    return None if callable(obj) else f"it is a {type(obj).__name__}, not a callable"
+
+
+def check_imports(registry: Registry) -> list[ImportFailure]:
+    """Import every ``"module:attr"`` string (``IMPORT_FIELDS``) of every model in ``registry``, each once.
+
+    Returns one ``ImportFailure`` per failing (plugin, field, target), naming the models that use it.
+    """
+    users: dict[tuple[str, str, str], list[str]] = {}
+    for spec in registry.find():
+        for name in IMPORT_FIELDS:
+            target = getattr(spec, name)
+            if target:
+                users.setdefault((spec.plugin, name, target), []).append(spec.model_id)
+    errors: dict[str, str | None] = {}
+    failures = []
+    for (plugin, name, target), models in users.items():
+        if target not in errors:
+            errors[target] = _import_error(target)
+        if errors[target] is not None:
+            failures.append(ImportFailure(plugin, name, target, tuple(models), " ".join(str(errors[target]).split())))
+    return failures

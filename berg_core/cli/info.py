@@ -14,7 +14,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from berg_core.commands import print_json
+from berg_core.cli.common import print_json
 from berg_core.spec import EncoderSpec
 
 STIMULUS = {

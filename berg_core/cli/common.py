@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from berg_core.errors import InvalidParameterError
-from berg_core.spec import CliText, EncoderSpec
+from berg_core.options import CliText
+from berg_core.spec import EncoderSpec
 
 
 def add_progress_options(p: argparse.ArgumentParser) -> None:
@@ -21,7 +22,7 @@ def add_progress_options(p: argparse.ArgumentParser) -> None:
 
     After parsing, ``berg_core.cli.main`` turns ``args.progress`` into a plain bool (``--progress`` /
     ``--no-progress`` when given, else bars when stderr is a terminal and not ``--quiet``; see
-    ``berg_core.progress.show_bars``) and runs the command with ``berg_core.progress.notice`` silenced
+    ``berg_core.console.show_bars``) and runs the command with ``berg_core.console.notice`` silenced
     under ``--quiet``. Commands read ``args.progress`` and print their notices with ``notice``.
     """
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

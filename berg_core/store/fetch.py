@@ -30,7 +30,7 @@ Time limits (seconds, overridable by environment variable): ``$BERG_DOWNLOAD_STA
 Storage: a full disk is "disk full" with the folder and how much to free (checked before the transfer
 when the size is known); a read-only berg_dir is one line naming the folder and ``$BERG_DIR``.
 
-The whole fetch of one file holds ``berg_core.cache.file_lock(dest)``, so two processes fetching the
+The whole fetch of one file holds ``berg_core.store.cache.file_lock(dest)``, so two processes fetching the
 same file leave one valid copy: the second one waits and then finds the first one's finished file.
 ``BERG_OFFLINE=1`` never downloads (a missing file is a ``ResourceError`` naming ``berg fetch``).
 
@@ -66,10 +66,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from berg_core import errors
-from berg_core.cache import atomic_write_text, file_lock, format_bytes, storage_error, storage_errors
+from berg_core.console import notice, progress_bar
 from berg_core.errors import BergError, DownloadError, InvalidParameterError, ModelLoadError, ResourceError
-from berg_core.progress import notice, progress_bar
 from berg_core.spec import EncoderSpec
+from berg_core.store.cache import atomic_write_text, file_lock, format_bytes, storage_error, storage_errors
 
 DEFAULT_BASE_URL = "https://brain-encoding-response-generator.s3.us-west-2.amazonaws.com"
 MANIFEST_NAME = ".berg-manifest.json"

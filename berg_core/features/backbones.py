@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from berg_core.console import progress_bar
 from berg_core.device import default_dtype
 from berg_core.errors import BergError, InvalidParameterError, ModelLoadError, StimulusError
-from berg_core.progress import progress_bar
 
 #: per architecture: (path to the block list, final-norm attribute names to disable, layer-count config key)
 _ARCH: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -19,7 +19,7 @@ API (small on purpose):
   block of ``block_bytes`` plus its float32 copy, never the whole matrix in float32;
 * ``MatrixWriter``: the same, incrementally (``write_columns(start, block)``), for code that produces
   columns in pieces (training one voxel batch at a time);
-* ``build_matrix(dest, make_source, attrs=...)``: ``write_matrix`` under ``berg_core.cache.build_once``
+* ``build_matrix(dest, make_source, attrs=...)``: ``write_matrix`` under ``berg_core.store.cache.build_once``
   (file lock + atomic rename; rebuilt when absent, incomplete or its attrs differ);
 * ``read_columns(path, columns)``: (n_rows, len(columns)) in the order given; ``matrix_info(path)``;
   ``check_matrix(path, dtype, shape)``; ``is_complete(path, expect)``.
@@ -47,8 +47,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from berg_core.console import progress_bar
 from berg_core.errors import InvalidParameterError, ModelLoadError
-from berg_core.progress import progress_bar
 
 DATASET = "matrix"
 #: target bytes of one HDF5 chunk (whole columns); ~1 MiB is HDF5's sweet spot
@@ -251,7 +251,7 @@ def write_matrix(dest: Path | str, source: np.ndarray | ColumnSource, *, dtype: 
 
     Columns are converted in blocks of about ``block_bytes`` source bytes (a whole number of chunks),
     each cast to ``dtype`` and written, so peak memory is ~1 block + its cast, whatever the matrix
-    size. Writes ``dest`` directly: wrap with ``berg_core.cache.atomic_path``/``build_matrix`` for
+    size. Writes ``dest`` directly: wrap with ``berg_core.store.cache.atomic_path``/``build_matrix`` for
     atomicity. Returns ``dest``.
     """
     src = _as_source(source)
@@ -424,11 +424,11 @@ def build_matrix(dest: Path | str, make_source: Callable[[], np.ndarray | Column
                  show_progress: bool = False, desc: str | None = None) -> Path:
     """``dest`` as a complete matrix with ``attrs``; converted once from ``make_source()`` if needed.
 
-    Uses ``berg_core.cache.build_once``: a file lock (two processes convert once) and a temporary
+    Uses ``berg_core.store.cache.build_once``: a file lock (two processes convert once) and a temporary
     file renamed into place. An existing file that is incomplete, unreadable or has other ``attrs``
     (e.g. another source checksum) is rebuilt. ``make_source`` is only called when building.
     """
-    from berg_core.cache import build_once
+    from berg_core.store.cache import build_once
 
     def build(tmp: Path) -> None:
         write_matrix(tmp, make_source(), dtype=dtype, chunk_columns=chunk_columns, block_bytes=block_bytes, attrs=attrs,

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from berg_core.cache import atomic_path
 from berg_core.errors import InvalidParameterError, ResourceError, StimulusError
+from berg_core.store.cache import atomic_path
 
 WORD_COLUMNS = ("word", "words", "text", "token")
 ONSET_COLUMNS = ("onset", "onsets", "word_onset", "word_onsets", "start", "time")
@@ -174,7 +174,7 @@ def read_stimulus(path: str | Path) -> Any:
 
 def _read_npy_vector(path: Path, data: bytes) -> np.ndarray:
     """A numeric array from ``.npy`` bytes (no pickle; header and size checked before the data is read)."""
-    from berg_core.safe_pickle import parse_npy_header
+    from berg_core.store.safe_pickle import parse_npy_header
 
     fh = io.BytesIO(data)
     try:
