@@ -14,6 +14,10 @@ correlations); banded: also ``cc_{s}_{space}.npy`` (split correlation), ``preds_
 trained-encoder folder files (``berg_core.trained.encoder``: ``berg_encoder.json``, ``weights.h5``,
 ``arrays.npz``). The folder is written as a unit (``berg_core.trained.encoder.staged_folder``): an existing
 ``out`` is refused unless ``overwrite``, and is replaced only once the new folder is complete.
+
+Stages (each a function with a small dataclass for what it hands on): ``load_inputs`` -> ``Inputs``,
+``build_design`` -> ``Design``, ``fit_models`` -> ``Fitted``, ``evaluate`` -> ``Scores``,
+``write_outputs`` -> ``TrainResult``; ``train(cfg)`` is the five calls.
 """
 
 from __future__ import annotations
@@ -226,7 +230,7 @@ def _per_space(values: Sequence[Any], n: int, flag: str) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# the pipeline
+# the pipeline: load -> design -> fit -> evaluate -> write
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
@@ -242,9 +246,72 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+@dataclass
+class Inputs:
+    """What ``load_inputs`` hands on: checked options and the loaded arrays (n = samples, v = voxels)."""
+
+    out: Path  #: the output folder (checked writable; not yet created)
+    suffix: str  #: ``raw`` or ``{N}PCs``
+    n_components: int | None  #: PCA components per space (``--reduce pca:N``), or None
+    names: list[str]  #: one clean name per feature space
+    backbones: list[Any]  #: per space (``None`` when not given)
+    layers: list[Any]  #: per space (``None`` when not given)
+    spaces: list[np.ndarray]  #: per space (n, n_features_i), as loaded
+    Y: np.ndarray  #: responses (n, v), as loaded
+    output_names: list[str] | None  #: v names, or None
+    rois: dict[str, list[int]] | None  #: ROI name -> column indices
+    dtype: np.dtype  #: compute dtype (float32 or float64)
+    test: np.ndarray  #: held-out row indices (n_test,), possibly empty
+    train_rows: np.ndarray  #: training row indices (n_train,)
+    groups: np.ndarray | None  #: CV label per training row (n_train,), or None (contiguous folds)
+    bounds: list[tuple[int, int]]  #: (start, stop) of each segment; delays stay inside one
+    alphas: np.ndarray  #: the alpha grid (n_alphas,), float64
+
+
+@dataclass
+class Design:
+    """What ``build_design`` hands on: the design matrix of each space and the responses in the compute dtype."""
+
+    designs: list[np.ndarray]  #: per space (n, n_weight_rows_i): PCA'd then delayed
+    pcas: list[PCA | None]  #: the PCA fit on the training rows of each space, or None
+    Yd: np.ndarray  #: responses (n, v) in the compute dtype
+    banded: bool  #: several spaces fit with banded ridge (else one RidgeCV on the concatenation)
+
+
+@dataclass
+class Fitted:
+    """What ``fit_models`` hands on: the fitted ridge model and its main arrays."""
+
+    model: Any  #: the fitted ``RidgeCV`` or ``BandedRidgeCV``
+    coef: np.ndarray  #: (n_weight_rows, v), spaces concatenated in order
+    intercept: np.ndarray  #: (v,)
+    best_alphas: np.ndarray  #: (v,) the chosen alpha per voxel (NaN when the solver reports none)
+    cv_cc: np.ndarray  #: (v,) best mean CV score per voxel, float64
+
+
+@dataclass
+class Scores:
+    """What ``evaluate`` hands on: the held-out scores and every ``.npy`` to write."""
+
+    files: dict[str, np.ndarray]  #: file stem -> array (``cv_cc_{s}``, ``cc_{s}``, ...)
+    cc: np.ndarray | None  #: (v,) test Pearson r, or None without test rows
+    pvalues: np.ndarray | None  #: (v,) permutation p-values, or None
+    pvalues_corrected: np.ndarray | None  #: (v,) BH-FDR adjusted p-values, or None
+    preds: np.ndarray | None  #: (n_test, v) test predictions, or None
+    summary: dict[str, Any]  #: mean/median/max scores and the FDR count (``summary.json``, the card)
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Run the pipeline of the module docstring; returns the results and writes them to ``cfg.out``."""
-    # -- check options before any heavy work
+    inputs = load_inputs(cfg)
+    design = build_design(cfg, inputs)
+    fitted = fit_models(cfg, inputs, design)
+    scores = evaluate(cfg, inputs, design, fitted)
+    return write_outputs(cfg, inputs, design, fitted, scores)
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Every option that can be checked without reading a file; one-line ``InvalidParameterError`` otherwise."""
     if cfg.backend not in ("numpy", "torch"):
         raise InvalidParameterError(f"unknown backend {cfg.backend!r}; use 'numpy' or 'torch'")
     if cfg.delay_mode not in ("fir", "mean"):
@@ -264,7 +331,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.backbone and cfg.stimulus == "timed_words" and not cfg.tr:
         raise InvalidParameterError("a timed-words encoder needs --tr (seconds per sample)")
     from berg_core.trained.cards import CONTROL_RE, MAX_CARD_TEXT, MAX_DESCRIPTION, MAX_NAME, MODEL_ID_RE
-    from berg_core.trained.encoder import check_out_folder
 
     if cfg.model_id is not None and not MODEL_ID_RE.fullmatch(cfg.model_id):
         raise InvalidParameterError(f"--model-id {cfg.model_id!r}: use letters, digits and _ . + = - (at most 200, starting with a letter or digit)")
@@ -273,16 +339,21 @@ def train(cfg: TrainConfig) -> TrainResult:
     for flag, text, limit in texts:
         if text is not None and (not isinstance(text, str) or len(text) > limit or CONTROL_RE.search(text)):
             raise InvalidParameterError(f"{flag}: give text of at most {limit} characters without control characters")
+
+
+def load_inputs(cfg: TrainConfig) -> Inputs:
+    """Stage 1: check the options and the output folder, then read features, responses, test rows, CV groups,
+    segments and the card's names/ROIs (every cheap check before the fit)."""
+    check_config(cfg)
+    from berg_core.trained.encoder import check_out_folder
+
     out = check_out_folder(cfg.out, overwrite=cfg.overwrite)
     n_comp = parse_reduce(cfg.reduce)
-    suffix = f"{n_comp}PCs" if n_comp else "raw"
     names = _space_names(cfg)
     backbones = _per_space(cfg.backbone, len(names), "--backbone")
     layers = _per_space(cfg.layer, len(names), "--layer")
     if cfg.backbone and any(la is None for la in layers):
         raise InvalidParameterError("--backbone needs --layer (the block whose output the features are)")
-
-    # -- inputs
     spaces = [load_matrix(f, what=f"features {n}") for f, n in zip(cfg.features, names)]
     Y = load_matrix(cfg.responses, what="responses")
     output_names, rois = _read_names(cfg.output_names, Y.shape[1]), _read_rois(cfg.rois, Y.shape[1])  # cheap: before the fit
@@ -294,91 +365,113 @@ def train(cfg: TrainConfig) -> TrainResult:
                      else np.float32)
     test = parse_test(cfg.test, n)
     train_rows = np.setdiff1d(np.arange(n), test)
-    groups = read_groups(cfg.cv_groups, n, train_rows) if cfg.cv_groups else None
-    bounds = segment_bounds(cfg.segments, n) if cfg.segments else [(0, n)]
-    alphas = np.asarray(cfg.alphas if cfg.alphas else DEFAULT_ALPHAS, dtype=np.float64)
+    return Inputs(
+        out=out, suffix=f"{n_comp}PCs" if n_comp else "raw", n_components=n_comp, names=names, backbones=backbones, layers=layers,
+        spaces=spaces, Y=Y, output_names=output_names, rois=rois, dtype=dtype, test=test, train_rows=train_rows,
+        groups=read_groups(cfg.cv_groups, n, train_rows) if cfg.cv_groups else None,
+        bounds=segment_bounds(cfg.segments, n) if cfg.segments else [(0, n)],
+        alphas=np.asarray(cfg.alphas if cfg.alphas else DEFAULT_ALPHAS, dtype=np.float64),
+    )
 
-    # -- features: PCA on training rows, delays over the whole sequence
-    designs, pcas, widths = [], [], []
-    for x in spaces:
+
+def build_design(cfg: TrainConfig, inputs: Inputs) -> Design:
+    """Stage 2: per space, PCA fit on the training rows (float64), then delays within each segment; cast to the compute dtype."""
+    n_comp, dtype = inputs.n_components, inputs.dtype
+    designs: list[np.ndarray] = []
+    pcas: list[PCA | None] = []
+    for x in inputs.spaces:
         x = np.asarray(x, dtype=np.float64 if n_comp else dtype)
         pca = None
         if n_comp:
             if n_comp > x.shape[1]:
                 raise InvalidParameterError(f"--reduce pca:{n_comp} asks for more components than the {x.shape[1]} features")
-            pca = PCA(n_comp).fit(x[train_rows])
+            pca = PCA(n_comp).fit(x[inputs.train_rows])
             x = pca.transform(x)
-        widths.append(x.shape[1])
         if cfg.delays:
-            x = np.concatenate([_delay(x[a:b], cfg.delays, cfg.delay_mode) for a, b in bounds], axis=0)
+            x = np.concatenate([_delay(x[a:b], cfg.delays, cfg.delay_mode) for a, b in inputs.bounds], axis=0)
         designs.append(x.astype(dtype, copy=False))
         pcas.append(pca)
-    Yd = np.asarray(Y, dtype=dtype)
     banded = cfg.ridge == "banded" or (cfg.ridge == "auto" and len(designs) > 1)
+    return Design(designs=designs, pcas=pcas, Yd=np.asarray(inputs.Y, dtype=dtype), banded=banded)
 
-    # -- fit
-    cv = cfg.folds
-    if banded:
-        model: Any = BandedRidgeCV(alphas, n_iter=cfg.n_iter, cv=cv, scoring=cfg.scoring, random_state=cfg.seed,
-                                   target_batch=cfg.target_batch, backend=cfg.backend, device=cfg.device, show_progress=cfg.show_progress)
-        model.fit([d[train_rows] for d in designs], Yd[train_rows], groups=groups)
-        best_alphas = np.asarray(model.best_alphas_) if model.best_alphas_ is not None else np.full(Y.shape[1], np.nan)
+
+def fit_models(cfg: TrainConfig, inputs: Inputs, design: Design) -> Fitted:
+    """Stage 3: ``RidgeCV`` on the concatenated spaces, or ``BandedRidgeCV`` on the list of spaces, fit on the training rows."""
+    rows, Yd = inputs.train_rows, design.Yd
+    model: Any
+    if design.banded:
+        model = BandedRidgeCV(inputs.alphas, n_iter=cfg.n_iter, cv=cfg.folds, scoring=cfg.scoring, random_state=cfg.seed,
+                              target_batch=cfg.target_batch, backend=cfg.backend, device=cfg.device, show_progress=cfg.show_progress)
+        model.fit([d[rows] for d in design.designs], Yd[rows], groups=inputs.groups)
+        best_alphas = np.asarray(model.best_alphas_) if model.best_alphas_ is not None else np.full(Yd.shape[1], np.nan)
     else:
-        model = RidgeCV(alphas, cv=cv, scoring=cfg.scoring, backend=cfg.backend, device=cfg.device, target_batch=cfg.target_batch,
-                        show_progress=cfg.show_progress)
-        model.fit(np.concatenate(designs, axis=1)[train_rows], Yd[train_rows], groups=groups)
+        model = RidgeCV(inputs.alphas, cv=cfg.folds, scoring=cfg.scoring, backend=cfg.backend, device=cfg.device,
+                        target_batch=cfg.target_batch, show_progress=cfg.show_progress)
+        model.fit(np.concatenate(design.designs, axis=1)[rows], Yd[rows], groups=inputs.groups)
         best_alphas = model.best_alphas_
-    cv_cc = np.asarray(model.cv_score_, dtype=np.float64)
-    coef = np.asarray(model.coef_)
-    intercept = np.asarray(model.intercept_)
+    return Fitted(model=model, coef=np.asarray(model.coef_), intercept=np.asarray(model.intercept_), best_alphas=best_alphas,
+                  cv_cc=np.asarray(model.cv_score_, dtype=np.float64))
 
-    # -- test
+
+def evaluate(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted) -> Scores:
+    """Stage 4: predictions on the test rows, their correlation, permutation p-values and FDR, banded split scores."""
     from berg_core.fit.stats import block_permutation_test, fdr_bh, pearson_r, split_correlation
 
-    files: dict[str, np.ndarray] = {f"cv_cc_{suffix}": cv_cc, f"coef_{suffix}": coef, f"alphas_{suffix}": best_alphas}
+    s, test, names = inputs.suffix, inputs.test, inputs.names
+    files: dict[str, np.ndarray] = {f"cv_cc_{s}": fitted.cv_cc, f"coef_{s}": fitted.coef, f"alphas_{s}": fitted.best_alphas}
     cc = pvals = pcorr = preds = None
     if test.size:
-        X_test = np.concatenate([d[test] for d in designs], axis=1)
-        preds = X_test @ coef + intercept
-        y_test = Yd[test]
+        X_test = np.concatenate([d[test] for d in design.designs], axis=1)
+        preds = X_test @ fitted.coef + fitted.intercept
+        y_test = design.Yd[test]
         if cfg.permutations > 0:
             cc, pvals = block_permutation_test(y_test, preds, n_permutations=cfg.permutations, block=cfg.perm_block, mode=cfg.perm_mode,
                                                seed=cfg.seed, show_progress=cfg.show_progress)
             pcorr = fdr_bh(pvals)
-            files[f"pvalues_{suffix}"] = pvals
-            files[f"pvalues_corrected_{suffix}"] = pcorr
+            files[f"pvalues_{s}"] = pvals
+            files[f"pvalues_corrected_{s}"] = pcorr
         else:
             cc = pearson_r(y_test, preds)
-        files[f"cc_{suffix}"] = cc
-        files[f"preds_{suffix}"] = preds
-        if banded:
-            parts = model.predict([d[test] for d in designs], split=True)
+        files[f"cc_{s}"] = cc
+        files[f"preds_{s}"] = preds
+        if design.banded:
+            parts = fitted.model.predict([d[test] for d in design.designs], split=True)
             split = split_correlation(y_test, parts)
             for k, name in enumerate(names):
-                files[f"preds_{suffix}_{name}"] = parts[k]
-                files[f"cc_{suffix}_{name}"] = split[k]
-    if banded:
+                files[f"preds_{s}_{name}"] = parts[k]
+                files[f"cc_{s}_{name}"] = split[k]
+    if design.banded:
         for k, name in enumerate(names):
-            files[f"coef_{suffix}_{name}"] = model.coefs_[k]
-    # -- summary and encoder folder
-    scores: dict[str, Any] = {"mean_cv_cc": float(cv_cc.mean())}
+            files[f"coef_{s}_{name}"] = fitted.model.coefs_[k]
+    summary: dict[str, Any] = {"mean_cv_cc": float(fitted.cv_cc.mean())}
     if cc is not None:
-        scores.update(mean_cc=float(cc.mean()), median_cc=float(np.median(cc)), max_cc=float(cc.max()))
+        summary.update(mean_cc=float(cc.mean()), median_cc=float(np.median(cc)), max_cc=float(cc.max()))
         if pcorr is not None:
-            scores[f"n_significant_fdr{cfg.fdr_q:g}"] = int((pcorr <= cfg.fdr_q).sum())
-    solver = f"banded ({model.solver_}, himalaya)" if banded else f"RidgeCV ({model.solver_})"
+            summary[f"n_significant_fdr{cfg.fdr_q:g}"] = int((pcorr <= cfg.fdr_q).sum())
+    return Scores(files=files, cc=cc, pvalues=pvals, pvalues_corrected=pcorr, preds=preds, summary=summary)
+
+
+def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted, scores: Scores) -> TrainResult:
+    """Stage 5: the ``.npy`` files, the histogram, ``summary.json`` and the trained-encoder folder, written as a unit."""
+    from berg_core.trained.encoder import staged_folder, write_encoder_dir
+
+    out, s, names, n_comp = inputs.out, inputs.suffix, inputs.names, inputs.n_components
+    n = inputs.Y.shape[0]
+    model, coef, cc, pcorr = fitted.model, fitted.coef, scores.cc, scores.pvalues_corrected
+    solver = f"banded ({model.solver_}, himalaya)" if design.banded else f"RidgeCV ({model.solver_})"
     training = {
         "berg_core": _version(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
-        "inputs": {"features": {nm: {"file": str(f), "sha256": _sha256(f), "shape": list(x.shape)} for nm, f, x in zip(names, cfg.features, spaces)},
-                   "responses": {"file": str(cfg.responses), "sha256": _sha256(cfg.responses), "shape": list(Y.shape)}},
-        "n_samples": int(n), "n_train": int(train_rows.size), "n_test": int(test.size),
+        "inputs": {"features": {nm: {"file": str(f), "sha256": _sha256(f), "shape": list(x.shape)}
+                                for nm, f, x in zip(names, cfg.features, inputs.spaces)},
+                   "responses": {"file": str(cfg.responses), "sha256": _sha256(cfg.responses), "shape": list(inputs.Y.shape)}},
+        "n_samples": int(n), "n_train": int(inputs.train_rows.size), "n_test": int(inputs.test.size),
         "test": cfg.test, "cv": f"groups from {cfg.cv_groups}" if cfg.cv_groups else f"{cfg.folds} contiguous folds",
-        "alphas": alphas.tolist(), "scoring": cfg.scoring, "solver": solver, "dtype": str(dtype), "backend": cfg.backend,
+        "alphas": inputs.alphas.tolist(), "scoring": cfg.scoring, "solver": solver, "dtype": str(inputs.dtype), "backend": cfg.backend,
         "delays": list(cfg.delays), "delay_mode": cfg.delay_mode, "segments": cfg.segments, "reduce": cfg.reduce,
         "permutations": cfg.permutations, "perm_block": cfg.perm_block, "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q,
-        "n_iter": cfg.n_iter if banded else None, "seed": cfg.seed,
+        "n_iter": cfg.n_iter if design.banded else None, "seed": cfg.seed,
     }
     card = {
         "model_id": cfg.model_id or "trained-" + re.sub(r"[^A-Za-z0-9_.+=-]+", "_", out.name)[:190],
@@ -387,37 +480,35 @@ def train(cfg: TrainConfig) -> TrainResult:
         "feature_spaces": [
             {"name": nm, "backbone": bb, "revision": None, "layer": la, "pooling": cfg.pooling if cfg.stimulus == "sentences" else None,
              "n_features": int(x.shape[1]), "reduce": {"method": "pca", "n_components": int(n_comp)} if n_comp else None}
-            for nm, bb, la, x in zip(names, backbones, layers, spaces)
+            for nm, bb, la, x in zip(names, inputs.backbones, inputs.layers, inputs.spaces)
         ],
         "delays": list(cfg.delays), "delay_mode": cfg.delay_mode,
         "tr": cfg.tr,
-        "outputs": {"names": output_names},
-        "rois": rois,
-        "scores": scores,
+        "outputs": {"names": inputs.output_names},
+        "rois": inputs.rois,
+        "scores": scores.summary,
         "training": training,
         "card": cfg.card_text or "",
     }
-    from berg_core.trained.encoder import staged_folder, write_encoder_dir
-
-    arrays = {"cv_cc": cv_cc, "alphas": best_alphas}
+    arrays = {"cv_cc": fitted.cv_cc, "alphas": fitted.best_alphas}
     if cc is not None:
         arrays["cc"] = cc
     if pcorr is not None:
         arrays["pvalues_corrected"] = pcorr
-    summary = {"suffix": suffix, "model_id": card["model_id"], "feature_spaces": names, "n_voxels": int(Y.shape[1]),
-               "n_weight_rows": int(coef.shape[0]), "scores": scores, "files": sorted(f"{k}.npy" for k in files)
-               + ([f"dist_{suffix}.png"] if cc is not None else []), "training": training, "config": asdict(cfg)}
+    summary = {"suffix": s, "model_id": card["model_id"], "feature_spaces": names, "n_voxels": int(inputs.Y.shape[1]),
+               "n_weight_rows": int(coef.shape[0]), "scores": scores.summary, "files": sorted(f"{k}.npy" for k in scores.files)
+               + ([f"dist_{s}.png"] if cc is not None else []), "training": training, "config": asdict(cfg)}
     # every file goes into a hidden sibling folder that replaces ``out`` only once complete
     with staged_folder(out, overwrite=cfg.overwrite) as stage:
-        for key, value in files.items():
+        for key, value in scores.files.items():
             np.save(stage / f"{key}.npy", np.asarray(value))
         if cc is not None:
-            _histogram(cc, stage / f"dist_{suffix}.png", title=f"test correlation ({suffix}, {len(cc)} voxels)")
-        write_encoder_dir(stage, card=card, coef=coef, intercept=intercept,
-                          pca=[(p.mean_, p.components_) if p is not None else None for p in pcas], arrays=arrays,
+            _histogram(cc, stage / f"dist_{s}.png", title=f"test correlation ({s}, {len(cc)} voxels)")
+        write_encoder_dir(stage, card=card, coef=coef, intercept=fitted.intercept,
+                          pca=[(p.mean_, p.components_) if p is not None else None for p in design.pcas], arrays=arrays,
                           show_progress=cfg.show_progress)
         (stage / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    return TrainResult(out=out, suffix=suffix, cv_cc=cv_cc, cc=cc, pvalues_corrected=pcorr, preds=preds, coef=coef, summary=summary)
+    return TrainResult(out=out, suffix=s, cv_cc=fitted.cv_cc, cc=cc, pvalues_corrected=pcorr, preds=scores.preds, coef=coef, summary=summary)
 
 
 def _delay(x: np.ndarray, delays: Sequence[int], mode: str) -> np.ndarray:
