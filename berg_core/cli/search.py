@@ -9,10 +9,12 @@ model is loaded.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from berg_core.cli.common import add_progress_options, parse_options
 from berg_core.console import notice
 from berg_core.errors import InvalidParameterError
+from berg_core.scale.executor import add_executor_options, executor_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +35,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, default=1024, help="sentences read and encoded at once (default 1024)")
     p.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
                    help="a load option of the model, e.g. -O backbone=/path/to/gpt2-xl -O dtype=float32 (JSON values parsed)")
+    g = p.add_argument_group("shards (see the README's scale-out recipe)")
+    g.add_argument("--shards", type=int, default=1, metavar="N",
+                   help="cut the corpus into N byte ranges, one task each, merged exactly (default 1: one pass here)")
+    g.add_argument("--work-dir", default=None, metavar="DIR",
+                   help="shard results, histogram and logs (default: OUTPUT.shards beside --output); a rerun skips finished shards")
+    g.add_argument("--bin-width", type=float, default=0.01, metavar="W",
+                   help="width of the response histogram's fixed bins written with shards (default 0.01)")
+    add_executor_options(p)
     add_progress_options(p)
     p.set_defaults(func=run)
 
@@ -53,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise InvalidParameterError(f"{flag} must be 1 or more, got {value}")
     check_batch_size(args.batch_size)
+    executor_config(args, None, "berg-search")  # the executor flags, before anything runs
+    if args.shards < 1:
+        raise InvalidParameterError(f"--shards must be an int >= 1, got {args.shards}")
     options = parse_options(args.option)
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
@@ -60,9 +73,12 @@ def run(args: argparse.Namespace) -> int:
     selection = {"roi": rois} if rois else None
     if args.input != STDIN:
         check_input_path(args.input, "corpus file")
-    berg = BERG(args.berg_dir)
-    with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
-        result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress)
+    if args.shards != 1 or args.executor != "local":
+        result = _sharded(args, options, selection)
+    else:
+        berg = BERG(args.berg_dir)
+        with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
+            result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress)
     if args.output is None:
         write_hits(sys.stdout, result)
         sys.stdout.flush()
@@ -71,3 +87,40 @@ def run(args: argparse.Namespace) -> int:
     notice(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "
            f"({len(result.hits)} rows) to {args.output}")
     return 0
+
+
+def work_dir(args: argparse.Namespace, what: str) -> Path:
+    """``--work-dir``, else ``OUTPUT.shards`` beside ``--output`` (a sharded run keeps its shards and logs there)."""
+    if args.work_dir:
+        return Path(args.work_dir)
+    if args.output is None:
+        raise InvalidParameterError(f"{what} with --shards or --executor needs --output (or --work-dir) for its shards and logs")
+    out = Path(args.output)
+    return out.with_name(out.name + ".shards")
+
+
+def _sharded(args: argparse.Namespace, options: dict, selection: dict | None):
+    """Search in shards (see berg_core.scale.corpus); the merged result equals the one-pass search's."""
+    from berg_core.facade import resolve_spec
+    from berg_core.scale.corpus import ModelRequest, merge_search, plan, run_sharded
+    from berg_core.store.userfiles import STDIN
+
+    if args.input == STDIN:
+        raise InvalidParameterError("--shards/--executor read the corpus file in byte ranges; give a file, not - (stdin)")
+    if not (args.bin_width > 0 and args.bin_width < float("inf")):
+        raise InvalidParameterError(f"--bin-width must be a number > 0, got {args.bin_width}")
+    work = work_dir(args, "berg search")
+    config = executor_config(args, work, "berg-search")
+    request = ModelRequest(args.model, args.berg_dir, args.subject, selection, args.device, options)
+    spec = resolve_spec(args.model)  # checked here, before any task starts (no model is loaded in this process)
+    if spec.stimulus != "sentences":
+        raise InvalidParameterError(f"berg search needs a model whose stimulus is sentences; {spec.model_id} takes {spec.stimulus}")
+    spec.options.check(options, spec.model_id)
+    model_id = spec.model_id
+    tasks = plan("search", args.input, args.shards, request, work, top_k=args.top_k, chunk_size=args.chunk_size,
+                 bin_width=args.bin_width)
+    run_sharded(tasks, config)
+    result, hist = merge_search(tasks, model_id)
+    hist.write_csv(work / "histogram.csv")
+    notice(f"merged {len(tasks)} shards; response histogram (bin width {args.bin_width}) in {work / 'histogram.csv'}")
+    return result

@@ -125,6 +125,44 @@ class ExtremesTracker:
                         break  # too weak: every later candidate is weaker still
         self.n_seen += len(sentences)
 
+    def state(self) -> dict[str, Any]:
+        """The kept entries as plain JSON data (floats written exactly), for ``ExtremesTracker.merged``.
+
+        ``{"columns", "k", "n_seen", "lists": {column: {direction: [[line, sentence, [response per column]], ...]}}}``.
+        """
+        return {"columns": self.columns, "k": self.k, "n_seen": self.n_seen,
+                "lists": {c: {d: [[line, text, [float(v) for v in row]] for _, _, line, text, row in self._lists[(c, d)].ranked()]
+                              for d in (DRIVE, SUPPRESS)} for c in self.columns}}
+
+    @classmethod
+    def merged(cls, states: list[dict[str, Any]]) -> ExtremesTracker:
+        """One tracker from the states of trackers that saw disjoint parts of one corpus (any order).
+
+        Exact: the entries are offered again in line order, so the first occurrence of a text wins and ties go to
+        the earlier line, as in one pass over the whole corpus. Every sentence of the single-pass top-k is in the
+        top-k of the part holding its first occurrence (whatever beats it there beats it overall).
+        """
+        if not states:
+            raise BergError("nothing to merge: no shard results")
+        columns, k = list(states[0]["columns"]), int(states[0]["k"])
+        for state in states[1:]:
+            if list(state["columns"]) != columns or int(state["k"]) != k:
+                raise BergError("the shard results disagree on outputs or top-k; delete the shard folder and run again")
+        tracker = cls(columns, k)
+        tracker.n_seen = sum(int(state["n_seen"]) for state in states)
+        for j, column in enumerate(columns):
+            for direction in (DRIVE, SUPPRESS):
+                entries = sorted(((int(line), str(text), np.asarray(row, dtype=np.float32))
+                                  for state in states for line, text, row in state["lists"][column][direction]), key=lambda e: e[0])
+                extremes = tracker._lists[(column, direction)]
+                for line, text, row in entries:
+                    key = float(row[j]) if direction == DRIVE else -float(row[j])
+                    extremes.offer(key, line, text, row)
+        return tracker
+
+    def result(self, model_id: str) -> SearchResult:
+        return SearchResult(model_id, self.columns, self.k, self.n_seen, self.hits())
+
     def hits(self) -> list[Hit]:
         """All kept sentences: per column (in column order), drive ranks 1..k then suppress ranks 1..k."""
         out: list[Hit] = []
@@ -169,8 +207,9 @@ def iter_corpus(source: str | os.PathLike[str] | IO[str] | Iterable[str]) -> Ite
     yield from _lines(source, "the corpus")
 
 
-def _lines(lines: Iterable[str | bytes], name: str) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(lines, start=1):
+def _lines(lines: Iterable[str | bytes], name: str, start: int = 1) -> Iterator[tuple[int, str]]:
+    """``lines`` numbered from ``start`` (a shard of a file starts past line 1); the BOM is dropped from line 1 only."""
+    for number, raw in enumerate(lines, start=start):
         if isinstance(raw, bytes):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # UTF-8 byte-order mark
@@ -226,30 +265,48 @@ def search(
 
     ``chunk_size``: sentences read and passed to ``model.encode`` at once (the model batches inside).
     """
+    check_search_model(model, chunk_size)
+    total = None
+    if isinstance(corpus, (str, os.PathLike)) and str(corpus) != "-" and Path(corpus).is_file():
+        total = count_lines(Path(corpus))
+    tracker = scan(model, iter_corpus(corpus), top_k=top_k, chunk_size=chunk_size, show_progress=show_progress, total=total)
+    if tracker.n_seen == 0:
+        raise StimulusError("the corpus has no sentences (only blank lines or nothing); give one sentence per line")
+    return tracker.result(model.model_id)
+
+
+def check_search_model(model: Any, chunk_size: int) -> None:
+    """The model must take sentences; ``chunk_size`` an int >= 1."""
     if getattr(model.spec, "stimulus", None) != "sentences":
         raise InvalidParameterError(f"berg search needs a model whose stimulus is sentences; {model.model_id} takes "
                                     f"{model.spec.stimulus}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise InvalidParameterError(f"chunk size must be an int >= 1, got {chunk_size!r}")
-    columns = output_names_of(model)
-    tracker = ExtremesTracker(columns, top_k)
-    total = None
-    if isinstance(corpus, (str, os.PathLike)) and str(corpus) != "-" and Path(corpus).is_file():
-        total = count_lines(Path(corpus))
+
+
+def scan(model: Any, numbered: Iterator[tuple[int, str]], *, top_k: int, chunk_size: int = 1024, show_progress: bool = False,
+         total: int | None = None, first_line: int = 1, on_chunk: Any = None) -> ExtremesTracker:
+    """Encode ``(line, sentence)`` pairs chunk by chunk and keep the extremes; ``on_chunk(responses)`` sees every chunk.
+
+    ``total``/``first_line``: the line count and first line of what is read, for the progress bar.
+    """
+    check_search_model(model, chunk_size)
+    tracker = ExtremesTracker(output_names_of(model), top_k)
     bar = progress_bar(show=show_progress, total=total, desc=f"search {model.model_id}", unit="line")
-    done = 0
+    done = first_line - 1
     try:
-        for lines, texts in _chunks(iter_corpus(corpus), chunk_size):
-            tracker.add(texts, lines, model.encode(texts, show_progress=False))
+        for lines, texts in _chunks(numbered, chunk_size):
+            responses = model.encode(texts, show_progress=False)
+            tracker.add(texts, lines, responses)
+            if on_chunk is not None:
+                on_chunk(np.asarray(responses, dtype=np.float32))
             bar.update(lines[-1] - done)
             done = lines[-1]
         if total is not None:
-            bar.update(max(total - done, 0))
+            bar.update(max(total - (done - first_line + 1), 0))
     finally:
         bar.close()
-    if tracker.n_seen == 0:
-        raise StimulusError("the corpus has no sentences (only blank lines or nothing); give one sentence per line")
-    return SearchResult(model.model_id, columns, top_k, tracker.n_seen, tracker.hits())
+    return tracker
 
 
 def write_hits(fh: IO[str], result: SearchResult) -> None:
@@ -276,4 +333,5 @@ def write_hits_csv(path: str | os.PathLike[str], result: SearchResult) -> Path:
     return path
 
 
-__all__ = ["DRIVE", "SUPPRESS", "ExtremesTracker", "Hit", "SearchResult", "count_lines", "iter_corpus", "search", "write_hits", "write_hits_csv"]
+__all__ = ["DRIVE", "SUPPRESS", "ExtremesTracker", "Hit", "SearchResult", "count_lines", "iter_corpus", "scan", "search", "write_hits",
+           "write_hits_csv"]
