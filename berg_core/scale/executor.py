@@ -307,8 +307,6 @@ def _wait_slurm(jobs, config: ExecutorConfig) -> list[tuple[bool, Any]]:
             if time.monotonic() - first > LOST_AFTER_S:
                 what = "left the queue" if state == "GONE" else f"ended {state}"
                 outcomes[n] = (False, f"the task {what} without a result (cancelled, preempted, out of time or memory?)")
-            else:
-                running += 1
         now = (len(outcomes), running, pending)
         if now != last:
             notice(f"tasks: {now[0]} done, {now[1]} running, {now[2]} pending")
