@@ -6,6 +6,7 @@
 - brainscore: core + berg-brainscore with brainscore-language 2.3.0's pins (numpy<2, transformers<5)
 - lint: ruff
 - slurm: core + submitit against a single-node Slurm started for the session (needs root and slurm-wlm/munge: .ci/run)
+- template: `berg new-plugin --kind sentences|timed-words` rendered, installed and run (its tests, list, info, encode)
 
 torch is pinned to 2.13.0 (a CPU build installs from the local wheel cache on CI machines; an
 unpinned torch would pull gigabytes of CUDA packages).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "integration", "brainscore", "slurm"]
+nox.options.sessions = ["lint", "tests", "integration", "brainscore", "template", "slurm"]
 nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
@@ -84,3 +85,64 @@ def slurm(session: nox.Session) -> None:
     session.install("-e", ".[test,train,hf,slurm]", *TEST_PLUGINS)
     env = {**_env(session), "BERG_REQUIRE_SLURM": "1" if os.geteuid() == 0 else "0"}
     session.run("pytest", "tests/slurm", *session.posargs, env=env)
+
+
+#: writes a tiny random GPT-2 (``OUT/gpt2``) and fixture readouts for the two rendered packages (``OUT/readouts-<kind>``)
+_TEMPLATE_FIXTURES = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from berg_core.testing.hf import tiny_gpt2
+from berg_tpl_sentences.plugin import ROIS
+from berg_tpl_sentences.weights import save_readout as save_sentences
+from berg_tpl_timed_words.weights import save_readout as save_stories
+
+out, rng = Path(sys.argv[1]), np.random.default_rng(0)
+tiny_gpt2(out / "gpt2", n_layer=3, n_embd=16, n_head=2)
+(out / "readouts-sentences").mkdir()
+save_sentences(out / "readouts-sentences" / "readout.npz", rng.standard_normal((len(ROIS), 16)), np.zeros(len(ROIS)), ROIS)
+(out / "readouts-timed-words").mkdir()
+save_stories(out / "readouts-timed-words" / "readout_S01.npz", rng.standard_normal((5, 64)), np.zeros(5),
+             [f"voxel_{i}" for i in range(5)], {"lang": [1, 3]})
+"""
+#: the rendered models, as berg encode reads them: (kind, model id, input fixture, extra arguments, output shape)
+_TEMPLATE_MODELS = (("sentences", "fmri-tpl_sentences-sentences", "sentences.txt", (), "(4, 3)"),
+                    ("timed-words", "fmri-tpl_timed_words-stories", "story.json", ("--subject", "S01", "--roi", "lang"), "(14, 2)"))
+
+
+@nox.session
+def template(session: nox.Session) -> None:
+    """``berg new-plugin --kind sentences`` and ``--kind timed-words`` rendered into a temp folder and pip-installed next to
+    the core (not editable); each runs its own rendered tests, then ``berg list``, ``berg info``, ``berg plugins --check``
+    and ``berg encode`` on a tiny random GPT-2 with fixture readouts (about two minutes)."""
+    import shutil
+    from pathlib import Path
+
+    session.install(TORCH)
+    session.install("-e", ".[hf]", "pytest>=7.4")
+    env = _env(session)
+    tmp = Path(session.create_tmp()) / "template"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for kind, *_ in _TEMPLATE_MODELS:
+        name = "tpl_" + kind.replace("-", "_")
+        session.run("berg", "new-plugin", name, "--kind", kind, "--out", str(tmp), env=env)
+        session.install(str(tmp / f"berg-{name}"))
+        with session.chdir(tmp / f"berg-{name}"):  # the package's own tests, against the installed copy
+            session.run("pytest", "-q", "-p", "no:cacheprovider", "tests", *session.posargs, env=env)
+    session.run("python", "-c", _TEMPLATE_FIXTURES, str(tmp), env=env)
+    listed = session.run("berg", "list", env=env, silent=True) or ""
+    session.run("berg", "plugins", "--check", env=env)
+    for kind, model_id, stimulus, extra, shape in _TEMPLATE_MODELS:
+        if model_id not in listed:
+            session.error(f"berg list does not show {model_id}:\n{listed}")
+        info = session.run("berg", "info", model_id, env=env, silent=True) or ""
+        if "batch_size" not in info or "int" not in info:
+            session.error(f"berg info {model_id} does not show the typed options:\n{info}")
+        result = tmp / f"{kind}.npy"
+        fixture = tmp / f"berg-tpl_{kind.replace('-', '_')}" / "tests" / "fixtures" / stimulus
+        session.run("berg", "encode", model_id, *extra, "--input", str(fixture), "--output", str(result), "--device", "cpu",
+                    "-O", f"backbone={tmp / 'gpt2'}", "-O", "layer=2", "-O", f"weights={tmp / f'readouts-{kind}'}", env=env)
+        session.run("python", "-c", f"import numpy as np; a = np.load({str(result)!r}); assert str(a.shape) == {shape!r}, a.shape",
+                    env=env)
