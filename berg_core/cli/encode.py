@@ -11,7 +11,8 @@ import sys
 
 from berg_core.cli.common import add_progress_options, parse_options, print_json
 from berg_core.console import notice
-from berg_core.errors import InvalidParameterError
+from berg_core.errors import InvalidParameterError, StimulusError
+from berg_core.scale.executor import add_executor_options, executor_config
 
 
 class _TextAnywhereParser(argparse.ArgumentParser):
@@ -44,6 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a model option, e.g. -O layer=20 -O backbone=/path/to/gpt2-xl -O dtype=float32 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (rows with column names)")
+    g = p.add_argument_group("shards (a large .txt input; see the README's scale-out recipe)")
+    g.add_argument("--shards", type=int, default=1, metavar="N",
+                   help="cut the --input .txt into N byte ranges, one task each; the rows come back in line order (default 1)")
+    g.add_argument("--work-dir", default=None, metavar="DIR",
+                   help="shard outputs and logs (default: OUTPUT.shards beside --output); a rerun skips finished shards")
+    add_executor_options(p)
     add_progress_options(p)
     p.set_defaults(func=run)
 
@@ -90,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
         options["batch_size"] = args.batch_size
     if args.output:
         check_output_path(args.output)
+    executor_config(args, None, "berg-encode")  # the executor flags, before anything runs
     selection = selection_from_args(args)
+    if args.shards != 1 or args.executor != "local":
+        return _sharded(args, spec, options, selection)
     stimulus = read_stimulus(args.input) if args.input is not None else list(args.text)
     validate_stimulus(spec, stimulus)  # before the model loads (encode checks it again)
     berg = BERG(args.berg_dir)
@@ -108,3 +118,50 @@ def run(args: argparse.Namespace) -> int:
         print("\t".join(columns))
         np.savetxt(sys.stdout, responses, delimiter="\t", fmt="%.6g")
     return 0
+
+
+def _check_sentence_file(path: str) -> int:
+    """Stream a .txt input once with ``berg encode``'s rules (UTF-8, no blank line but at the end); its sentence count."""
+    from berg_core.search import iter_corpus
+
+    n, last = 0, 0
+    for number, _ in iter_corpus(path):
+        if number != last + 1:
+            raise StimulusError(f"{path}: line {last + 1} is blank; every line is one sentence and row i of the output is "
+                                        "line i, so remove the blank line (or put text on it)")
+        n, last = n + 1, number
+    if n == 0:
+        raise StimulusError(f"{path} has no sentences; give one sentence per line")
+    return n
+
+
+def _sharded(args: argparse.Namespace, spec, options: dict, selection: dict | None) -> int:
+    """Encode a large .txt in byte-range shards (berg_core.scale.corpus); one output, rows in line order."""
+    from pathlib import Path
+
+    from berg_core.cli.search import work_dir
+    from berg_core.scale.corpus import ModelRequest, merge_encode, plan, run_sharded
+    from berg_core.store.userfiles import check_input_path, write_responses
+
+    if args.shards < 1:
+        raise InvalidParameterError(f"--shards must be an int >= 1, got {args.shards}")
+    if args.input is None or args.input == "-" or Path(args.input).suffix.lower() != ".txt":
+        raise InvalidParameterError("--shards/--executor encode a .txt file given with --input (one sentence a line)")
+    if not args.output:
+        raise InvalidParameterError("berg encode with --shards writes one file: give --output (.npy, .csv or .h5)")
+    if spec.stimulus != "sentences":
+        raise InvalidParameterError(f"--shards cuts a file of sentences; {spec.model_id} takes {spec.stimulus}")
+    check_input_path(args.input, "input file")
+    n = _check_sentence_file(args.input)
+    work = work_dir(args, "berg encode")
+    config = executor_config(args, work, "berg-encode")
+    request = ModelRequest(args.model, args.berg_dir, args.subject, selection, args.device, options)
+    tasks = plan("encode", args.input, args.shards, request, work)
+    run_sharded(tasks, config)
+    responses, columns = merge_encode(tasks)
+    if responses.shape[0] != n:
+        raise InvalidParameterError(f"the shards hold {responses.shape[0]} rows for {n} sentences; delete {work} and run again")
+    write_responses(args.output, responses, columns, attrs={"model_id": spec.model_id, "subject": args.subject or ""})
+    notice(f"wrote {responses.shape[0]} x {responses.shape[1]} responses to {args.output} (from {len(tasks)} shards)")
+    return 0
+

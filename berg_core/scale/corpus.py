@@ -99,10 +99,9 @@ def finished(task: ShardTask) -> bool:
     path = Path(task.output)
     if not path.is_file():
         return False
-    if task.kind == "encode":
-        return Path(task.output + ".key").is_file() and Path(task.output + ".key").read_text().strip() == task.key
+    meta = Path(task.output + ".json") if task.kind == "encode" else path
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("key") == task.key
+        return json.loads(meta.read_text(encoding="utf-8")).get("key") == task.key
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -136,9 +135,10 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
             texts = [text for _, text in iter_range(task.corpus, task.range)]
             columns = output_names_of(model)
             rows = (model.encode(texts, show_progress=False) if texts else np.zeros((0, len(columns)), dtype=np.float32))
-            with atomic_path(out) as tmp:
-                np.save(tmp, np.asarray(rows, dtype=np.float32), allow_pickle=False)
-            Path(task.output + ".key").write_text(task.key)
+            with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(rows, dtype=np.float32), allow_pickle=False)
+            with atomic_path(Path(task.output + ".json")) as tmp:  # written last: the shard is finished
+                tmp.write_text(json.dumps({"key": task.key, "columns": columns}), encoding="utf-8")
             n = len(texts)
     return {"index": task.index, "sentences": n, "started": started, "finished": time.time()}
 
@@ -186,14 +186,16 @@ def merge_search(tasks: list[ShardTask], model_id: str):
     return tracker.result(model_id), hist
 
 
-def merge_encode(tasks: list[ShardTask]) -> np.ndarray:
-    """The shards' rows in corpus order, (n_sentences, n_columns) float32 (refused when one is missing)."""
+def merge_encode(tasks: list[ShardTask]) -> tuple[np.ndarray, list[str]]:
+    """The shards' rows in corpus order, (n_sentences, n_columns) float32, and the column names (refused when one is missing)."""
     _missing(tasks)
     try:
         parts = [np.load(t.output, allow_pickle=False) for t in tasks]
-    except (OSError, ValueError) as exc:
-        raise BergError(f"a shard file under {Path(tasks[0].output).parent} is damaged ({exc}); delete the folder and run again") from exc
-    return np.concatenate(parts, axis=0)
+        columns = [str(c) for c in json.loads(Path(tasks[0].output + ".json").read_text(encoding="utf-8"))["columns"]]
+        return np.concatenate(parts, axis=0), columns
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise BergError(f"a shard file under {Path(tasks[0].output).parent} is damaged ({type(exc).__name__}); "
+                        "delete the folder and run again") from exc
 
 
 __all__ = ["ModelRequest", "ShardTask", "finished", "merge_encode", "merge_search", "plan", "run_shard", "run_sharded"]

@@ -245,3 +245,34 @@ def test_model_is_checked_before_any_task(tmp_path, capsys):
     assert not (tmp_path / "r.csv.shards" / "logs").exists()
     with BERG().get_encoding_model(MODEL) as model:  # the fixture model is the one the brute force assumes
         assert model.encode(["abc"]).tolist() == [[3.0, 6.0, 9.0]]
+
+
+# ---------------------------------------------------------------------------------------- berg encode --shards
+
+
+@pytest.mark.parametrize("executor,shards,ext", [("debug", 3, ".npy"), ("local", 5, ".csv")])
+def test_sharded_encode_writes_the_rows_in_line_order(tmp_path, capsys, executor, shards, ext):
+    lines = [f"sentence number {i} " + "x" * (i % 7) for i in range(40)]
+    lines[0] = "\ufeff" + lines[0]
+    text = tmp_path / "big.txt"
+    text.write_bytes(("\n".join(lines) + "\n\n").encode())  # blank lines at the very end are ignored
+    assert main(["encode", MODEL, "--input", str(text), "--output", str(tmp_path / f"one{ext}"), "-q"]) == 0
+    assert main(["encode", MODEL, "--input", str(text), "--output", str(tmp_path / f"many{ext}"), "--shards", str(shards),
+                 "--executor", executor, "-q"]) == 0, capsys.readouterr().err
+    assert (tmp_path / f"many{ext}").read_bytes() == (tmp_path / f"one{ext}").read_bytes()
+    if ext == ".npy":
+        want = np.array([[len(t.removeprefix("\ufeff")) * m for m in (1, 2, 3)] for t in lines], dtype=np.float32)
+        assert np.array_equal(np.load(tmp_path / "many.npy"), want)
+
+
+def test_sharded_encode_refuses_what_the_one_pass_refuses(tmp_path, capsys):
+    text = tmp_path / "big.txt"
+    text.write_text("a\n\nb\n")
+    out = str(tmp_path / "o.npy")
+    assert main(["encode", MODEL, "--input", str(text), "--output", out, "--shards", "2"]) == 1
+    assert "line 2 is blank" in capsys.readouterr().err
+    text.write_text("a\nb\n")
+    assert main(["encode", MODEL, "--input", str(text), "--shards", "2"]) == 1
+    assert "give --output" in capsys.readouterr().err
+    assert main(["encode", MODEL, "a b", "--output", out, "--shards", "2"]) == 1
+    assert "encode a .txt file given with --input" in capsys.readouterr().err
