@@ -31,6 +31,7 @@ import shlex
 import shutil
 import sys
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from berg_core.errors import InvalidParameterError
@@ -97,7 +98,7 @@ def template_files(kind: str) -> dict[str, str]:
     out: dict[str, str] = {}
     root = resources.files("berg_core.cli").joinpath("templates")
 
-    def walk(folder, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    def walk(folder: Traversable, prefix: str) -> None:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.is_dir():
                 walk(entry, f"{prefix}{entry.name}/")
