@@ -5,7 +5,10 @@ fit_intercept; features with a decaying spectrum, targets with SNR spread over t
   (a) n = 8,000 samples, p = 512 features, 2,000 targets
   (b) n = 3,000 samples, p = 8,192 features, 5,000 targets
 
-Rows per problem:
+  (c) banded ridge: n = 4,000 samples, three feature spaces of 256 + 128 + 64 features, 1,000 targets,
+      20 random-search draws (the same draws for both engines), alpha by CV r2
+
+Rows per problem (a), (b):
   berg RidgeCV (numpy)               factor once per fold, per alpha a rescale + one GEMM
   berg RidgeCV (torch CPU)           the same algorithm on torch tensors (when torch is installed)
   himalaya RidgeCV (svd)             (a): same folds (KFold(5)) and score (correlation_score)
@@ -16,6 +19,10 @@ Columns: seconds, ratio to berg's seconds, max |coef − berg coef|, max |coef �
 at that method's own chosen alphas| on 100 targets (accuracy of each method's refit; ``Ridge(alpha=a)``
 for p <= n, ``KernelRidge(alpha=a, kernel="precomputed")`` on the centred kernel for p > n), fraction of targets with berg's alpha, and with berg's alpha or a CV tie (the method's alpha
 scores within 1e-5 of the best on berg's CV curve; correlation is flat in alpha at both ends of the grid).
+
+Rows of (c): berg ``BandedRidgeCV`` (``engine="berg"``: each draw solved by ``RidgeCV``'s factor-once
+machinery) and ``engine="himalaya"`` (``himalaya.ridge.BandedRidgeCV``), side by side: seconds, the ratio,
+and the largest differences of coef / deltas / CV scores between the two.
 
 Run: ``flock /tmp/berg-heavy.lock python benchmarks/ridge.py`` (full sizes) or ``--quick`` (small
 sizes, seconds); ``--only a``, ``--skip-sklearn``, ``--threads 1`` (BLAS threads for all methods; use
@@ -142,6 +149,37 @@ def run_problem(name: str, n: int, p: int, t: int, *, folds: int, sklearn: bool,
     return rows
 
 
+def run_banded(n: int, widths: tuple[int, ...], t: int, *, n_iter: int, folds: int, target_batch: int) -> None:
+    """berg's native banded ridge against himalaya's on the same draws; prints seconds, ratio and differences."""
+    from berg_core.fit.ridge import BandedRidgeCV
+
+    rng = np.random.default_rng(1)
+    X, Y = make_problem(n, sum(widths), t)
+    edges = np.concatenate([[0], np.cumsum(widths)])
+    Xs = [X[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
+    Y = (Y + X[:, : widths[0]] @ rng.standard_normal((widths[0], t)).astype(np.float32) * 0.05).astype(np.float32)
+    # r2 scoring: the correlation is flat in alpha where the weights only shrink, so by correlation the two
+    # engines may keep different (CV-tied) alphas in float32 and the weights would not be comparable
+    kw = dict(alphas=ALPHAS, n_iter=n_iter, cv=folds, scoring="r2", random_state=0, target_batch=target_batch)
+    BandedRidgeCV(**kw).fit([x[:200] for x in Xs], Y[:200, :10])  # warm-up
+    print(f"\n(c) banded ridge: n={n}, spaces={'+'.join(map(str, widths))}, targets={t}, {n_iter} draws, {len(ALPHAS)} alphas, "
+          f"{folds} folds, alpha by CV r2, float32 input", flush=True)
+    fits = {}
+    for engine in ("berg", "himalaya"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sec, fit = timed(lambda engine=engine: BandedRidgeCV(**kw, engine=engine).fit(Xs, Y))
+        fits[engine] = (sec, fit)
+        print(f"  {engine}: {sec:.1f} s ({fit.solver_})", flush=True)
+    (sb, b), (sh, h) = fits["berg"], fits["himalaya"]
+    print("| engine | seconds | × berg time | max abs coef diff / max abs coef | max abs deltas diff | max abs CV score diff |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| berg (native) | {sb:.2f} | 1.00 | | | |")
+    print(f"| himalaya | {sh:.2f} | {sh / sb:.2f} | {np.abs(b.coef_ - h.coef_).max() / np.abs(h.coef_).max():.2e} | "
+          f"{np.abs(b.deltas_ - h.deltas_).max():.2e} | {np.abs(b.cv_scores_ - h.cv_scores_).max():.2e} |")
+    print(f"  himalaya / berg time ratio: {sh / sb:.2f}x")
+
+
 def print_table(name: str, rows: list[dict]) -> None:
     print(f"\n({name}) max |berg coef| = {rows[0]['scale']:.3g}")
     print("| method | seconds | × berg time | max abs coef diff vs berg | max abs error vs float64 sklearn Ridge at own alphas | "
@@ -155,7 +193,7 @@ def print_table(name: str, rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    ap.add_argument("--only", choices=["a", "b"], default=None)
+    ap.add_argument("--only", choices=["a", "b", "c"], default=None)
     ap.add_argument("--skip-sklearn", action="store_true")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="limit BLAS threads (all methods), e.g. 1 on a busy machine")
@@ -171,8 +209,10 @@ def main() -> None:
         except ImportError:
             pass
     problems = {"a": (8000, 512, 2000), "b": (3000, 8192, 5000)}
+    banded = (4000, (256, 128, 64), 1000, 20)
     if args.quick:
         problems = {"a": (1600, 128, 400), "b": (600, 1024, 500)}
+        banded = (1000, (64, 32, 16), 200, 8)
     import himalaya
     import sklearn
 
@@ -185,6 +225,9 @@ def main() -> None:
         rows = run_problem(name, n, p, t, folds=args.folds, sklearn=not args.skip_sklearn, himalaya_primal=(name == "a"),
                            target_batch=2048)
         print_table(name, rows)
+    if args.only in (None, "c"):
+        n, widths, t, n_iter = banded
+        run_banded(n, widths, t, n_iter=n_iter, folds=args.folds, target_batch=2048)
 
 
 if __name__ == "__main__":

@@ -773,26 +773,29 @@ def _space_slices(spaces: Any, n_features: int) -> list[slice]:
 
 
 class BandedRidgeCV(_Estimator):
-    """Banded ridge: one regularisation weight per feature space, searched by himalaya's random search.
+    """Banded ridge: one regularisation weight per feature space, searched by random search (himalaya's algorithm).
 
-    Wraps ``himalaya.ridge.BandedRidgeCV`` (primal, when samples ≥ features) or
-    ``himalaya.kernel_ridge.MultipleKernelRidgeCV`` on linear kernels (``solver="kernel"`` or "auto"
-    when features > samples): ``n_iter`` Dirichlet draws of space weights on the simplex × the alpha grid,
-    best per target by CV ``scoring``. Features and targets are centred on the training rows here
-    (himalaya sees zero-mean data), so per-space predictions and the intercept are available.
+    ``n_iter`` Dirichlet draws of space weights on the simplex × the alpha grid, best per target by CV
+    ``scoring``; primal form when samples ≥ features, kernel form (linear kernels) when features >
+    samples (``solver="auto"``), or as ``solver`` says. ``engine="berg"`` (default) solves each draw with
+    ``RidgeCV``'s factor-once machinery (``berg_core.fit.banded``); ``engine="himalaya"`` wraps
+    ``himalaya.ridge.BandedRidgeCV`` / ``himalaya.kernel_ridge.MultipleKernelRidgeCV``. On the same draws
+    (``random_state``) both give the same deltas, scores and weights to rounding. Features and targets
+    are centred on the training rows here (the solver sees zero-mean data), so per-space predictions and
+    the intercept are available.
 
     The feature spaces: with ``spaces=None`` (default) ``fit``/``predict`` take a list of arrays, each
     (n_samples, n_features_i); with ``spaces`` set they take one 2-D X (n_samples, n_features), split
     into contiguous column blocks: ``spaces`` is their number (near-equal widths) or each one's width
     (this form works in ``sklearn.pipeline`` and ``cross_val_score``).
 
-    ``backend="torch"`` runs himalaya's torch backend on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+    ``backend="torch"`` runs on torch (himalaya's torch backend with ``engine="himalaya"``) on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
     ``"mps"``; ``None``/``"auto"``: CUDA when available); ``backend="numpy"`` runs on the CPU.
 
     Attributes after ``fit``: ``coef_`` (n_features_total, n_targets), ``coefs_`` (one block per
     space), ``intercept_``, ``deltas_`` (n_spaces, n_targets; log space weights as himalaya),
     ``best_alphas_``, ``cv_scores_`` (n_iter, n_targets), ``cv_score_`` (n_targets,), ``solver_``,
-    ``backend_`` (the himalaya backend used), ``n_features_in_``. Fitted on a 1-D ``y`` the target
+    ``backend_`` (the backend used, in himalaya's names), ``n_features_in_``. Fitted on a 1-D ``y`` the target
     axis is dropped, as in ``RidgeCV``.
     """
 
@@ -815,9 +818,11 @@ class BandedRidgeCV(_Estimator):
         backend: Literal["numpy", "torch"] = "numpy",
         device: str | None = None,
         show_progress: bool = False,
+        engine: Literal["berg", "himalaya"] = "berg",
     ) -> None:
         self.alphas = alphas
         self.spaces = spaces
+        self.engine = engine
         self.n_iter = n_iter
         self.concentration = concentration
         self.cv = cv
@@ -860,23 +865,44 @@ class BandedRidgeCV(_Estimator):
             raise InvalidParameterError(f"unknown scoring {self.scoring!r}; use 'correlation' or 'r2'")
         if self.solver not in ("auto", "primal", "kernel"):
             raise InvalidParameterError(f"unknown solver {self.solver!r}; use 'auto', 'primal' or 'kernel'")
+        if self.engine not in ("berg", "himalaya"):
+            raise InvalidParameterError(f"unknown banded ridge engine {self.engine!r}; use 'berg' (native) or 'himalaya'")
         dtype = Xs[0].dtype if Xs[0].dtype in (np.float32, np.float64) else np.dtype(np.float64)
         folds = make_folds(Y.shape[0], self.cv, groups)
-        name, torch_device = himalaya_backend(self.backend, self.device)
-        hb = _himalaya()
-        from himalaya.scoring import correlation_score, r2_score
-
-        score_func = {"correlation": correlation_score, "r2": r2_score}[self.scoring]
         x_means = [x.mean(0) for x in Xs]
         y_mean = Y.mean(0)
         Xc = [(x - m).astype(dtype) for x, m in zip(Xs, x_means)]
         Yc = (Y - y_mean).astype(dtype)
         n, p = Yc.shape[0], sum(x.shape[1] for x in Xc)
         solver = self.solver if self.solver != "auto" else ("primal" if n >= p else "kernel")
+        alphas = np.sort(np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=dtype).ravel())
+        if alphas.size == 0 or np.any(alphas <= 0) or not np.all(np.isfinite(alphas)):
+            raise InvalidParameterError("alphas must be a non-empty list of finite positive numbers")
+        if self.engine == "berg":
+            from berg_core.fit.banded import banded_random_search, dirichlet_draws
+
+            gammas = dirichlet_draws(self.n_iter, len(Xc), self.concentration, self.random_state)
+            res = banded_random_search(Xc, Yc, alphas, gammas, folds, scoring=self.scoring, kind=solver, backend=self.backend,
+                                       device=self.device, target_batch=self.target_batch, show_progress=self.show_progress)
+            name = himalaya_backend(self.backend, self.device)[0]
+            coef, deltas, cv_scores, best_alphas = res.coef, res.deltas, res.cv_scores, res.best_alphas
+        else:
+            name, coef, deltas, cv_scores, best_alphas = self._fit_himalaya(Xc, Yc, alphas, folds, solver)
+        self._set_fitted(Xc, x_means, y_mean, coef, deltas, cv_scores, best_alphas, dtype, solver, name, ravel)
+        return self
+
+    def _fit_himalaya(self, Xc: list[np.ndarray], Yc: np.ndarray, alphas: np.ndarray, folds: Folds,
+                      solver: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """himalaya's random search on centred spaces: (backend name, coef, deltas, cv_scores, best_alphas)."""
+        name, torch_device = himalaya_backend(self.backend, self.device)
+        hb = _himalaya()
+        from himalaya.scoring import correlation_score, r2_score
+
+        score_func = {"correlation": correlation_score, "r2": r2_score}[self.scoring]
         params = dict(
             n_iter=self.n_iter,
             concentration=list(self.concentration),
-            alphas=np.sort(np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=dtype).ravel()),
+            alphas=alphas,
             score_func=score_func,
             n_targets_batch=self.target_batch,
             progress_bar=self.show_progress,
@@ -909,6 +935,12 @@ class BandedRidgeCV(_Estimator):
         finally:
             if previous:
                 hb.set_backend(previous)
+        return name, coef, deltas, cv_scores, best_alphas
+
+    def _set_fitted(self, Xc: list[np.ndarray], x_means: list[np.ndarray], y_mean: np.ndarray, coef: np.ndarray, deltas: np.ndarray,
+                    cv_scores: np.ndarray, best_alphas: np.ndarray | None, dtype: np.dtype, solver: str, name: str, ravel: bool) -> None:
+        """The fitted attributes of the class docstring, from either engine's results."""
+        p = sum(x.shape[1] for x in Xc)
         coef = np.asarray(coef, dtype=dtype)
         edges = np.concatenate([[0], np.cumsum([x.shape[1] for x in Xc])])
         slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
@@ -932,7 +964,6 @@ class BandedRidgeCV(_Estimator):
         self.coefs_ = [coef[s] for s in slices]
         self.n_features_in_ = p
         self.coef_ = coef
-        return self
 
     def predict(self, X: Any, split: bool = False) -> np.ndarray:
         """(n_samples, n_targets) = X @ coef_ + intercept_; with ``split``, (n_spaces, n_samples, n_targets):
