@@ -81,7 +81,8 @@ def corpus_identity(corpus: Path) -> dict[str, Any]:
 def plan(kind: str, corpus: str | os.PathLike[str], shards: int, model: ModelRequest, work: Path, **params: Any) -> list[ShardTask]:
     """The tasks of a sharded run, each with its content key and output file under ``work/shards``."""
     corpus = Path(corpus)
-    ranges = plan_ranges(corpus, shards)
+    # search: shards start on a chunk boundary of the single pass (same batches, same numbers); encode: any line
+    ranges = plan_ranges(corpus, shards, align=params.get("chunk_size", 1) if kind == "search" else 1)
     base = {"format": FORMAT, "kind": kind, **corpus_identity(corpus), **model.identity(), "shards": shards,
             **{k: v for k, v in params.items() if k != "chunk_size"}}
     tasks = []

@@ -2,7 +2,7 @@
 
 A shard is ``[start, end)`` in bytes, cut just after a newline, with the number of its first line, so a task reads
 its part of the corpus in place (no copy) and reports hits with the corpus's own line numbers. The cuts are found in
-one pass over the file (newlines counted in 1 MiB blocks). ``ExtremesTracker.merged`` joins the shards' extremes
+one pass over the file. ``ExtremesTracker.merged`` joins the shards' extremes
 exactly; ``Histogram`` counts responses in fixed bins ``[i * width, (i + 1) * width)``, so shard counts add up.
 """
 
@@ -21,8 +21,6 @@ import numpy as np
 from berg_core.errors import BergError, InvalidParameterError, ResourceError
 from berg_core.search import _lines
 
-_BLOCK = 1 << 20
-
 
 @dataclass(frozen=True)
 class ByteRange:
@@ -33,10 +31,13 @@ class ByteRange:
     first_line: int
 
 
-def plan_ranges(path: str | os.PathLike[str], n: int) -> list[ByteRange]:
+def plan_ranges(path: str | os.PathLike[str], n: int, align: int = 1) -> list[ByteRange]:
     """Cut a file into ``n`` byte ranges of about equal size, each ending just after a newline (or at the end).
 
-    Ranges may be empty when the file has fewer lines than ``n``; together they cover the file exactly once.
+    ``align``: every range but the last starts after a multiple of ``align`` sentences (non-blank lines), so with
+    ``align`` = the search's chunk size each shard encodes exactly the chunks a single pass encodes, and a model whose
+    numbers depend on what is batched together (padding, matrix shapes) gives the same values in both. Ranges may be
+    empty when the file has few lines; together they cover the file exactly once. One pass over the file.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidParameterError(f"--shards must be an int >= 1, got {n!r}")
@@ -47,29 +48,22 @@ def plan_ranges(path: str | os.PathLike[str], n: int) -> list[ByteRange]:
         raise ResourceError(f"corpus file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
     targets = [size * i // n for i in range(1, n)]
     cuts: list[tuple[int, int]] = [(0, 1)]  # (byte offset, line number starting there)
-    pos, lines = 0, 0
+    pos = sentences = 0
+    ti = 0
     with open(path, "rb") as fh:
-        ti = 0
-        while ti < len(targets) and (block := fh.read(_BLOCK)):
-            start = 0
-            while ti < len(targets):
-                # the first newline at or after byte targets[ti] - 1: the cut is just after it
-                at = max(targets[ti] - 1 - pos, start)
-                if at >= len(block):
-                    break
-                nl = block.find(b"\n", at)
-                if nl < 0:
-                    break
-                lines += block.count(b"\n", start, nl + 1)
-                start = nl + 1
-                cut = pos + nl + 1
-                while ti < len(targets) and targets[ti] <= cut:
-                    cuts.append((cut, lines + 1))
-                    ti += 1
-            lines += block.count(b"\n", start)
-            pos += len(block)
-    while len(cuts) < n:  # no newline after the last targets: empty ranges at the end
-        cuts.append((size, lines + 1))
+        for number, raw in enumerate(fh, start=1):
+            if ti == len(targets):
+                break
+            pos += len(raw)
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            sentences += bool(raw.decode("utf-8", "replace").rstrip("\r\n").strip())  # the rule of iter_corpus
+            while ti < len(targets) and pos >= targets[ti] and sentences % align == 0:
+                cuts.append((pos, number + 1))
+                ti += 1
+    last = cuts[-1][1]
+    while len(cuts) < n:  # no cut point after the last targets: empty ranges at the end
+        cuts.append((size, last))
     bounds = [c[0] for c in cuts] + [size]
     return [ByteRange(bounds[i], max(bounds[i], bounds[i + 1]), cuts[i][1]) for i in range(n)]
 

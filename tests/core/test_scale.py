@@ -68,6 +68,22 @@ def test_byte_ranges_cover_the_corpus_once_with_its_line_numbers(tmp_path, seed)
         assert [x for r in ranges for x in iter_range(path, r)] == want
 
 
+@pytest.mark.parametrize("align", [1, 3, 8])
+def test_shards_start_on_chunk_boundaries_of_the_single_pass(tmp_path, align):
+    """Each shard's first sentence is sentence ``m * align`` of the corpus: its chunks are the single pass's chunks."""
+    lines = corpus_lines(align, n=200)
+    lines[5] = "\u00a0\u2003"  # Unicode blanks: a blank line for iter_corpus too
+    path = write(tmp_path / "c.txt", lines)
+    numbers = [line for line, _ in iter_corpus(path)]
+    for n in (2, 5, 9):
+        ranges = plan_ranges(path, n, align=align)
+        assert [x for r in ranges for x in iter_range(path, r)] == list(iter_corpus(path))
+        for r in ranges[1:]:
+            first = [line for line, _ in iter_range(path, r)][:1]
+            if first:
+                assert numbers.index(first[0]) % align == 0, (n, r)
+
+
 @pytest.mark.parametrize("k", [1, 4, 30])
 @pytest.mark.parametrize("parts", [1, 2, 5, 13])
 def test_merged_trackers_equal_one_pass(k, parts):
@@ -156,7 +172,8 @@ def test_failed_shard_is_reported_with_its_log_and_the_merge_names_it(tmp_path, 
     data = "\n".join(lines).encode() + b"\n"
     cut = len(data) * 7 // 8
     corpus.write_bytes(data[:cut] + b"\xff\xfe bad bytes\n" + data[cut:])  # not UTF-8: the last shard fails
-    code = main(["search", MODEL, "--input", str(corpus), "--output", str(tmp_path / "r.csv"), "--shards", "4", "--executor", "debug"])
+    code = main(["search", MODEL, "--input", str(corpus), "--output", str(tmp_path / "r.csv"), "--shards", "4", "--executor", "debug",
+                 "--chunk-size", "4", "--top-k", "3"])
     err = capsys.readouterr().err
     assert code == 1
     assert "shard 4/4" in err and "not valid UTF-8" in err and "log: " in err
@@ -166,7 +183,7 @@ def test_failed_shard_is_reported_with_its_log_and_the_merge_names_it(tmp_path, 
     assert "StimulusError" in Path(log).read_text()
     from berg_core.scale.corpus import ModelRequest, merge_search, plan
 
-    tasks = plan("search", corpus, 4, ModelRequest(MODEL), tmp_path / "r.csv.shards", top_k=10, chunk_size=1024, bin_width=0.01)
+    tasks = plan("search", corpus, 4, ModelRequest(MODEL), tmp_path / "r.csv.shards", top_k=3, chunk_size=4, bin_width=0.01)
     with pytest.raises(BergError, match=r"1 of 4 shards are not finished \(shard 4\)"):
         merge_search(tasks, MODEL)
 

@@ -7,20 +7,19 @@ saying why, unless BERG_REQUIRE_SLURM=1 (set by the nox session when it runs as 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from cluster import LocalSlurm, missing  # noqa: E402
+from tiny_encoder import tiny_sentence_encoder, write_corpus  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +37,7 @@ def slurm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
-    """A trained sentence encoder on a tiny random GPT-2 (layer 2, mean pooling), as `berg train` writes it."""
-    from berg_core.cli import main
-    from berg_core.features.backbones import load_backbone, sentence_features
-    from berg_core.testing.hf import CORPUS, tiny_gpt2
-
-    tmp = tmp_path_factory.mktemp("enc")
-    gpt2 = tiny_gpt2(tmp / "gpt2")
-    words = sorted({w.strip(".,!?'") for s in CORPUS for w in s.split() if w.strip(".,!?'")})
-    rng = np.random.default_rng(0)
-    sents = [" ".join(rng.choice(words, size=rng.integers(3, 9))) + "." for _ in range(80)]
-    F = sentence_features(load_backbone(str(gpt2), layer=2), sents, pooling="mean").astype(np.float64)
-    np.save(tmp / "F.npy", F)
-    np.save(tmp / "Y.npy", F @ rng.standard_normal((F.shape[1], 3)) + rng.standard_normal((80, 3)))
-    out = tmp / "enc"
-    assert main(["train", "--features", str(tmp / "F.npy"), "--responses", str(tmp / "Y.npy"), "--test", "60:80", "--folds", "3",
-                 "--alphas", "1,100", "--permutations", "0", "--backbone", str(gpt2), "--layer", "2", "--pooling", "mean",
-                 "--model-id", "lab-tiny_gpt2", "--out", str(out), "--quiet"]) == 0
-    return out, words
-
-
-def corpus(path: Path, words: list[str], n: int = 240) -> Path:
-    rng = np.random.default_rng(1)
-    lines = [" ".join(rng.choice(words, size=rng.integers(2, 8))) for _ in range(n)]
-    lines[10] = lines[50] = lines[n - 40] = "the same sentence again"  # repeats, kept once
-    lines[7] = ""
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return tiny_sentence_encoder(tmp_path_factory.mktemp("enc"))
 
 
 def berg(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess:
@@ -77,10 +50,11 @@ def read(path: Path) -> list[list[str]]:
 
 
 def test_slurm_array_equals_single_process_and_a_cancelled_task_resumes(slurm, encoder, tmp_path):
-    enc, words = encoder
-    text = corpus(tmp_path / "corpus.txt", words)
+    enc = encoder
+    text = write_corpus(tmp_path / "corpus.txt", 240)
     env = slurm.env()
-    common = ["search", str(enc), "--input", str(text), "--top-k", "5", "--batch-size", "1", "--device", "cpu"]
+    # the model's default batching: exactness comes from shards starting on the single pass's chunk boundaries
+    common = ["search", str(enc), "--input", str(text), "--top-k", "5", "--chunk-size", "16", "--device", "cpu"]
     one = berg([*common, "--output", str(tmp_path / "one.csv")], env)
     assert one.returncode == 0, one.stderr
 
@@ -120,18 +94,18 @@ def test_slurm_array_equals_single_process_and_a_cancelled_task_resumes(slurm, e
 
 def test_failed_slurm_task_reports_its_log_and_retries(slurm, encoder, tmp_path):
     """A task that fails (a bad byte in its shard) is reported with its log; --retries 1 resubmits only it."""
-    enc, words = encoder
-    text = corpus(tmp_path / "corpus.txt", words, n=60)
+    enc = encoder
+    text = write_corpus(tmp_path / "corpus.txt", 60)
     with open(text, "ab") as fh:
         fh.write(b"\xff broken\n")
     env = slurm.env()
     r = berg(["search", str(enc), "--input", str(text), "--output", str(tmp_path / "r.csv"), "--shards", "2", "--executor", "slurm",
-              "--retries", "1", "--batch-size", "1"], env)
+              "--retries", "1", "--chunk-size", "8"], env)
     assert r.returncode == 1
     assert "retrying 1 failed task(s)" in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "shard 2/2" in ln and "failed:" in ln]
     assert len(lines) >= 2 and "not valid UTF-8" in lines[0], r.stderr
     log = Path(lines[0].split("log: ")[1].strip())
     assert log.is_file() and "StimulusError" in log.read_text()
-    shards = json.loads(json.dumps([p.name for p in (tmp_path / "r.csv.shards" / "shards").glob("*.json")]))
+    shards = [p.name for p in (tmp_path / "r.csv.shards" / "shards").glob("*.json")]
     assert len(shards) == 1  # the good shard is kept for the next run
