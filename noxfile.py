@@ -6,6 +6,7 @@
 - brainscore: core + berg-brainscore with brainscore-language 2.3.0's pins (numpy<2, transformers<5)
 - lint: ruff
 - slurm: core + submitit against a single-node Slurm started for the session (needs root and slurm-wlm/munge: .ci/run)
+- typecheck: mypy --strict on the declared API and every plugin ([tool.mypy] in pyproject.toml)
 - template: `berg new-plugin --kind sentences|timed-words` rendered, installed and run (its tests, list, info, encode)
 
 torch is pinned to 2.13.0 (a CPU build installs from the local wheel cache on CI machines; an
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "integration", "brainscore", "template", "slurm"]
+nox.options.sessions = ["lint", "typecheck", "tests", "integration", "brainscore", "template", "slurm"]
 nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
@@ -73,18 +74,17 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
-def slurm(session: nox.Session) -> None:
-    """Scale-out against a real Slurm: tests/slurm starts a single-node Slurm (munged + slurmctld + slurmd, generated
-    slurm.conf and munge key, tests/slurm/cluster.py), submits `berg search --shards 4 --executor slurm` job arrays through
-    submitit with a tiny GPT-2 backbone, checks the merge equals the single-process search and that a cancelled task
-    resumes, then stops the daemons by pid. Needs Debian's slurm-wlm and munge (`.ci/run` installs them as root); as root
-    the tests fail when Slurm cannot start, otherwise they skip and say why."""
-    import os
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the declared plugin-author API and every plugin (files and allow-list: [tool.mypy] in pyproject.toml).
 
-    session.install(TORCH)
-    session.install("-e", ".[test,train,hf,slurm]", *TEST_PLUGINS)
-    env = {**_env(session), "BERG_REQUIRE_SLURM": "1" if os.geteuid() == 0 else "0"}
-    session.run("pytest", "tests/slurm", *session.posargs, env=env)
+    Heavy optional libraries (torch, transformers, brainscore, ...) are read as Any, so they are not installed here.
+    """
+    session.install("mypy>=1.10", "-e", ".")  # the core's light dependencies (numpy, pluggy, ...) carry their types
+    # the plugins without their dependencies: those would pull an unpinned torch
+    session.install("--no-deps", "-e", "./plugins/berg_tuckute", "-e", "./plugins/berg_lebel", "-e", "./plugins/berg_brainscore",
+                    "./tests/plugins/berg_testplugin")
+    session.run("mypy")
+
 
 
 #: writes a tiny random GPT-2 (``OUT/gpt2``) and fixture readouts for the two rendered packages (``OUT/readouts-<kind>``)
@@ -146,3 +146,18 @@ def template(session: nox.Session) -> None:
                     "-O", f"backbone={tmp / 'gpt2'}", "-O", "layer=2", "-O", f"weights={tmp / f'readouts-{kind}'}", env=env)
         session.run("python", "-c", f"import numpy as np; a = np.load({str(result)!r}); assert str(a.shape) == {shape!r}, a.shape",
                     env=env)
+
+
+@nox.session
+def slurm(session: nox.Session) -> None:
+    """Scale-out against a real Slurm: tests/slurm starts a single-node Slurm (munged + slurmctld + slurmd, generated
+    slurm.conf and munge key, tests/slurm/cluster.py), submits `berg search --shards 4 --executor slurm` job arrays through
+    submitit with a tiny GPT-2 backbone, checks the merge equals the single-process search and that a cancelled task
+    resumes, then stops the daemons by pid. Needs Debian's slurm-wlm and munge (`.ci/run` installs them as root); as root
+    the tests fail when Slurm cannot start, otherwise they skip and say why."""
+    import os
+
+    session.install(TORCH)
+    session.install("-e", ".[test,train,hf,slurm]", *TEST_PLUGINS)
+    env = {**_env(session), "BERG_REQUIRE_SLURM": "1" if os.geteuid() == 0 else "0"}
+    session.run("pytest", "tests/slurm", *session.posargs, env=env)

@@ -33,7 +33,7 @@ from berg_core.errors import (
     UnsafePickleError,
 )
 from berg_core.hookspecs import hookimpl
-from berg_core.options import Option
+from berg_core.options import Option, Options
 from berg_core.spec import EncoderSpec, RemoteFile
 
 if TYPE_CHECKING:
@@ -58,7 +58,15 @@ if TYPE_CHECKING:
     from berg_core.stimulus import TimedWords, as_timed_words
     from berg_core.store.cache import atomic_folder, build_once, cache_key, cache_path
     from berg_core.store.fetch import ensure_file, read_manifest, sha256_file, verify_recorded
-    from berg_core.store.h5matrix import ArrayColumns, build_matrix, is_complete, matrix_info, read_columns, write_matrix
+    from berg_core.store.h5matrix import (
+        ArrayColumns,
+        ColumnSource,
+        build_matrix,
+        is_complete,
+        matrix_info,
+        read_columns,
+        write_matrix,
+    )
     from berg_core.store.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
     from berg_core.store.safe_pickle import load_npy_object, load_pickle
     from berg_core.store.safe_store import is_valid_tree, load_tree, save_tree
@@ -79,7 +87,7 @@ _LAZY_BY_MODULE = {
     "berg_core.stimulus": "TimedWords as_timed_words",
     "berg_core.store.cache": "atomic_folder build_once cache_key cache_path",
     "berg_core.store.fetch": "ensure_file read_manifest sha256_file verify_recorded",
-    "berg_core.store.h5matrix": "ArrayColumns build_matrix is_complete matrix_info read_columns write_matrix",
+    "berg_core.store.h5matrix": "ArrayColumns ColumnSource build_matrix is_complete matrix_info read_columns write_matrix",
     "berg_core.store.pickled_arrays": "LazyLoadUnsupported RawArray load_npy_lazily",
     "berg_core.store.safe_pickle": "load_npy_object load_pickle",
     "berg_core.store.safe_store": "is_valid_tree load_tree save_tree",
@@ -112,6 +120,7 @@ __all__ = [
     "BERG",
     "Backbone",
     "BergError",
+    "ColumnSource",
     "DownloadError",
     "Encoder",
     "EncoderSpec",
@@ -123,6 +132,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "Option",
+    "Options",
     "PluginError",
     "RawArray",
     "RemoteFile",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -56,7 +56,8 @@ def progress(iterable: Iterable[T], *, show: bool = False, total: int | None = N
     yield from tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True)
 
 
-def progress_bar(*, show: bool = False, total: int | None = None, desc: str | None = None, unit: str = "it", unit_scale: bool = False):
+def progress_bar(*, show: bool = False, total: int | None = None, desc: str | None = None, unit: str = "it",
+                 unit_scale: bool = False) -> Any:
     """A manual tqdm bar (``update(n)``/``close()``), disabled when ``show`` is false."""
     from tqdm.auto import tqdm
 

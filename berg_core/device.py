@@ -7,11 +7,13 @@ when a device other than ``"cpu"`` is asked for or ``"auto"`` must look.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from berg_core.errors import InvalidParameterError
 
 
-def _torch():
+def _torch() -> Any:
+    """The torch module, or ``None`` when torch is not installed."""
     try:
         import torch
     except ImportError:

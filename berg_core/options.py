@@ -140,7 +140,7 @@ class Option:
             if isinstance(value, numbers.Integral):
                 return int(value)
             if isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer():
-                return int(value)
+                return int(float(value))
             return _BAD
         if kind is float:
             if isinstance(value, numbers.Real) and math.isfinite(float(value)):

@@ -19,6 +19,7 @@ torch and transformers are imported inside the functions, never at module import
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import warnings
@@ -125,7 +126,7 @@ def hf_guard() -> Iterator[None]:
     """
     dynamic: Any = None
     with contextlib.suppress(ImportError):
-        import transformers.dynamic_module_utils as dynamic
+        dynamic = importlib.import_module("transformers.dynamic_module_utils")
     saved_dynamic = (dynamic.TIME_OUT_REMOTE_CODE, dynamic.get_class_in_module) if dynamic is not None else None
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     levels = [lg.level for lg in loggers]

@@ -110,7 +110,7 @@ def content_sha256(value: np.ndarray) -> str:
     """sha256 hex of an array's dtype, shape and C-order bytes (what a feature cache entry records)."""
     value = np.ascontiguousarray(value)
     h = hashlib.sha256(f"{value.dtype.str}|{value.shape}|".encode())
-    h.update(memoryview(value).cast("B"))
+    h.update(value.data.cast("B"))
     return h.hexdigest()
 
 

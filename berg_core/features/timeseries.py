@@ -6,7 +6,7 @@ One implementation, used by berg_lebel (inference) and ``berg train`` (training)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,7 +33,7 @@ def lanczos_kernel(u: np.ndarray, window: int = 3) -> np.ndarray:
     return out
 
 
-def lanczos_matrix(times_in: np.ndarray, times_out: np.ndarray, *, tr: float, window: int = 3):
+def lanczos_matrix(times_in: np.ndarray, times_out: np.ndarray, *, tr: float, window: int = 3) -> Any:
     """Sparse (n_out, n_in) CSR matrix K with K[k, j] = L((t_out[k] − t_in[j]) / tr).
 
     ``K @ X`` resamples impulses X (n_in, d) at ``times_in`` (s) onto ``times_out`` (s); a weighted
@@ -75,7 +75,8 @@ def tr_grid(onsets: np.ndarray, *, tr: float = 2.0, extra_trs: int = 4) -> np.nd
     onsets = np.asarray(onsets, dtype=np.float64)
     t0 = onsets[0]
     n_tr = int(np.ceil((onsets[-1] + extra_trs * tr - t0) / tr))
-    return t0 + np.arange(n_tr) * tr
+    grid: np.ndarray = t0 + np.arange(n_tr) * tr
+    return grid
 
 
 def zscore(x: np.ndarray, *, axis: int = 0, eps: float = 1e-10) -> np.ndarray:
@@ -84,7 +85,8 @@ def zscore(x: np.ndarray, *, axis: int = 0, eps: float = 1e-10) -> np.ndarray:
     mean = x.mean(axis=axis, keepdims=True)
     std = x.std(axis=axis, keepdims=True)
     std = np.where(std < eps, 1.0, std)
-    return (x - mean) / std
+    out: np.ndarray = (x - mean) / std
+    return out
 
 
 def delay(x: np.ndarray, delays: Sequence[int], *, mode: Literal["fir", "mean"] = "fir") -> np.ndarray:

@@ -536,7 +536,7 @@ def _transfer(url: str, part: Path, meta_path: Path, show_progress: bool, limits
         if resp.status == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
             same = meta is not None and (etag == meta.get("etag") if meta.get("etag") else modified == meta.get("last_modified"))
-            if start != offset or not same or (total is not None and meta.get("total") not in (None, total)):
+            if start != offset or not same or (total is not None and (meta or {}).get("total") not in (None, total)):
                 # a server that ignored If-Range (the reply's validator differs) or answered another range
                 _discard(part, meta_path)
                 raise _Retry(f"{url} changed on the server or was resumed at the wrong byte; restarting from zero")

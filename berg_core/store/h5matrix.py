@@ -66,8 +66,15 @@ _FIX = "delete it so berg converts it again, or re-fetch its source"
 class ColumnSource(Protocol):
     """Anything that can hand out blocks of whole columns of a 2-D matrix."""
 
-    shape: tuple[int, int]
-    dtype: np.dtype
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_rows, n_columns)."""
+        ...
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored element type."""
+        ...
 
     def read_columns(self, start: int, stop: int) -> np.ndarray:
         """Columns ``start:stop`` as an (n_rows, stop - start) array."""
@@ -125,10 +132,10 @@ class RawColumns:
             fd = fh.fileno()
             if self.fortran:
                 out = np.empty((width, n_rows), dtype=self.dtype)  # column-major block, rows contiguous here
-                _pread_exact(fd, memoryview(out).cast("B"), self.offset + start * n_rows * item, self.path)
+                _pread_exact(fd, out.data.cast("B"), self.offset + start * n_rows * item, self.path)
                 return out.T
             out = np.empty((n_rows, width), dtype=self.dtype)
-            buf = memoryview(out).cast("B")
+            buf = out.data.cast("B")
             row_bytes = width * item
             for r in range(n_rows):
                 _pread_exact(fd, buf[r * row_bytes:(r + 1) * row_bytes], self.offset + (r * n_cols + start) * item, self.path)
@@ -166,7 +173,7 @@ def default_chunk_columns(n_rows: int, n_cols: int, dtype: np.dtype | str = "flo
     return int(max(1, min(n_cols, CHUNK_BYTES // per_col)))
 
 
-def _h5py():
+def _h5py() -> Any:
     try:
         import h5py
     except ImportError as exc:  # pragma: no cover - h5py is a core dependency

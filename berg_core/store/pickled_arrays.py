@@ -28,12 +28,15 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from berg_core.errors import ModelLoadError
 from berg_core.store.safe_pickle import SafeUnpickler, iter_unique, read_npy_header
+
+if TYPE_CHECKING:
+    from berg_core.store.h5matrix import RawColumns
 
 #: bytes records at least this large are located instead of read
 MIN_BYTES = 1 << 20
@@ -70,7 +73,7 @@ class RawArray:
         """The whole array in memory (a copy)."""
         return np.array(self.memmap())
 
-    def columns(self):
+    def columns(self) -> RawColumns:
         """A ``berg_core.store.h5matrix.RawColumns`` column-block reader (2-D arrays)."""
         from berg_core.store.h5matrix import RawColumns
 

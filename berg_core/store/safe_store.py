@@ -39,7 +39,7 @@ def save_tree(path: Path | str, obj: Any) -> None:
     tree = _encode(obj, arrays, {})
     arrays[TREE_KEY] = np.array(json.dumps(tree, allow_nan=True))
     with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as the first positional's `allow_pickle`
 
 
 def load_tree(path: Path | str) -> Any:

@@ -126,7 +126,7 @@ def _parse_json(text: str, name: str) -> Any:
         raise StimulusError(f"{name}: JSON nested too deeply; give a list of sentences or {{'words': [...], 'word_onsets': [...]}}") from exc
 
 
-def _parse_table(text: str, name: str, delimiter: str) -> dict[str, list]:
+def _parse_table(text: str, name: str, delimiter: str) -> dict[str, list[Any]]:
     """``{"words": [...], "word_onsets": [...]}`` from CSV/TSV text with a header row."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:

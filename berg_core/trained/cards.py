@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from berg_core import BergError, EncoderSpec, ModelLoadError, Option, hookimpl
+from berg_core import BergError, EncoderSpec, ModelLoadError, Option, Options, hookimpl
 
 CARD_FILE = "berg_encoder.json"
 WEIGHTS_FILE = "weights.h5"
@@ -359,7 +359,7 @@ def spec_from_dir(path: str | os.PathLike[str], *, family: str = FAMILY, model_i
 
 
 #: the load options of every trained encoder (``TrainedEncoder``)
-TRAINED_OPTIONS: tuple[Option, ...] = (
+TRAINED_OPTIONS = Options(
     Option("batch_size", int, 32, minimum=1, help="sentences per forward pass (word models: a quarter of it, at least 1)"),
     Option("backbone", str, None, help="override every feature space's backbone (e.g. a local copy)"),
     Option("dtype", str, None, choices=("float32", "float16", "bfloat16"),
@@ -395,7 +395,7 @@ def register_encoder_dirs(register: Callable[[EncoderSpec], None], root: str | o
 
     A folder whose card is refused is reported (``berg plugins``) and skipped: it hides only itself.
     """
-    ids = []
+    ids: list[str] = []
     try:
         folders = find_encoder_dirs(root)
     except BergError as exc:

@@ -182,7 +182,7 @@ def write_encoder_dir(
     for key, value in (arrays or {}).items():
         extra[key] = np.asarray(value)
     with open(folder / ARRAYS_FILE, "wb") as fh:
-        np.savez(fh, **extra)
+        np.savez(fh, **extra)  # type: ignore[arg-type]  # numpy's stub types **kwds as the first positional's `allow_pickle`
     full = dict(card)
     full["format"] = FORMAT
     full["outputs"] = {**dict(card.get("outputs") or {}), "n": int(coef.shape[1])}
@@ -284,7 +284,7 @@ def stimulus_features(space: Mapping[str, Any], backbone: Any, stimulus: Any, *,
 
     if not tr:
         raise ModelLoadError("a timed-words encoder needs 'tr' (seconds) in its card")
-    ctx = {"max_words": MAX_WORDS, "keep_words": KEEP_WORDS, **dict(context or {})}
+    ctx: dict[str, Any] = {"max_words": MAX_WORDS, "keep_words": KEEP_WORDS, **dict(context or {})}
     words = list(stimulus.words)
     key = word_features_key(backbone=backbone.name, revision=backbone_revision(backbone.name, space.get("revision")),
                             layer=backbone.layer, dtype=backbone.dtype, words=words, **ctx)
@@ -374,8 +374,9 @@ class TrainedEncoder(Encoder):
             feats = stimulus_features(space, self._backbone(space), stimulus, stimulus_kind=kind, tr=self.card.get("tr"),
                                       context=self.card.get("context"), batch_size=int(self.options["batch_size"]),
                                       show_progress=show_progress, feature_cache=bool(self.options["feature_cache"]))
-            if self.pca[k] is not None:
-                mean, comps = self.pca[k]
+            pca = self.pca[k]
+            if pca is not None:
+                mean, comps = pca
                 feats = (feats - mean) @ comps.T
             if kind == "timed_words" and self.card.get("delays"):
                 feats = delay(feats, self.card["delays"], mode=self.card.get("delay_mode", "fir"))

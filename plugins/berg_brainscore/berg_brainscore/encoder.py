@@ -37,6 +37,7 @@ class BrainscoreEncoder(Encoder):
         super().__init__(spec, **kwargs)
         self.model = model_of(spec)
         self._subject: Any = load_subject(self.model.name, self.device)
+        assert self.subject is not None  # the spec declares subjects, so the core checked one was given
         self._map = ensure_map(self.model, self.subject, lambda: self._subject, train_context=self.options["train_context"])
 
     @property

@@ -172,10 +172,12 @@ def _registrations(body: list[ast.stmt], env: dict[str, Any]) -> list[_Registrat
                 if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id == REGISTRY_NAME:
                     found.append(_Registration(_string(target.slice, env), stmt.value, env, stmt.lineno))
         elif isinstance(stmt, ast.For):
+            values: list[Any] | None
             try:
                 values = list(ast.literal_eval(stmt.iter))
             except (ValueError, SyntaxError, TypeError):
-                values = env.get(stmt.iter.id) if isinstance(stmt.iter, ast.Name) and isinstance(env.get(stmt.iter.id), (list, tuple)) else None
+                known = env.get(stmt.iter.id) if isinstance(stmt.iter, ast.Name) else None
+                values = list(known) if isinstance(known, (list, tuple)) else None
             inner = _registrations(stmt.body, env)
             if values is None or not isinstance(stmt.target, ast.Name):
                 found += [_Registration(None, r.value, r.env, r.line) for r in inner]  # ids depend on the loop: unresolved

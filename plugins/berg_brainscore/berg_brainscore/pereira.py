@@ -13,6 +13,7 @@ import ast
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def brainio_home() -> Path:
     return Path(os.path.expanduser(os.environ.get("BRAINIO_HOME", "~/.brainio")))
 
 
-def load_assembly(model_id: str | None = None):
+def load_assembly(model_id: str | None = None) -> Any:
     """brainscore's ``load_dataset('Pereira2018.language')``; any failure to get it is a ``DownloadError``."""
     from berg_brainscore.runtime import brainscore
 

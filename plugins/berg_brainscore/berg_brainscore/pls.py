@@ -46,7 +46,8 @@ class PLSMap:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise InvalidParameterError(f"activations of shape {x.shape} do not fit a PLS map trained on {self.n_features} features "
                                         "(the model's layer changed?); delete the cached map and load again")
-        return (x - self.x_mean) @ self.coef.T + self.intercept
+        out: np.ndarray = (x - self.x_mean) @ self.coef.T + self.intercept
+        return out
 
 
 def fit_map(x: np.ndarray, y: np.ndarray, neuroid_ids: np.ndarray, info: dict[str, Any] | None = None,

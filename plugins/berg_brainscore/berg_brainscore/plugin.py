@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from berg_brainscore.enumerate import BrainscoreModel, brainscore_version, scan
 from berg_brainscore.pereira import DATA_IDENTIFIER, EXPERIMENT, SUBJECTS, VOXELS
-from berg_core import EncoderSpec, Option, hookimpl
+from berg_core import EncoderSpec, Option, Options, hookimpl
 
 PREFIX = "brainscore_language-"
 FAMILY = "brainscore"
-OPTIONS: tuple[Option, ...] = (
+OPTIONS = Options(
     Option("context", str, "independent", choices=("independent", "running"),
            help="independent: each sentence alone; running: the list is one running text (BERG's behaviour)"),
     Option("batch_size", int, 16, minimum=1, help="sentences per forward pass (independent mode, Hugging Face models)"),

@@ -21,4 +21,5 @@ def brainscore() -> ModuleType:
         import brainscore_language
     except ImportError as exc:
         raise ModelLoadError(f"brainscore-language is not importable here ({exc}); pip install berg-brainscore in an env with numpy<2 and transformers<5") from exc
-    return brainscore_language
+    module: ModuleType = brainscore_language
+    return module

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 
-from berg_core import EncoderSpec, Option, RemoteFile, hookimpl
+from berg_core import EncoderSpec, Option, Options, RemoteFile, hookimpl
 
 MODEL_ID = "fmri-lebel2023-opt_1_3b"
 SUBJECTS = ("UTS01", "UTS02", "UTS03", "UTS04", "UTS05", "UTS06", "UTS07", "UTS08")
@@ -47,7 +48,7 @@ def lebel_spec() -> EncoderSpec:
         remote_files=(RemoteFile(METADATA_FILE, per_subject=True), RemoteFile(WEIGHTS_FILE, per_subject=True)),
         prepare="berg_lebel.weights:prepare",
         card=_card(),
-        options=(
+        options=Options(
             Option("backbone", str, BACKBONE, help="hub id or local folder of the feature model"),
             Option("layer", int, LAYER, minimum=0, help="hidden_states index read (0 = embeddings)"),
             Option("revision", str, None, help="hub revision (commit, tag or branch) of the backbone"),
@@ -71,5 +72,5 @@ def lebel_spec() -> EncoderSpec:
 
 
 @hookimpl
-def berg_register_encoders(register):
+def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     register(lebel_spec())

@@ -18,13 +18,17 @@ without fetching it again.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from berg_core import ModelLoadError, build_once, cache_path, load_tree, save_tree
 from berg_lebel.plugin import METADATA_FILE, SUBJECTS, WEIGHTS_FILE
+
+if TYPE_CHECKING:
+    from berg_core import ColumnSource
 
 CACHE_NS = "lebel"
 FORMAT = 1  # bump when the converted layout changes
@@ -51,7 +55,7 @@ def _recorded_identity(rel: str, berg_dir: Path) -> str | None:
     return f"sha256:{rec['sha256']}" if rec.get("sha256") else None
 
 
-def _converted(rel: str, berg_dir: Path, name: str, suffix: str, is_valid, show_progress: bool) -> tuple[Path, Path | None, str]:
+def _converted(rel: str, berg_dir: Path, name: str, suffix: str, is_valid: Callable[[Path, str], bool], show_progress: bool) -> tuple[Path, Path | None, str]:
     """(converted path, source path or None when not needed, identity). Fetches the source if needed."""
     from berg_core import ensure_file
 
@@ -79,7 +83,7 @@ def _weights_attrs(rel: str, ident: str) -> dict[str, Any]:
     return {"source": rel, "source_id": ident, "format": FORMAT}
 
 
-def weights_source(path: Path):
+def weights_source(path: Path) -> ColumnSource:
     """A column-block reader over the source's ``ridge_weights`` (streamed when possible)."""
     from berg_core import ArrayColumns, LazyLoadUnsupported, RawArray, load_npy_lazily, load_npy_object
 
@@ -149,7 +153,8 @@ def _write_metadata_npz(src: Path, tmp: Path) -> None:
 
 
 def _read_metadata_npz(path: Path) -> dict[str, Any]:
-    return load_tree(path)
+    metadata: dict[str, Any] = load_tree(path)
+    return metadata
 
 
 def _npz_ok(path: Path, ident: str | None = None) -> bool:

@@ -31,11 +31,14 @@ splits into several tokens (an emoji, some rare unicode) that is an earlier toke
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from berg_core import Encoder, EncoderSpec, ModelLoadError, select_outputs
+
+if TYPE_CHECKING:
+    from berg_core import Backbone
 from berg_tuckute.plugin import MODEL_ID, ROIS
 from berg_tuckute.weights import load_readout
 
@@ -64,11 +67,12 @@ class TuckuteEncoder(Encoder):
 
         from berg_core import load_backbone
 
-        self.backbone = load_backbone(str(self.options["backbone"]), layer=layer, device=self.device,
-                                      dtype=self.options["dtype"], revision=self.options["revision"])
-        if self.backbone.hidden_size != self.readout.n_features:
-            hidden = self.backbone.hidden_size
-            self.backbone.release()
+        backbone = load_backbone(str(self.options["backbone"]), layer=layer, device=self.device,
+                                 dtype=self.options["dtype"], revision=self.options["revision"])
+        self.backbone: Backbone | None = backbone  # None once closed
+        if backbone.hidden_size != self.readout.n_features:
+            hidden = backbone.hidden_size
+            backbone.release()
             raise ModelLoadError(f"backbone {self.options['backbone']!r} gives {hidden}-d features but the readout "
                                  f"expects {self.readout.n_features} (GPT2-XL's width); use a GPT2-XL-shaped backbone")
 
@@ -80,6 +84,7 @@ class TuckuteEncoder(Encoder):
         from berg_core import sentence_features
 
         self._warn_length(sentences)
+        assert self.backbone is not None  # the core refuses to encode with a closed model
         features = sentence_features(self.backbone, sentences, batch_size=self.options["batch_size"],
                                      pooling="last", show_progress=show_progress)
         return self.readout.predict(features).astype(np.float32)

@@ -6,7 +6,7 @@ h5py); the encoder and the file conversion live behind the ``factory``/``metadat
 
 from __future__ import annotations
 
-from berg_core import EncoderSpec, Option, RemoteFile, hookimpl
+from berg_core import EncoderSpec, Option, Options, RemoteFile, hookimpl
 from berg_tuckute.card import CARD
 
 MODEL_ID = "fmri-tuckute_2024-GPT2_XL"
@@ -30,7 +30,7 @@ WEIGHTS_PATH = (
 METADATA_PATH = f"{MODEL_DIR}/metadata/metadata.npy"
 
 #: Load options (``get_encoding_model(..., **options)``), typed; checked by berg before the encoder is imported.
-OPTIONS: tuple[Option, ...] = (
+OPTIONS = Options(
     Option("backbone", str, "gpt2-xl", help="hub id or local folder of a GPT-2 model (tests use a tiny random one)"),
     Option("layer", int, 22, help="read the residual stream after this block (1-based; BERG's optimal layer)"),
     Option("batch_size", int, 32, minimum=1, help="sentences per forward pass"),

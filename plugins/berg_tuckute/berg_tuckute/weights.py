@@ -169,7 +169,8 @@ def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dic
     No backbone is loaded; the file is fetched and converted on first use, later calls read the cache.
     """
     src = ensure_file(METADATA_PATH, Path(berg_dir), show_progress=True, model_id=MODEL_ID)
-    return load_tree(metadata_cache_file(src, Path(berg_dir)))
+    metadata: dict[str, Any] = load_tree(metadata_cache_file(src, Path(berg_dir)))
+    return metadata
 
 
 def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool) -> None:

@@ -1,6 +1,8 @@
 """Registers two toy models: a sentence model with fixed ROIs and a duplicate-id probe."""
 
-from berg_core import EncoderSpec, Option, hookimpl
+from collections.abc import Callable
+
+from berg_core import EncoderSpec, Option, Options, hookimpl
 
 ROIS = ("roi_a", "roi_b", "roi_c")
 #: the timed-words model's ROIs: name -> voxel indices (of its 4 voxels)
@@ -8,7 +10,7 @@ VOXEL_ROIS = {"all": (0, 1, 2, 3), "odd": (1, 3)}
 
 
 @hookimpl
-def berg_register_encoders(register):
+def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     register(
         EncoderSpec(
             model_id="test-sentence_length",
@@ -18,8 +20,8 @@ def berg_register_encoders(register):
             description="Toy model: responses are functions of sentence length (tests only).",
             rois=ROIS,
             selection={"roi": ", ".join(ROIS)},
-            options=(Option("scale", float, 1.0, help="multiplies every response"),
-                     Option("batch_size", int, 8, minimum=1, help="sentences per batch (unused)")),
+            options=Options(Option("scale", float, 1.0, help="multiplies every response"),
+                            Option("batch_size", int, 8, minimum=1, help="sentences per batch (unused)")),
             card="A toy card.",
         )
     )
