@@ -5,8 +5,8 @@ fit_intercept; features with a decaying spectrum, targets with SNR spread over t
   (a) n = 8,000 samples, p = 512 features, 2,000 targets
   (b) n = 3,000 samples, p = 8,192 features, 5,000 targets
 
-  (c) banded ridge: n = 4,000 samples, three feature spaces of 256 + 128 + 64 features, 1,000 targets,
-      20 random-search draws (the same draws for both engines), alpha by CV r2
+  (c) banded ridge: n = 2,000 samples, three feature spaces of 128 + 64 + 32 features, 500 targets,
+      10 random-search draws (the same draws for both engines), alpha by CV r2
 
 Rows per problem (a), (b):
   berg RidgeCV (numpy)               factor once per fold, per alpha a rescale + one GEMM
@@ -209,7 +209,7 @@ def main() -> None:
         except ImportError:
             pass
     problems = {"a": (8000, 512, 2000), "b": (3000, 8192, 5000)}
-    banded = (4000, (256, 128, 64), 1000, 20)
+    banded = (2000, (128, 64, 32), 500, 10)
     if args.quick:
         problems = {"a": (1600, 128, 400), "b": (600, 1024, 500)}
         banded = (1000, (64, 32, 16), 200, 8)

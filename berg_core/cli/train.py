@@ -31,7 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="fit a ridge encoding model (features -> fMRI responses) and write an encoder folder",
         description="Fit per-voxel ridge (one feature space) or banded ridge (several) with CV-chosen alphas, score it on "
         "held-out rows with permutation tests + FDR, and write drama2brain-style outputs plus a trained-encoder folder "
-        "(berg_encoder.json + weights.h5) that `berg encode DIR` can run when --backbone/--layer are given.",
+        "(berg_encoder.json + weights.h5) that `berg encode DIR` can run when --backbone/--layer are given. "
+        "drama2brain's choices: --scoring correlation --perm-mode pooled --perm-block 10 --delay-mode mean; "
+        "HuthLab's: --scoring correlation --delay-mode fir.",
     )
     g = p.add_argument_group("data")
     g.add_argument("--features", nargs="+", required=True, metavar="FILE",
@@ -56,18 +58,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--cv-groups", default=None, metavar="FILE", help="group label per sample (e.g. run): one CV fold per group")
     g.add_argument("--alphas", type=_alphas, default=None, metavar="LIST",
                    help="alpha grid: comma list or logspace:LO:HI:NUM (default logspace:-12:12:25); penalty λ = α (sklearn)")
-    g.add_argument("--scoring", choices=["correlation", "r2"], default="correlation", help="CV score that picks alphas")
+    g.add_argument("--scoring", choices=["r2", "correlation"], default="r2",
+                   help="CV score that picks alphas (default r2: lands near the optimal penalty; correlation ignores the scale "
+                   "of the predictions and often picks a far too small or large alpha; drama2brain and HuthLab use correlation)")
     g.add_argument("--ridge", choices=["auto", "mono", "banded"], default="auto", help="auto: banded when several feature spaces")
     g.add_argument("--n-iter", type=int, default=100, help="banded ridge: random-search draws of space weights")
+    g.add_argument("--banded-engine", choices=["berg", "himalaya"], default="berg",
+                   help="banded ridge solver: berg (native, default) or himalaya (same draws, same results, slower)")
     g.add_argument("--backend", default="numpy", help="numpy or torch (torch uses CUDA when present)")
     g.add_argument("--device", default=None, help="torch device (cpu, cuda, auto)")
     g.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto", help="compute precision (auto: float32 if inputs are)")
     g.add_argument("--target-batch", type=int, default=2048, metavar="N", help="voxels per batch (bounds memory)")
     g = p.add_argument_group("significance")
     g.add_argument("--permutations", type=int, default=1000, metavar="N", help="block permutations of the test rows (0: none)")
-    g.add_argument("--perm-block", type=int, default=10, metavar="B", help="permutation block length in samples (default 10)")
-    g.add_argument("--perm-mode", choices=["pooled", "voxel"], default="pooled",
-                   help="pooled: one null from all voxels (drama2brain); voxel: p = (k+1)/(N+1) per voxel")
+    g.add_argument("--perm-block", type=int, default=None, metavar="B",
+                   help="permutation block length in samples (default: from the data, 3 × the correlation length of the test "
+                   "residuals; a given block shorter than that length warns: its p-values are liberal); drama2brain: 10")
+    g.add_argument("--perm-mode", choices=["voxel", "pooled"], default="voxel",
+                   help="voxel (default): p = (k+1)/(N+1) against each voxel's own null; pooled: one null from all voxels "
+                   "(drama2brain) - miscalibrated when voxels differ in autocorrelation (liberal for smooth, conservative for rough ones)")
     g.add_argument("--fdr-q", type=float, default=0.05, help="FDR level reported in the summary")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("encoder card (to make the folder runnable by `berg encode`)")
@@ -99,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         features=list(args.features), responses=args.responses, out=args.out, feature_names=args.feature_names, test=args.test,
         delays=list(args.delays), delay_mode=args.delay_mode, segments=args.segments, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,
-        alphas=args.alphas, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, permutations=args.permutations,
+        alphas=args.alphas, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, banded_engine=args.banded_engine,
+        permutations=args.permutations,
         perm_block=args.perm_block, perm_mode=args.perm_mode, fdr_q=args.fdr_q, backend=args.backend, device=args.device,
         dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=args.progress, overwrite=args.overwrite,
         model_id=args.model_id, description=args.description, stimulus=args.stimulus, backbone=list(args.backbone),

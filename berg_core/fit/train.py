@@ -2,9 +2,9 @@
 
 Recipe (drama2brain's, generalised): per feature space, optional PCA fit on the training rows only,
 then time delays (``fir``: stacked delay-major; ``mean``: averaged copies), zero-padded at the start of
-each segment (``segments``: one label per sample, e.g. the story or run; default one segment); one space -> ``RidgeCV`` (one alpha per voxel by CV correlation), several spaces ->
-banded ridge (himalaya random search over space weights) unless ``ridge="mono"``. Held-out test rows
-give ``cc`` (Pearson r per voxel), block-permutation p-values and their BH-FDR correction.
+each segment (``segments``: one label per sample, e.g. the story or run; default one segment); one space -> ``RidgeCV`` (one alpha per voxel by CV r2, or correlation), several spaces ->
+banded ridge (random search over space weights; berg's native engine or himalaya) unless ``ridge="mono"``. Held-out test rows
+give ``cc`` (Pearson r per voxel), block-permutation p-values (per voxel; block from the data unless given) and their BH-FDR correction.
 
 Outputs in ``out`` (suffix ``raw`` or ``{N}PCs``): ``cv_cc_{s}.npy`` (n_vox,), ``cc_{s}.npy`` (n_vox,),
 ``coef_{s}.npy`` (n_weight_rows, n_vox), ``alphas_{s}.npy``, ``pvalues_{s}.npy``,
@@ -54,12 +54,13 @@ class TrainConfig:
     cv_groups: str | None = None
     folds: int = 5
     alphas: list[float] | None = None
-    scoring: str = "correlation"
+    scoring: str = "r2"  # r2 | correlation (drama2brain, HuthLab)
     ridge: str = "auto"  # auto | mono | banded
     n_iter: int = 100
+    banded_engine: str = "berg"  # berg (native) | himalaya
     permutations: int = 1000
-    perm_block: int = 10
-    perm_mode: str = "pooled"
+    perm_block: int | None = None  # None: from the residuals' autocorrelation (stats.auto_block); drama2brain: 10
+    perm_mode: str = "voxel"  # voxel | pooled (drama2brain)
     fdr_q: float = 0.05
     backend: str = "numpy"
     device: str | None = None
@@ -299,6 +300,7 @@ class Scores:
     pvalues_corrected: np.ndarray | None  #: (v,) BH-FDR adjusted p-values, or None
     preds: np.ndarray | None  #: (n_test, v) test predictions, or None
     summary: dict[str, Any]  #: mean/median/max scores and the FDR count (``summary.json``, the card)
+    perm_block: int | None = None  #: the permutation block used (samples), given or from the data
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -320,6 +322,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise InvalidParameterError(f"unknown ridge type {cfg.ridge!r}; use 'auto', 'mono' or 'banded'")
     if cfg.stimulus not in ("sentences", "timed_words"):
         raise InvalidParameterError(f"unknown stimulus kind {cfg.stimulus!r}; use 'sentences' or 'timed_words'")
+    if cfg.scoring not in ("r2", "correlation"):
+        raise InvalidParameterError(f"unknown scoring {cfg.scoring!r}; use 'r2' or 'correlation'")
+    if cfg.banded_engine not in ("berg", "himalaya"):
+        raise InvalidParameterError(f"unknown banded ridge engine {cfg.banded_engine!r}; use 'berg' (native) or 'himalaya'")
+    if cfg.perm_block is not None and (isinstance(cfg.perm_block, bool) or not isinstance(cfg.perm_block, int) or cfg.perm_block < 1):
+        raise InvalidParameterError(f"--perm-block must be a whole number >= 1 of samples (or unset: from the data), got {cfg.perm_block!r}")
     if cfg.perm_mode not in ("pooled", "voxel"):
         raise InvalidParameterError(f"unknown permutation mode {cfg.perm_mode!r}; use 'pooled' or 'voxel'")
     if cfg.dtype not in ("auto", "float32", "float64"):
@@ -401,7 +409,8 @@ def fit_models(cfg: TrainConfig, inputs: Inputs, design: Design) -> Fitted:
     model: Any
     if design.banded:
         model = BandedRidgeCV(inputs.alphas, n_iter=cfg.n_iter, cv=cfg.folds, scoring=cfg.scoring, random_state=cfg.seed,
-                              target_batch=cfg.target_batch, backend=cfg.backend, device=cfg.device, show_progress=cfg.show_progress)
+                              target_batch=cfg.target_batch, backend=cfg.backend, device=cfg.device, show_progress=cfg.show_progress,
+                              engine=cfg.banded_engine)
         model.fit([d[rows] for d in design.designs], Yd[rows], groups=inputs.groups)
         best_alphas = np.asarray(model.best_alphas_) if model.best_alphas_ is not None else np.full(Yd.shape[1], np.nan)
     else:
@@ -415,17 +424,18 @@ def fit_models(cfg: TrainConfig, inputs: Inputs, design: Design) -> Fitted:
 
 def evaluate(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted) -> Scores:
     """Stage 4: predictions on the test rows, their correlation, permutation p-values and FDR, banded split scores."""
-    from berg_core.fit.stats import block_permutation_test, fdr_bh, pearson_r, split_correlation
+    from berg_core.fit.stats import block_permutation_test, fdr_bh, pearson_r, permutation_block, split_correlation
 
     s, test, names = inputs.suffix, inputs.test, inputs.names
     files: dict[str, np.ndarray] = {f"cv_cc_{s}": fitted.cv_cc, f"coef_{s}": fitted.coef, f"alphas_{s}": fitted.best_alphas}
-    cc = pvals = pcorr = preds = None
+    cc = pvals = pcorr = preds = block = None
     if test.size:
         X_test = np.concatenate([d[test] for d in design.designs], axis=1)
         preds = X_test @ fitted.coef + fitted.intercept
         y_test = design.Yd[test]
         if cfg.permutations > 0:
-            cc, pvals = block_permutation_test(y_test, preds, n_permutations=cfg.permutations, block=cfg.perm_block, mode=cfg.perm_mode,
+            block = permutation_block(y_test, preds, cfg.perm_block)
+            cc, pvals = block_permutation_test(y_test, preds, n_permutations=cfg.permutations, block=block, mode=cfg.perm_mode,
                                                seed=cfg.seed, show_progress=cfg.show_progress)
             pcorr = fdr_bh(pvals)
             files[f"pvalues_{s}"] = pvals
@@ -448,7 +458,7 @@ def evaluate(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted) -
         summary.update(mean_cc=float(cc.mean()), median_cc=float(np.median(cc)), max_cc=float(cc.max()))
         if pcorr is not None:
             summary[f"n_significant_fdr{cfg.fdr_q:g}"] = int((pcorr <= cfg.fdr_q).sum())
-    return Scores(files=files, cc=cc, pvalues=pvals, pvalues_corrected=pcorr, preds=preds, summary=summary)
+    return Scores(files=files, cc=cc, pvalues=pvals, pvalues_corrected=pcorr, preds=preds, summary=summary, perm_block=block)
 
 
 def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted, scores: Scores) -> TrainResult:
@@ -458,7 +468,7 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
     out, s, names, n_comp = inputs.out, inputs.suffix, inputs.names, inputs.n_components
     n = inputs.Y.shape[0]
     model, coef, cc, pcorr = fitted.model, fitted.coef, scores.cc, scores.pvalues_corrected
-    solver = f"banded ({model.solver_}, himalaya)" if design.banded else f"RidgeCV ({model.solver_})"
+    solver = f"banded ({model.solver_}, {cfg.banded_engine})" if design.banded else f"RidgeCV ({model.solver_})"
     training = {
         "berg_core": _version(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -470,7 +480,8 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
         "test": cfg.test, "cv": f"groups from {cfg.cv_groups}" if cfg.cv_groups else f"{cfg.folds} contiguous folds",
         "alphas": inputs.alphas.tolist(), "scoring": cfg.scoring, "solver": solver, "dtype": str(inputs.dtype), "backend": cfg.backend,
         "delays": list(cfg.delays), "delay_mode": cfg.delay_mode, "segments": cfg.segments, "reduce": cfg.reduce,
-        "permutations": cfg.permutations, "perm_block": cfg.perm_block, "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q,
+        "permutations": cfg.permutations, "perm_block": scores.perm_block, "perm_block_from": "given" if cfg.perm_block else "data",
+        "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q,
         "n_iter": cfg.n_iter if design.banded else None, "seed": cfg.seed,
     }
     card = {
