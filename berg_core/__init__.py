@@ -54,8 +54,8 @@ if TYPE_CHECKING:
     from berg_core.features.timeseries import delay, lanczos_resample, tr_grid, zscore
     from berg_core.features.words import KEEP_WORDS, MAX_WORDS, word_features, word_features_key
     from berg_core.readout import LinearReadout
-    from berg_core.selection import select_outputs
-    from berg_core.stimulus import TimedWords, as_timed_words
+    from berg_core.selection import select_indices, select_outputs
+    from berg_core.stimulus import TimedWords, as_timed_words, as_words
     from berg_core.store.cache import atomic_folder, build_once, cache_key, cache_path
     from berg_core.store.fetch import ensure_file, read_manifest, sha256_file, verify_recorded
     from berg_core.store.h5matrix import (
@@ -83,8 +83,8 @@ _LAZY_BY_MODULE = {
     "berg_core.features.timeseries": "delay lanczos_resample tr_grid zscore",
     "berg_core.features.words": "KEEP_WORDS MAX_WORDS word_features word_features_key",
     "berg_core.readout": "LinearReadout",
-    "berg_core.selection": "select_outputs",
-    "berg_core.stimulus": "TimedWords as_timed_words",
+    "berg_core.selection": "select_indices select_outputs",
+    "berg_core.stimulus": "TimedWords as_timed_words as_words",
     "berg_core.store.cache": "atomic_folder build_once cache_key cache_path",
     "berg_core.store.fetch": "ensure_file read_manifest sha256_file verify_recorded",
     "berg_core.store.h5matrix": "ArrayColumns ColumnSource build_matrix is_complete matrix_info read_columns write_matrix",
@@ -142,6 +142,7 @@ __all__ = [
     "UnsafePickleError",
     "__version__",
     "as_timed_words",
+    "as_words",
     "atomic_folder",
     "backbone_config",
     "backbone_revision",
@@ -173,6 +174,7 @@ __all__ = [
     "register_package_encoders",
     "resolve_device",
     "save_tree",
+    "select_indices",
     "select_outputs",
     "sentence_features",
     "sha256_file",

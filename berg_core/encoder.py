@@ -16,7 +16,7 @@ from berg_core.config import resolve_berg_dir
 from berg_core.device import resolve_device
 from berg_core.errors import BergError, InvalidParameterError, PluginError, StimulusError, plugin_errors
 from berg_core.spec import EncoderSpec, import_object
-from berg_core.stimulus import as_sentences, as_timed_words
+from berg_core.stimulus import as_sentences, as_timed_words, as_words
 
 
 def check_subject(spec: EncoderSpec, subject: str | int | None) -> str | None:
@@ -47,20 +47,23 @@ def _check_roi(spec: EncoderSpec, value: Any) -> None:
         raise InvalidParameterError(f"selection['roi'] is an empty list: it selects no voxel or output; give at least one ROI name; {valid}")
 
 
-def _check_voxel_index(value: Any) -> None:
+def _check_mask(key: str, value: Any) -> None:
+    """A 0/1 vector (``voxel_index``, ``electrode_index``, ``lags``: ``selection.MASK_KEYS``); lengths are the family's."""
+    from berg_core.selection import MASK_KEYS
+
     try:
         mask = np.asarray(value)
     except (TypeError, ValueError) as exc:  # ragged nested lists
-        raise InvalidParameterError(f"selection['voxel_index'] must be a 0/1 vector: {exc}") from exc
+        raise InvalidParameterError(f"selection[{key!r}] must be a 0/1 vector: {exc}") from exc
     if mask.dtype.kind not in "biuf" or mask.size == 0 or not np.isin(mask, (0, 1)).all():
-        raise InvalidParameterError("selection['voxel_index'] must contain only 0 and 1 (a non-empty binary mask over voxels)")
+        raise InvalidParameterError(f"selection[{key!r}] must contain only 0 and 1 (a non-empty binary mask over {MASK_KEYS[key]}s)")
 
 
 def check_selection(spec: EncoderSpec, selection: dict[str, Any] | None) -> dict[str, Any]:
     """Check the selection's keys against the spec's schema and the common keys' value types.
 
-    ``roi``: a name or a non-empty list of names; ``voxel_index``: a vector of 0/1. A ``None`` value means
-    "no selection on that key" and is dropped. Lengths and names are checked by the family.
+    ``roi``: a name or a non-empty list of names; ``voxel_index``, ``electrode_index``, ``lags``: a vector of 0/1.
+    A ``None`` value means "no selection on that key" and is dropped. Lengths and names are checked by the family.
     """
     if selection is None:
         return {}
@@ -73,8 +76,11 @@ def check_selection(spec: EncoderSpec, selection: dict[str, Any] | None) -> dict
     selection = {k: v for k, v in selection.items() if v is not None}
     if "roi" in selection:
         _check_roi(spec, selection["roi"])
-    if "voxel_index" in selection:
-        _check_voxel_index(selection["voxel_index"])
+    from berg_core.selection import MASK_KEYS
+
+    for key in MASK_KEYS:
+        if key in selection:
+            _check_mask(key, selection[key])
     return selection
 
 
@@ -88,11 +94,17 @@ def check_options(spec: EncoderSpec, options: dict[str, Any]) -> dict[str, Any]:
 
 
 class Encoder:
-    """A loaded encoding model: ``encode(stimulus) -> np.ndarray`` (float32, rows = sentences or TRs).
+    """A loaded encoding model: ``encode(stimulus) -> np.ndarray`` (float32, rows = sentences, TRs or words).
 
     Subclasses receive validated ``subject``/``selection``/``device``/``options`` in ``__init__`` and
     implement ``_encode(stimulus, show_progress)`` where ``stimulus`` is already a ``list[str]`` or a
     ``TimedWords``.
+
+    Outputs are 2-D, (n_rows, n_outputs), unless the model declares ``output_axes``: then they are N-D,
+    (n_rows, len(labels_1), len(labels_2), ...), one named axis per ``output_axes`` entry (e.g. ECoG's
+    ``{"electrode": [...], "lag": [...]}`` -> (n_words, n_electrodes, n_lags)), and ``output_names`` defaults to
+    the flattened ``"<label_1>@<label_2>"`` names in row-major order (last axis fastest), the columns of
+    ``out.reshape(n_rows, -1)``.
     """
 
     def __init__(
@@ -120,8 +132,17 @@ class Encoder:
 
     @property
     def output_names(self) -> list[str]:
-        """Names of the output columns (ROIs or voxel ids), for CSV headers."""
-        raise NotImplementedError
+        """Names of the output columns (ROIs or voxel ids), for CSV headers; N-D models: the flattened axis labels."""
+        axes = self.output_axes
+        if axes is None:
+            raise NotImplementedError
+        return flat_output_names(axes)
+
+    @property
+    def output_axes(self) -> dict[str, list[str]] | None:
+        """N-D models: ``{axis name: labels}`` for the output's axes after the first (rows), in order; ``None``
+        (the default): 2-D outputs named by ``output_names``."""
+        return None
 
     def _release(self) -> None:
         """Free the backbone and weights (called once by ``close``)."""
@@ -136,14 +157,19 @@ class Encoder:
         return validate_stimulus(self.spec, stimulus)
 
     def encode(self, stimulus: Any, show_progress: bool = False) -> np.ndarray:
-        """Predicted responses, float32, shape (n_sentences or n_TRs, n_outputs)."""
+        """Predicted responses, float32, shape (n_sentences, n_TRs or n_words, n_outputs), or N-D (n_rows, *axis
+        lengths) when the model declares ``output_axes``."""
         if self._closed:
             raise BergError(f"{self.model_id} was closed; load it again with get_encoding_model")
         stimulus = self.validate(stimulus)
         with plugin_errors(self.model_id, self.spec.plugin, "encoding", subject=self.subject, wrap=PluginError):
             out = np.asarray(self._encode(stimulus, bool(show_progress)), dtype=np.float32)
-        if out.ndim != 2:
-            raise BergError(f"{self.model_id} produced an array of shape {out.shape}; expected 2-D (a plugin bug)")
+        with plugin_errors(self.model_id, self.spec.plugin, "naming its output axes", wrap=PluginError):
+            axes = self.output_axes
+        expected = "2-D" if axes is None else f"(n_rows, {', '.join(f'{len(v)} {k}s' for k, v in axes.items())})"
+        wrong = out.ndim != 2 if axes is None else out.shape[1:] != tuple(len(v) for v in axes.values())
+        if wrong:
+            raise BergError(f"{self.model_id} produced an array of shape {out.shape}; expected {expected} (a plugin bug)")
         return out
 
     @property
@@ -180,14 +206,30 @@ def validate_stimulus(spec: EncoderSpec, stimulus: Any) -> Any:
 
     Needs no loaded model, so the CLI checks its input with it before loading one.
     """
-    timed = spec.stimulus == "timed_words"
+    kinds = {"timed_words": (as_timed_words, "{'words': [...], 'word_onsets': [...]}"),
+             "words": (as_words, "a list of words (list of str)")}
+    check, expected = kinds.get(spec.stimulus, (as_sentences, "a str or a list of str"))
     try:
-        return as_timed_words(stimulus) if timed else as_sentences(stimulus)
+        return check(stimulus)
     except BergError:
         raise
     except (TypeError, ValueError, AttributeError) as exc:  # a shape the checks did not foresee
-        expected = "{'words': [...], 'word_onsets': [...]}" if timed else "a str or a list of str"
         raise StimulusError(f"the stimulus is malformed ({type(exc).__name__}: {exc}); give {expected}") from exc
+
+
+def flat_output_names(axes: dict[str, list[str]]) -> list[str]:
+    """Column names of an N-D output flattened to (n_rows, -1): each combination of the axes' labels joined by
+    ``@`` (e.g. ``"LGA1@-2.00000s"``), row-major (the last axis varies fastest), as ``numpy.reshape`` orders them."""
+    import itertools
+
+    return ["@".join(combo) for combo in itertools.product(*(list(map(str, labels)) for labels in axes.values()))]
+
+
+def output_axes_of(model: Encoder) -> dict[str, list[str]] | None:
+    """``model.output_axes`` (N-D models) or ``None``; a plugin failing there is one ``PluginError`` line."""
+    with plugin_errors(model.model_id, model.spec.plugin, "naming its output axes", wrap=PluginError):
+        axes = model.output_axes
+    return None if axes is None else {str(k): [str(v) for v in labels] for k, labels in axes.items()}
 
 
 def output_names_of(model: Encoder) -> list[str]:

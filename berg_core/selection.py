@@ -3,7 +3,9 @@
 A user's selection is a dict (``get_encoding_model(..., selection={...})``, ``berg encode --roi/--voxel-index``):
 
 * ``roi``: one ROI name or a list of names;
-* ``voxel_index``: a 0/1 vector with one entry per voxel (voxelwise models only).
+* ``voxel_index``: a 0/1 vector with one entry per voxel (voxelwise models only);
+* a 0/1 vector over any other output axis (``MASK_KEYS``: ``electrode_index`` over electrodes, ``lags`` over
+  time lags), for models with N-D outputs: ``select_indices`` returns the picked positions of one axis.
 
 There are two kinds of model, and ``select_outputs`` answers for both:
 
@@ -29,7 +31,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from berg_core.errors import InvalidParameterError, ModelLoadError
 
-__all__ = ["select_outputs"]
+__all__ = ["MASK_KEYS", "select_indices", "select_outputs"]
+
+#: selection keys that are 0/1 vectors over one output axis -> what one entry is (for messages)
+MASK_KEYS: dict[str, str] = {"voxel_index": "voxel", "electrode_index": "electrode", "lags": "lag"}
 
 
 @overload
@@ -122,25 +127,42 @@ def _roi_names(value: Any, valid: Sequence[str], who: str | None, subject: str |
     return names
 
 
-def _voxel_mask(value: Any, n: int, owner: str) -> NDArray[np.bool_]:
-    """``selection['voxel_index']`` as a boolean mask of shape (n,)."""
+def _voxel_mask(value: Any, n: int, owner: str, key: str = "voxel_index") -> NDArray[np.bool_]:
+    """``selection[key]`` (a 0/1 vector over the axis ``MASK_KEYS[key]``: voxels, electrodes, lags) as a boolean
+    mask of shape (n,)."""
+    unit = MASK_KEYS.get(key, "entry")
     try:
         mask = np.asarray(value)
     except (TypeError, ValueError) as exc:  # ragged nested lists
-        raise InvalidParameterError(f"selection['voxel_index'] must be a 0/1 vector of length {n}: {exc}") from exc
+        raise InvalidParameterError(f"selection[{key!r}] must be a 0/1 vector of length {n}: {exc}") from exc
     if mask.ndim == 2 and 1 in mask.shape:  # a row or column vector
         mask = mask.reshape(-1)
     if mask.dtype.kind not in "biuf" or (mask.size and not np.isin(mask, (0, 1)).all()):
-        raise InvalidParameterError("selection['voxel_index'] must contain only 0 and 1 (a binary mask over voxels)")
+        raise InvalidParameterError(f"selection[{key!r}] must contain only 0 and 1 (a binary mask over {unit}s)")
     if mask.ndim != 1:
-        raise InvalidParameterError(f"selection['voxel_index'] must be a 0/1 vector of length {n}, got an array of shape {mask.shape}")
+        raise InvalidParameterError(f"selection[{key!r}] must be a 0/1 vector of length {n}, got an array of shape {mask.shape}")
     if mask.size != n:
-        raise InvalidParameterError(f"selection['voxel_index'] has length {mask.size}, but {owner} has {n} voxels; "
+        raise InvalidParameterError(f"selection[{key!r}] has length {mask.size}, but {owner} has {n} {unit}s; "
                                     f"give a 0/1 vector of length {n}")
     if not mask.any():
-        raise InvalidParameterError("selection['voxel_index'] is all zeros (an empty selection): it selects no voxel; "
-                                    "set 1 at the voxels you want")
+        raise InvalidParameterError(f"selection[{key!r}] is all zeros (an empty selection): it selects no {unit}; "
+                                    f"set 1 at the {unit}s you want")
     return np.asarray(mask == 1, dtype=bool)
+
+
+def select_indices(selection: Mapping[str, Any] | None, key: str, n: int, *, who: str | None = None,
+                   subject: str | None = None) -> NDArray[np.int64]:
+    """The positions along one output axis of length ``n`` that ``selection[key]`` (a 0/1 vector of length ``n``)
+    picks: int64 (n_selected,), ascending; ``arange(n)`` when the key is absent or ``None``.
+
+    For N-D outputs (e.g. ``key="electrode_index"`` over electrodes and ``key="lags"`` over time lags; a model
+    returns every picked electrode x every picked lag). A wrong value is one ``InvalidParameterError`` line
+    (not 0/1, wrong length, all zeros), worded like ``voxel_index``'s.
+    """
+    value = (selection or {}).get(key)
+    if value is None:
+        return np.arange(int(n), dtype=np.int64)
+    return np.flatnonzero(_voxel_mask(value, int(n), _owner(who, subject), key)).astype(np.int64)
 
 
 def _roi_mask(name: str, voxels: ArrayLike, n: int, who: str | None, subject: str | None) -> NDArray[np.bool_]:

@@ -1,4 +1,4 @@
-"""Stimulus validation shared by every family: sentences, or words with onset times.
+"""Stimulus validation shared by every family: sentences, words with onset times, or a list of words.
 
 Refused with one ``StimulusError`` line (before any backbone runs):
 
@@ -129,3 +129,36 @@ def as_timed_words(stimulus: Any) -> TimedWords:
         raise StimulusError(f"'word_onsets' decrease at index {i} ({onsets[i - 1]} -> {onsets[i]}); onsets must be non-decreasing")
     _check_onset_range(onsets)
     return TimedWords(words=[str(w) for w in words], onsets=onsets)
+
+
+def as_words(stimulus: Any) -> list[str]:
+    """A list/tuple or 1-D array of str (one entry per word, in order) -> ``list[str]`` (the ``"words"`` kind).
+
+    Each word gets one output row; a model reads each word in the context of the words before it in the same
+    call. A dict with a ``"words"`` key (e.g. a timed-words file) gives its words; onsets are ignored. A single
+    str is refused (split it into words first), as are empty or blank words (a word needs text) and text that
+    ``check_text`` refuses.
+    """
+    if isinstance(stimulus, Mapping):
+        if "words" not in stimulus:
+            raise StimulusError("this model takes a list of words; a dict stimulus needs a 'words' key")
+        stimulus = stimulus["words"]
+    if isinstance(stimulus, str):
+        raise StimulusError("this model takes a list of words, not one str; split the text into words (e.g. text.split())")
+    if isinstance(stimulus, np.ndarray):
+        if stimulus.ndim != 1:
+            raise StimulusError(f"a word array must be 1-D, got shape {stimulus.shape}; pass a flat list of words")
+        items: list[Any] = stimulus.tolist()
+    elif isinstance(stimulus, (list, tuple)):
+        items = list(stimulus)
+    else:
+        raise StimulusError(f"this model takes a list of words (list of str), got {type(stimulus).__name__}")
+    if not items:
+        raise StimulusError("the stimulus is empty; pass at least one word")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise StimulusError(f"word {i} is a {type(item).__name__}, not a str; pass text only")
+        if not item.strip():
+            raise StimulusError(f"word {i} is {'an empty' if not item else 'a blank'} string; remove it or give it text (each word is one output row)")
+        check_text(item, f"word {i}")
+    return [str(w) for w in items]

@@ -84,7 +84,7 @@ def selection_from_args(args: argparse.Namespace) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from berg_core.encoder import output_names_of, validate_stimulus
+    from berg_core.encoder import output_axes_of, output_names_of, validate_stimulus
     from berg_core.facade import BERG, resolve_spec
     from berg_core.store.userfiles import check_output_path, read_stimulus, write_responses
 
@@ -108,11 +108,13 @@ def run(args: argparse.Namespace) -> int:
         options.setdefault("progress", args.progress)
     with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
         responses = model.encode(stimulus, show_progress=args.progress)
-        columns = output_names_of(model)
+        columns, axes = output_names_of(model), output_axes_of(model)
     if args.output:
-        write_responses(args.output, responses, columns, attrs={"model_id": model.model_id, "subject": model.subject or ""})
-        notice(f"wrote {responses.shape[0]} x {responses.shape[1]} responses to {args.output}")
-    elif args.json:
+        write_responses(args.output, responses, columns, attrs={"model_id": model.model_id, "subject": model.subject or ""}, axes=axes)
+        notice(f"wrote {' x '.join(map(str, responses.shape))} responses to {args.output}")
+        return 0
+    responses = responses.reshape(len(responses), -1)  # N-D outputs print flattened, one column per name
+    if args.json:
         print_json({"model_id": model.model_id, "columns": columns, "responses": responses.tolist()})
     else:
         print("\t".join(columns))

@@ -20,6 +20,7 @@ from berg_core.spec import EncoderSpec
 STIMULUS = {
     "sentences": "sentences (a list of str; one response row per sentence)",
     "timed_words": "words + onsets in s (a dict with 'words' and 'word_onsets'; one response row per TR)",
+    "words": "words (a list of str in order, each read after the preceding ones; one response row per word)",
 }
 
 

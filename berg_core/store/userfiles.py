@@ -4,6 +4,8 @@ Inputs: ``.txt`` (one sentence a line; ``-`` reads them from stdin), ``.json`` (
 "word_onsets": [...]}`` or a list of sentences), ``.csv``/``.tsv`` (columns ``word`` and ``onset``, or
 ``words``/``word_onsets``). Text is UTF-8; a byte-order mark (Excel's "CSV UTF-8") is dropped.
 Outputs: ``.npy``, ``.csv`` (header row of column names), ``.h5`` (dataset ``responses`` + ``columns``).
+N-D responses (n_rows, n_1, n_2, ...) with named axes: ``.npy`` and ``.h5`` keep the shape (``.h5`` adds attribute
+``dims`` and one label dataset ``axis_<name>`` per axis), ``.csv`` is flattened to ``<label_1>@<label_2>`` columns.
 
 Every problem with a user's file is one ``BergError`` line naming the file (and the line where it
 helps); ``check_output_path`` checks where a result will go before any heavy work.
@@ -241,10 +243,21 @@ def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, w
     return path
 
 
-def write_responses(path: str | Path, responses: np.ndarray, columns: list[str], *, attrs: dict[str, Any] | None = None) -> Path:
-    """Write (n_rows, n_columns) responses by extension (.npy, .csv, .h5/.hdf5), atomically."""
+def write_responses(path: str | Path, responses: np.ndarray, columns: list[str], *, attrs: dict[str, Any] | None = None,
+                    axes: dict[str, list[str]] | None = None) -> Path:
+    """Write responses by extension (.npy, .csv, .h5/.hdf5), atomically.
+
+    ``responses``: (n_rows, n_columns) named by ``columns``; or N-D (n_rows, n_1, n_2, ...) with ``axes`` =
+    ``{axis name: labels}`` for the axes after the first (``Encoder.output_axes``) and ``columns`` the flattened
+    names (``Encoder.output_names``, last axis fastest). ``.npy`` keeps the array as it is; ``.csv`` writes
+    ``responses.reshape(n_rows, -1)`` under ``columns``; ``.h5`` keeps the shape in dataset ``responses``, with
+    ``columns``, attribute ``dims`` (``["row", *axes]``) and a label dataset ``axis_<name>`` per axis.
+    """
     path = check_output_path(path)
     ext = path.suffix.lower()
+    responses = np.asarray(responses)
+    if axes is not None and responses.shape[1:] != tuple(len(v) for v in axes.values()):
+        raise ValueError(f"responses of shape {responses.shape} do not match the axes {[(k, len(v)) for k, v in axes.items()]}")
     try:
         with atomic_path(path) as tmp:
             if ext == ".npy":
@@ -254,7 +267,7 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
                 with tmp.open("w", newline="", encoding="utf-8") as fh:
                     writer = csv.writer(fh)
                     writer.writerow(columns)
-                    for row in responses:
+                    for row in responses.reshape(len(responses), -1):
                         writer.writerow([repr(float(v)) for v in row])
             else:
                 import h5py
@@ -262,6 +275,10 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
                 with h5py.File(tmp, "w") as f:
                     f.create_dataset("responses", data=responses)
                     f.create_dataset("columns", data=np.array(columns, dtype=object), dtype=h5py.string_dtype())
+                    if axes is not None:
+                        f.attrs["dims"] = np.array(["row", *axes], dtype=h5py.string_dtype())
+                        for name, labels in axes.items():
+                            f.create_dataset(f"axis_{name}", data=np.array(labels, dtype=object), dtype=h5py.string_dtype())
                     for key, value in (attrs or {}).items():
                         f.attrs[key] = value
     except OSError as exc:
