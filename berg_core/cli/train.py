@@ -7,6 +7,7 @@ import argparse
 from berg_core.cli.common import add_progress_options
 from berg_core.console import notice
 from berg_core.errors import InvalidParameterError
+from berg_core.scale.grid import add_grid_options, run_grid
 
 
 def _alphas(text: str) -> list[float]:
@@ -92,11 +93,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rois", default=None, metavar="FILE", help="JSON {roi: [column indices] or 0/1 mask}")
     g.add_argument("--card", default=None, metavar="FILE", help="text/markdown model card to embed")
     add_progress_options(p)
+    add_grid_options(p)  # --grid FILE + the executor flags (berg_core.scale.grid)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    if args.grid or args.executor != "local":
+        return run_grid(args)
 
     from berg_core.fit.train import TrainConfig, read_text_file, train
 
