@@ -14,6 +14,7 @@ Nothing is sent to Slurm without ``mode="slurm"``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import subprocess
 import time
@@ -237,7 +238,15 @@ def _run_submitit(fn, items, labels, todo, config) -> tuple[dict[int, Any], list
         notice(f"submitted {len(jobs)} task(s) as Slurm job {jobs[0].job_id.split('_')[0]}; logs in {config.folder}")
     done: dict[int, Any] = {}
     failures: list[TaskFailure] = []
-    outcomes = _wait_debug(jobs) if config.mode == "debug" else _wait_slurm(jobs, config)
+    try:
+        outcomes = _wait_debug(jobs) if config.mode == "debug" else _wait_slurm(jobs, config)
+    except KeyboardInterrupt:  # Ctrl-C: cancel what is still queued or running (finished shards stay for the rerun)
+        if config.mode == "slurm":
+            for job in jobs:
+                with contextlib.suppress(Exception):
+                    job.cancel(check=False)
+            notice(f"cancelled Slurm job {jobs[0].job_id.split('_')[0]}; run the same command again to resume")
+        raise
     for i, job, (ok, value) in zip(todo, jobs, outcomes):
         if ok:
             done[i] = value
