@@ -27,6 +27,7 @@ import hashlib
 import json
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from berg_core.console import notice
 from berg_core.errors import InvalidParameterError, ResourceError
 from berg_core.fit.ridge import DEFAULT_ALPHAS, PCA, BandedRidgeCV, RidgeCV, parse_reduce
 
@@ -301,6 +303,7 @@ class Scores:
     preds: np.ndarray | None  #: (n_test, v) test predictions, or None
     summary: dict[str, Any]  #: mean/median/max scores and the FDR count (``summary.json``, the card)
     perm_block: int | None = None  #: the permutation block used (samples), given or from the data
+    notes: list[str] = field(default_factory=list)  #: caveats on the statistics (e.g. a block shorter than the correlation length)
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -424,19 +427,37 @@ def fit_models(cfg: TrainConfig, inputs: Inputs, design: Design) -> Fitted:
 
 def evaluate(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted) -> Scores:
     """Stage 4: predictions on the test rows, their correlation, permutation p-values and FDR, banded split scores."""
-    from berg_core.fit.stats import block_permutation_test, fdr_bh, pearson_r, permutation_block, split_correlation
+    from berg_core.fit.stats import (
+        PermutationBlockWarning,
+        fdr_bh,
+        pearson_r,
+        permutation_block,
+        permutation_null,
+        permutation_pvalues,
+        split_correlation,
+    )
 
     s, test, names = inputs.suffix, inputs.test, inputs.names
     files: dict[str, np.ndarray] = {f"cv_cc_{s}": fitted.cv_cc, f"coef_{s}": fitted.coef, f"alphas_{s}": fitted.best_alphas}
     cc = pvals = pcorr = preds = block = None
+    notes: list[str] = []
     if test.size:
         X_test = np.concatenate([d[test] for d in design.designs], axis=1)
         preds = X_test @ fitted.coef + fitted.intercept
         y_test = design.Yd[test]
         if cfg.permutations > 0:
-            block = permutation_block(y_test, preds, cfg.perm_block)
-            cc, pvals = block_permutation_test(y_test, preds, n_permutations=cfg.permutations, block=block, mode=cfg.perm_mode,
-                                               seed=cfg.seed, show_progress=cfg.show_progress)
+            with warnings.catch_warnings(record=True) as caught:  # a one-line notice (and a note in summary.json), not a warning trace
+                warnings.simplefilter("always", PermutationBlockWarning)
+                block = permutation_block(y_test, preds, cfg.perm_block)
+            for w in caught:
+                if issubclass(w.category, PermutationBlockWarning):
+                    notes.append(str(w.message))
+                    notice(f"berg train: {w.message}")
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            cc = pearson_r(y_test, preds)
+            null = permutation_null(y_test, preds, n_permutations=cfg.permutations, block=block, seed=cfg.seed, show_progress=cfg.show_progress)
+            pvals = permutation_pvalues(cc, null, mode=cfg.perm_mode)  # as block_permutation_test, the block checked once above
             pcorr = fdr_bh(pvals)
             files[f"pvalues_{s}"] = pvals
             files[f"pvalues_corrected_{s}"] = pcorr
@@ -458,7 +479,7 @@ def evaluate(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted) -
         summary.update(mean_cc=float(cc.mean()), median_cc=float(np.median(cc)), max_cc=float(cc.max()))
         if pcorr is not None:
             summary[f"n_significant_fdr{cfg.fdr_q:g}"] = int((pcorr <= cfg.fdr_q).sum())
-    return Scores(files=files, cc=cc, pvalues=pvals, pvalues_corrected=pcorr, preds=preds, summary=summary, perm_block=block)
+    return Scores(files=files, cc=cc, pvalues=pvals, pvalues_corrected=pcorr, preds=preds, summary=summary, perm_block=block, notes=notes)
 
 
 def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted, scores: Scores) -> TrainResult:
@@ -481,7 +502,7 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
         "alphas": inputs.alphas.tolist(), "scoring": cfg.scoring, "solver": solver, "dtype": str(inputs.dtype), "backend": cfg.backend,
         "delays": list(cfg.delays), "delay_mode": cfg.delay_mode, "segments": cfg.segments, "reduce": cfg.reduce,
         "permutations": cfg.permutations, "perm_block": scores.perm_block, "perm_block_from": "given" if cfg.perm_block else "data",
-        "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q,
+        "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q, "notes": scores.notes,
         "n_iter": cfg.n_iter if design.banded else None, "seed": cfg.seed,
     }
     card = {

@@ -243,3 +243,26 @@ def test_out_must_be_new_unless_overwrite(data, capsys):
     assert cli(*base[:-1], "1000", "--overwrite") == 0
     assert not np.allclose(np.load(tmp / "o" / "coef_raw.npy"), first)
     assert sorted(p.name for p in tmp.iterdir()) == ["F.npy", "Y.npy", "o"]  # no stage left beside it
+
+
+def test_permutation_block_from_the_data_and_short_block_noted(tmp_path, capsys):
+    """No --perm-block: the block comes from the test residuals (longer for smooth noise); a given block
+    shorter than their correlation length gives a one-line notice and a note in summary.json."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(4)
+    n = 1400
+    F = rng.standard_normal((n, 3))
+    Y = F @ rng.standard_normal((3, 8)) * 0.2 + lfilter([1.0], [1.0, -0.9], rng.standard_normal((n, 8)), axis=0)
+    np.save(tmp_path / "F.npy", F)
+    np.save(tmp_path / "Y.npy", Y)
+    base = dict(features=[str(tmp_path / "F.npy")], responses=str(tmp_path / "Y.npy"), test="400:", folds=4, alphas=ALPHAS, permutations=50)
+    auto = train(TrainConfig(**base, out=str(tmp_path / "auto")))
+    training = auto.summary["training"]
+    assert training["perm_block_from"] == "data" and training["perm_block"] >= 30 and training["perm_mode"] == "voxel"
+    assert training["notes"] == []
+    short = train(TrainConfig(**base, out=str(tmp_path / "short"), perm_block=2))
+    assert short.summary["training"]["perm_block"] == 2
+    assert "shorter than the residuals' correlation length" in short.summary["training"]["notes"][0]
+    err = capsys.readouterr().err
+    assert err.count("shorter than the residuals' correlation length") == 1
