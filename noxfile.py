@@ -115,8 +115,8 @@ _TEMPLATE_MODELS = (("sentences", "fmri-tpl_sentences-sentences", "sentences.txt
 @nox.session
 def template(session: nox.Session) -> None:
     """``berg new-plugin --kind sentences`` and ``--kind timed-words`` rendered into a temp folder and pip-installed next to
-    the core (not editable); each runs its own rendered tests, then ``berg list``, ``berg info``, ``berg plugins --check``
-    and ``berg encode`` on a tiny random GPT-2 with fixture readouts (about two minutes)."""
+    the core (not editable); each runs its own rendered tests and passes mypy --strict, then ``berg list``, ``berg info``,
+    ``berg plugins --check`` and ``berg encode`` run on a tiny random GPT-2 with fixture readouts (about two minutes)."""
     import shutil
     from pathlib import Path
 
@@ -131,6 +131,11 @@ def template(session: nox.Session) -> None:
         session.install(str(tmp / f"berg-{name}"))
         with session.chdir(tmp / f"berg-{name}"):  # the package's own tests, against the installed copy
             session.run("pytest", "-q", "-p", "no:cacheprovider", "tests", *session.posargs, env=env)
+    # mypy --strict ([tool.mypy]'s settings) on the rendered packages: they type-check against the declared API
+    session.install("mypy>=1.10")
+    packages = [tmp / f"berg-tpl_{kind.replace('-', '_')}" for kind, *_ in _TEMPLATE_MODELS]
+    session.run("mypy", "--strict", *[str(p / p.name.replace("berg-", "berg_")) for p in packages],
+                env={**env, "MYPYPATH": ":".join(map(str, packages))})
     session.run("python", "-c", _TEMPLATE_FIXTURES, str(tmp), env=env)
     listed = session.run("berg", "list", env=env, silent=True) or ""
     session.run("berg", "plugins", "--check", env=env)
