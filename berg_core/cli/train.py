@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "held-out rows with permutation tests + FDR, and write drama2brain-style outputs plus a trained-encoder folder "
         "(berg_encoder.json + weights.h5) that `berg encode DIR` can run when --backbone/--layer are given. "
         "drama2brain's choices: --scoring correlation --perm-mode pooled --perm-block 10 --delay-mode mean; "
-        "HuthLab's: --scoring correlation --delay-mode fir.",
+        "HuthLab's: --scoring correlation --alpha-convention huth --delay-mode fir (K-fold CV instead of its bootstrap chunks).",
     )
     g = p.add_argument_group("data")
     g.add_argument("--features", nargs="+", required=True, metavar="FILE",
@@ -59,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--cv-groups", default=None, metavar="FILE", help="group label per sample (e.g. run): one CV fold per group")
     g.add_argument("--alphas", type=_alphas, default=None, metavar="LIST",
                    help="alpha grid: comma list or logspace:LO:HI:NUM (default logspace:-12:12:25); penalty λ = α (sklearn)")
+    g.add_argument("--alpha-convention", choices=["sklearn", "huth"], default="sklearn",
+                   help="penalty from alpha: sklearn (λ = α, also himalaya, drama2brain) or huth (λ = α², HuthLab's ridge_utils)")
     g.add_argument("--scoring", choices=["r2", "correlation"], default="r2",
                    help="CV score that picks alphas (default r2: lands near the optimal penalty; correlation ignores the scale "
                    "of the predictions and often picks a far too small or large alpha; drama2brain and HuthLab use correlation)")
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         features=list(args.features), responses=args.responses, out=args.out, feature_names=args.feature_names, test=args.test,
         delays=list(args.delays), delay_mode=args.delay_mode, segments=args.segments, reduce=args.reduce, cv_groups=args.cv_groups, folds=args.folds,
-        alphas=args.alphas, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, banded_engine=args.banded_engine,
+        alphas=args.alphas, alpha_convention=args.alpha_convention, scoring=args.scoring, ridge=args.ridge, n_iter=args.n_iter, banded_engine=args.banded_engine,
         permutations=args.permutations,
         perm_block=args.perm_block, perm_mode=args.perm_mode, fdr_q=args.fdr_q, backend=args.backend, device=args.device,
         dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=args.progress, overwrite=args.overwrite,

@@ -56,6 +56,7 @@ class TrainConfig:
     cv_groups: str | None = None
     folds: int = 5
     alphas: list[float] | None = None
+    alpha_convention: str = "sklearn"  # sklearn (penalty λ = α) | huth (λ = α², HuthLab)
     scoring: str = "r2"  # r2 | correlation (drama2brain, HuthLab)
     ridge: str = "auto"  # auto | mono | banded
     n_iter: int = 100
@@ -325,6 +326,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise InvalidParameterError(f"unknown ridge type {cfg.ridge!r}; use 'auto', 'mono' or 'banded'")
     if cfg.stimulus not in ("sentences", "timed_words"):
         raise InvalidParameterError(f"unknown stimulus kind {cfg.stimulus!r}; use 'sentences' or 'timed_words'")
+    if cfg.alpha_convention not in ("sklearn", "huth"):
+        raise InvalidParameterError(f"unknown alpha convention {cfg.alpha_convention!r}; use 'sklearn' (λ = α) or 'huth' (λ = α²)")
     if cfg.scoring not in ("r2", "correlation"):
         raise InvalidParameterError(f"unknown scoring {cfg.scoring!r}; use 'r2' or 'correlation'")
     if cfg.banded_engine not in ("berg", "himalaya"):
@@ -409,15 +412,17 @@ def build_design(cfg: TrainConfig, inputs: Inputs) -> Design:
 def fit_models(cfg: TrainConfig, inputs: Inputs, design: Design) -> Fitted:
     """Stage 3: ``RidgeCV`` on the concatenated spaces, or ``BandedRidgeCV`` on the list of spaces, fit on the training rows."""
     rows, Yd = inputs.train_rows, design.Yd
+    huth = cfg.alpha_convention == "huth"
     model: Any
-    if design.banded:
-        model = BandedRidgeCV(inputs.alphas, n_iter=cfg.n_iter, cv=cfg.folds, scoring=cfg.scoring, random_state=cfg.seed,
+    if design.banded:  # banded ridge takes penalties: huth's α becomes λ = α² and back
+        model = BandedRidgeCV(inputs.alphas**2 if huth else inputs.alphas, n_iter=cfg.n_iter, cv=cfg.folds, scoring=cfg.scoring, random_state=cfg.seed,
                               target_batch=cfg.target_batch, backend=cfg.backend, device=cfg.device, show_progress=cfg.show_progress,
                               engine=cfg.banded_engine)
         model.fit([d[rows] for d in design.designs], Yd[rows], groups=inputs.groups)
         best_alphas = np.asarray(model.best_alphas_) if model.best_alphas_ is not None else np.full(Yd.shape[1], np.nan)
+        best_alphas = np.sqrt(best_alphas) if huth else best_alphas
     else:
-        model = RidgeCV(inputs.alphas, cv=cfg.folds, scoring=cfg.scoring, backend=cfg.backend, device=cfg.device,
+        model = RidgeCV(inputs.alphas, cv=cfg.folds, scoring=cfg.scoring, alpha_convention=cfg.alpha_convention, backend=cfg.backend, device=cfg.device,
                         target_batch=cfg.target_batch, show_progress=cfg.show_progress)
         model.fit(np.concatenate(design.designs, axis=1)[rows], Yd[rows], groups=inputs.groups)
         best_alphas = model.best_alphas_
@@ -499,7 +504,7 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
                    "responses": {"file": str(cfg.responses), "sha256": _sha256(cfg.responses), "shape": list(inputs.Y.shape)}},
         "n_samples": int(n), "n_train": int(inputs.train_rows.size), "n_test": int(inputs.test.size),
         "test": cfg.test, "cv": f"groups from {cfg.cv_groups}" if cfg.cv_groups else f"{cfg.folds} contiguous folds",
-        "alphas": inputs.alphas.tolist(), "scoring": cfg.scoring, "solver": solver, "dtype": str(inputs.dtype), "backend": cfg.backend,
+        "alphas": inputs.alphas.tolist(), "alpha_convention": cfg.alpha_convention, "scoring": cfg.scoring, "solver": solver, "dtype": str(inputs.dtype), "backend": cfg.backend,
         "delays": list(cfg.delays), "delay_mode": cfg.delay_mode, "segments": cfg.segments, "reduce": cfg.reduce,
         "permutations": cfg.permutations, "perm_block": scores.perm_block, "perm_block_from": "given" if cfg.perm_block else "data",
         "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q, "notes": scores.notes,

@@ -266,3 +266,30 @@ def test_permutation_block_from_the_data_and_short_block_noted(tmp_path, capsys)
     assert "shorter than the residuals' correlation length" in short.summary["training"]["notes"][0]
     err = capsys.readouterr().err
     assert err.count("shorter than the residuals' correlation length") == 1
+
+
+def test_drama2brain_and_huthlab_choices_reachable_by_flags(data):
+    """drama2brain: alphas by CV correlation, pooled null over blocks of 10; HuthLab: λ = α² with correlation."""
+    from sklearn.linear_model import Ridge
+
+    from berg_core.fit.ridge import RidgeCV
+    from berg_core.fit.stats import permutation_null, permutation_pvalues
+
+    tmp, F, Y = data
+    common = ["--features", tmp / "F.npy", "--responses", tmp / "Y.npy", "--test", "160:240", "--folds", 4, "--alphas", ",".join(map(str, ALPHAS))]
+    assert cli(*common, "--scoring", "correlation", "--perm-mode", "pooled", "--perm-block", 10, "--permutations", 50, "--out", tmp / "d2b") == 0
+    ref = RidgeCV(ALPHAS, cv=4, scoring="correlation").fit(F[:160], Y[:160])
+    np.testing.assert_allclose(np.load(tmp / "d2b" / "alphas_raw.npy"), ref.best_alphas_)
+    preds = np.load(tmp / "d2b" / "preds_raw.npy")
+    null = permutation_null(Y[160:], preds, n_permutations=50, block=10, seed=0)
+    r = np.load(tmp / "d2b" / "cc_raw.npy")
+    np.testing.assert_allclose(np.load(tmp / "d2b" / "pvalues_raw.npy"), permutation_pvalues(r, null, mode="pooled"))
+    summary = json.loads((tmp / "d2b" / "summary.json").read_text())
+    assert summary["training"]["perm_mode"] == "pooled" and summary["training"]["perm_block"] == 10
+
+    assert cli(*common, "--scoring", "correlation", "--alpha-convention", "huth", "--permutations", 0, "--out", tmp / "huth") == 0
+    alphas = np.load(tmp / "huth" / "alphas_raw.npy")
+    coef = np.load(tmp / "huth" / "coef_raw.npy")
+    for j in (0, 11):  # the weights are sklearn's Ridge at λ = α²
+        np.testing.assert_allclose(coef[:, j], Ridge(alpha=alphas[j] ** 2).fit(F[:160], Y[:160, j]).coef_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(alphas, RidgeCV(ALPHAS, cv=4, scoring="correlation", alpha_convention="huth").fit(F[:160], Y[:160]).best_alphas_)
