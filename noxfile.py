@@ -22,7 +22,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
 TEST_PLUGINS = ["./tests/plugins/berg_testplugin", "./tests/plugins/berg_brokenplugin"]
-PLUGINS = {"tuckute": "./plugins/berg_tuckute", "lebel": "./plugins/berg_lebel"}
+PLUGINS = {"tuckute": "./plugins/berg_tuckute", "lebel": "./plugins/berg_lebel", "ecog": "./plugins/berg_ecog"}
 
 
 def _env(session: nox.Session) -> dict[str, str]:
@@ -32,7 +32,7 @@ def _env(session: nox.Session) -> dict[str, str]:
 
 
 @nox.session
-@nox.parametrize("package", ["core", "tuckute", "lebel"], ids=["core", "tuckute", "lebel"])
+@nox.parametrize("package", ["core", "tuckute", "lebel", "ecog"], ids=["core", "tuckute", "lebel", "ecog"])
 def tests(session: nox.Session, package: str) -> None:
     session.install(TORCH)
     if package == "core":
@@ -68,7 +68,8 @@ def lint(session: nox.Session) -> None:
 
     berg-brainscore is left out of the import contract: it cannot be installed without brainscore-language's pins.
     """
-    session.install("ruff", "import-linter", "-e", ".", "-e", PLUGINS["tuckute"], "-e", PLUGINS["lebel"], TEST_PLUGINS[0])
+    session.install("ruff", "import-linter", "-e", ".", "-e", PLUGINS["tuckute"], "-e", PLUGINS["lebel"], "-e", PLUGINS["ecog"],
+                    TEST_PLUGINS[0])
     session.run("ruff", "check", ".")
     session.run("lint-imports")
 
@@ -82,7 +83,7 @@ def typecheck(session: nox.Session) -> None:
     session.install("mypy>=1.10", "-e", ".")  # the core's light dependencies (numpy, pluggy, ...) carry their types
     # the plugins without their dependencies: those would pull an unpinned torch
     session.install("--no-deps", "-e", "./plugins/berg_tuckute", "-e", "./plugins/berg_lebel", "-e", "./plugins/berg_brainscore",
-                    "./tests/plugins/berg_testplugin")
+                    "-e", "./plugins/berg_ecog", "./tests/plugins/berg_testplugin")
     session.run("mypy")
 
 
