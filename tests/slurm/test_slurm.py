@@ -109,3 +109,20 @@ def test_failed_slurm_task_reports_its_log_and_retries(slurm, encoder, tmp_path)
     assert log.is_file() and "StimulusError" in log.read_text()
     shards = [p.name for p in (tmp_path / "r.csv.shards" / "shards").glob("*.json")]
     assert len(shards) == 1  # the good shard is kept for the next run
+
+
+def test_slurm_sharded_encode_writes_the_rows_in_line_order(slurm, encoder, tmp_path):
+    """`berg encode --shards 3 --executor slurm`: one .npy equal to the one-pass output (batch size 1: batch-free numbers)."""
+    import numpy as np
+
+    text = tmp_path / "big.txt"
+    text.write_text("\n".join(line for line in write_corpus(tmp_path / "c.txt", 90).read_text().splitlines() if line.strip()) + "\n")
+    env = slurm.env()
+    common = ["encode", str(encoder), "--input", str(text), "--batch-size", "1", "--device", "cpu"]
+    one = berg([*common, "--output", str(tmp_path / "one.npy")], env)
+    assert one.returncode == 0, one.stderr
+    many = berg([*common, "--output", str(tmp_path / "many.npy"), "--shards", "3", "--executor", "slurm"], env)
+    assert many.returncode == 0, many.stderr
+    assert "submitted 3 task(s)" in many.stderr
+    a, b = np.load(tmp_path / "one.npy"), np.load(tmp_path / "many.npy")
+    assert a.shape == (89, 3) and np.array_equal(a, b)
