@@ -168,7 +168,11 @@ def _converted(kind: str, rel: str, berg_dir: Path, subject: str, show_progress:
     reader = read_berg_weights if kind == "weights" else read_berg_metadata
 
     def build(tmp: Path) -> None:
-        save_tree(tmp, reader(src, subject))
+        try:
+            tree = reader(src, subject)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a layout the checks did not foresee
+            raise ModelLoadError(f"{src} is not BERG's ECoG {kind} file ({type(exc).__name__}: {exc}); {_refetch(subject)}") from exc
+        save_tree(tmp, tree)
 
     return load_tree(build_once(cache_path(CACHE_NAMESPACE, f"{kind}-{key}.npz"), build, is_valid_tree))
 
