@@ -99,12 +99,13 @@ def banded_random_search(
     batch = t if not target_batch else int(target_batch)
     batches = [slice(s, min(s + batch, t)) for s in range(0, t, batch)]
     Ybs = [ops.asarray(Y[:, sl]) for sl in batches]
+    G: Any = None  # primal: XᵀX (p, p) of all rows
+    XtY: list[Any] | None = None  # primal: Xᵀ Y per target batch (p, batch)
+    kernels: list[Any] = []  # kernel form: X_i X_iᵀ (n, n) per space
     if kind == "primal":
         G = X.T @ X
         XtY = [X.T @ yb for yb in Ybs]
-        kernels = None
     else:
-        G = XtY = None
         kernels = [X[:, int(a):int(b)] @ X[:, int(a):int(b)].T for a, b in zip(edges[:-1], edges[1:])]
 
     def scaled(gamma: np.ndarray) -> tuple[Any, Any, Any]:
