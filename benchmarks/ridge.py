@@ -5,8 +5,10 @@ fit_intercept; features with a decaying spectrum, targets with SNR spread over t
   (a) n = 8,000 samples, p = 512 features, 2,000 targets
   (b) n = 3,000 samples, p = 8,192 features, 5,000 targets
 
-  (c) banded ridge: n = 2,000 samples, three feature spaces of 128 + 64 + 32 features, 500 targets,
-      10 random-search draws (the same draws for both engines), alpha by CV r2
+  (c) banded ridge, primal form: n = 2,000 samples, three feature spaces of 128 + 64 + 32 features,
+      500 targets, 10 random-search draws (the same draws for both engines), alpha by CV r2
+  (d) banded ridge, kernel form: n = 600 samples, two feature spaces of 512 + 256 features, 300 targets,
+      5 draws
 
 Rows per problem (a), (b):
   berg RidgeCV (numpy)               factor once per fold, per alpha a rescale + one GEMM
@@ -20,7 +22,7 @@ at that method's own chosen alphas| on 100 targets (accuracy of each method's re
 for p <= n, ``KernelRidge(alpha=a, kernel="precomputed")`` on the centred kernel for p > n), fraction of targets with berg's alpha, and with berg's alpha or a CV tie (the method's alpha
 scores within 1e-5 of the best on berg's CV curve; correlation is flat in alpha at both ends of the grid).
 
-Rows of (c): berg ``BandedRidgeCV`` (``engine="berg"``: each draw solved by ``RidgeCV``'s factor-once
+Rows of (c), (d): berg ``BandedRidgeCV`` (``engine="berg"``: each draw solved by ``RidgeCV``'s factor-once
 machinery) and ``engine="himalaya"`` (``himalaya.ridge.BandedRidgeCV``), side by side: seconds, the ratio,
 and the largest differences of coef / deltas / CV scores between the two.
 
@@ -149,7 +151,7 @@ def run_problem(name: str, n: int, p: int, t: int, *, folds: int, sklearn: bool,
     return rows
 
 
-def run_banded(n: int, widths: tuple[int, ...], t: int, *, n_iter: int, folds: int, target_batch: int) -> None:
+def run_banded(name: str, n: int, widths: tuple[int, ...], t: int, *, n_iter: int, folds: int, target_batch: int) -> None:
     """berg's native banded ridge against himalaya's on the same draws; prints seconds, ratio and differences."""
     from berg_core.fit.ridge import BandedRidgeCV
 
@@ -162,7 +164,7 @@ def run_banded(n: int, widths: tuple[int, ...], t: int, *, n_iter: int, folds: i
     # engines may keep different (CV-tied) alphas in float32 and the weights would not be comparable
     kw = dict(alphas=ALPHAS, n_iter=n_iter, cv=folds, scoring="r2", random_state=0, target_batch=target_batch)
     BandedRidgeCV(**kw).fit([x[:200] for x in Xs], Y[:200, :10])  # warm-up
-    print(f"\n(c) banded ridge: n={n}, spaces={'+'.join(map(str, widths))}, targets={t}, {n_iter} draws, {len(ALPHAS)} alphas, "
+    print(f"\n({name}) banded ridge: n={n}, spaces={'+'.join(map(str, widths))}, targets={t}, {n_iter} draws, {len(ALPHAS)} alphas, "
           f"{folds} folds, alpha by CV r2, float32 input", flush=True)
     fits = {}
     for engine in ("berg", "himalaya"):
@@ -193,7 +195,7 @@ def print_table(name: str, rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    ap.add_argument("--only", choices=["a", "b", "c"], default=None)
+    ap.add_argument("--only", choices=["a", "b", "c", "d"], default=None)
     ap.add_argument("--skip-sklearn", action="store_true")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="limit BLAS threads (all methods), e.g. 1 on a busy machine")
@@ -209,10 +211,10 @@ def main() -> None:
         except ImportError:
             pass
     problems = {"a": (8000, 512, 2000), "b": (3000, 8192, 5000)}
-    banded = (2000, (128, 64, 32), 500, 10)
+    banded = {"c": (2000, (128, 64, 32), 500, 10), "d": (600, (512, 256), 300, 5)}
     if args.quick:
         problems = {"a": (1600, 128, 400), "b": (600, 1024, 500)}
-        banded = (1000, (64, 32, 16), 200, 8)
+        banded = {"c": (1000, (64, 32, 16), 200, 8), "d": (300, (256, 128), 100, 4)}
     import himalaya
     import sklearn
 
@@ -225,9 +227,9 @@ def main() -> None:
         rows = run_problem(name, n, p, t, folds=args.folds, sklearn=not args.skip_sklearn, himalaya_primal=(name == "a"),
                            target_batch=2048)
         print_table(name, rows)
-    if args.only in (None, "c"):
-        n, widths, t, n_iter = banded
-        run_banded(n, widths, t, n_iter=n_iter, folds=args.folds, target_batch=2048)
+    for name, (n, widths, t, n_iter) in banded.items():
+        if args.only in (None, name):
+            run_banded(name, n, widths, t, n_iter=n_iter, folds=args.folds, target_batch=2048)
 
 
 if __name__ == "__main__":
