@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roi", action="append", default=None, metavar="R",
                    help="ROI name(s) to keep, in this order where the model keeps order: --roi A --roi B or --roi A,B")
     p.add_argument("--voxels", default=None, help="0/1 voxel mask file (.npy or text), for voxelwise models")
+    p.add_argument("--mask", action="append", default=[], metavar="KEY=FILE",
+                   help="a 0/1 mask file over one output axis of an N-D model, e.g. --mask electrode_index=e.txt --mask lags=l.npy")
     p.add_argument("--input", "-i", default=None,
                    help=".txt (one sentence a line; no blank lines), - (the same from stdin) or .json/.csv/.tsv (words + onsets)")
     p.add_argument("--output", "-o", default=None, help="write .npy, .csv or .h5 (default: print)")
@@ -71,9 +73,16 @@ def check_batch_size(value: int | None) -> None:
 
 
 def selection_from_args(args: argparse.Namespace) -> dict | None:
+    from berg_core.selection import MASK_KEYS
     from berg_core.store.userfiles import read_voxel_index
 
     selection: dict = {}
+    for item in args.mask:
+        key, sep, path = item.partition("=")
+        if not sep or key not in MASK_KEYS or key == "voxel_index" or not path:
+            raise InvalidParameterError(f"--mask takes KEY=FILE with KEY one of {', '.join(k for k in MASK_KEYS if k != 'voxel_index')}, "
+                                        f"got {item!r} (voxels: --voxels FILE)")
+        selection[key] = read_voxel_index(path, MASK_KEYS[key])
     if args.roi is not None:
         selection["roi"] = roi_list(args.roi)
     if args.voxels:

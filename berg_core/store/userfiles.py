@@ -174,7 +174,7 @@ def read_stimulus(path: str | Path) -> Any:
     return _parse_table(text, str(path), "\t" if ext == ".tsv" else ",")
 
 
-def _read_npy_vector(path: Path, data: bytes) -> np.ndarray:
+def _read_npy_vector(path: Path, data: bytes, unit: str = "voxel") -> np.ndarray:
     """A numeric array from ``.npy`` bytes (no pickle; header and size checked before the data is read)."""
     from berg_core.store.safe_pickle import parse_npy_header
 
@@ -182,39 +182,40 @@ def _read_npy_vector(path: Path, data: bytes) -> np.ndarray:
     try:
         shape, fortran, dtype = parse_npy_header(fh)
     except Exception as exc:  # numpy raises ValueError, SyntaxError, EOFError, ... for a malformed header
-        raise InvalidParameterError(f"voxel file {str(path)!r} is not a valid .npy file ({type(exc).__name__}); "
+        raise InvalidParameterError(f"{unit} file {str(path)!r} is not a valid .npy file ({type(exc).__name__}); "
                                     "save the mask with numpy.save") from exc
     if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
-        raise InvalidParameterError(f"voxel file {str(path)!r} holds {dtype} values; give a numeric 0/1 mask")
+        raise InvalidParameterError(f"{unit} file {str(path)!r} holds {dtype} values; give a numeric 0/1 mask")
     count = int(np.prod(shape, dtype=object))
     if count > MAX_VOXELS or count * dtype.itemsize > len(data) - fh.tell():
-        raise InvalidParameterError(f"voxel file {str(path)!r} is truncated or declares an implausible shape {shape}; "
+        raise InvalidParameterError(f"{unit} file {str(path)!r} is truncated or declares an implausible shape {shape}; "
                                     "save the mask again with numpy.save")
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=fh.tell())
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
-def read_voxel_index(path: str | Path) -> np.ndarray:
-    """A 0/1 voxel mask (float64, 1-D) from ``.npy`` or text (one value a line, or comma/space separated)."""
-    data = read_input_bytes(path, "voxel file")
+def read_voxel_index(path: str | Path, unit: str = "voxel") -> np.ndarray:
+    """A 0/1 mask over voxels (or another output axis: ``unit`` = "electrode", "lag", named in messages) (float64,
+    1-D) from ``.npy`` or text (one value a line, or comma/space separated)."""
+    data = read_input_bytes(path, f"{unit} file")
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        mask = _read_npy_vector(path, data)
+        mask = _read_npy_vector(path, data, unit)
     else:
         tokens = decode_text(data, str(path)).replace(",", " ").split()
         if len(tokens) > MAX_VOXELS:
-            raise InvalidParameterError(f"voxel file {str(path)!r} has {len(tokens)} values; that is more than any model's voxels")
+            raise InvalidParameterError(f"{unit} file {str(path)!r} has {len(tokens)} values; that is more than any model's {unit}s")
         try:
             mask = np.array([float(t) for t in tokens], dtype=np.float64)
         except ValueError as exc:
-            raise InvalidParameterError(f"voxel file {str(path)!r}: {exc}; give 0s and 1s, one a line or separated by commas/spaces") from exc
+            raise InvalidParameterError(f"{unit} file {str(path)!r}: {exc}; give 0s and 1s, one a line or separated by commas/spaces") from exc
     mask = np.asarray(mask, dtype=np.float64)
     if mask.ndim != 1:
-        raise InvalidParameterError(f"voxel file {str(path)!r} holds an array of shape {mask.shape}; give a 1-D 0/1 mask")
+        raise InvalidParameterError(f"{unit} file {str(path)!r} holds an array of shape {mask.shape}; give a 1-D 0/1 mask")
     if mask.size == 0:
-        raise InvalidParameterError(f"voxel file {str(path)!r} is empty; give a 0/1 mask with one value per voxel")
+        raise InvalidParameterError(f"{unit} file {str(path)!r} is empty; give a 0/1 mask with one value per {unit}")
     if not np.isin(mask, (0.0, 1.0)).all():
-        raise InvalidParameterError(f"voxel file {str(path)!r} must contain only 0 and 1 (one value per voxel)")
+        raise InvalidParameterError(f"{unit} file {str(path)!r} must contain only 0 and 1 (one value per {unit})")
     return mask
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import h5py
 import numpy as np
@@ -117,3 +118,29 @@ def test_berg_encode_writes_nd_outputs(grid_model, tmp_path, capsys):
     assert data["responses"] == expected(["ab"], [0, 1, 2], [0, 1, 2, 3]).reshape(1, -1).tolist()
     assert main(["encode", grid_model, "a", "-o", str(tmp_path / "r.csv")]) == 0
     assert list(csv.reader((tmp_path / "r.csv").open()))[0][-1] == "E3@+2.0s"
+
+
+def test_berg_encode_mask_files_select_along_axes(grid_model, tmp_path, capsys):
+    (tmp_path / "e.txt").write_text("0\n1\n1\n")
+    np.save(tmp_path / "l.npy", np.array([1, 0, 0, 1]))
+    assert main(["encode", grid_model, "ab", "--mask", f"electrode_index={tmp_path / 'e.txt'}", "--mask", f"lags={tmp_path / 'l.npy'}",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["columns"] == ["E2@-1.0s", "E2@+2.0s", "E3@-1.0s", "E3@+2.0s"]
+    assert data["responses"] == expected(["ab"], [1, 2], [0, 3]).reshape(1, -1).tolist()
+
+
+@pytest.mark.parametrize(("mask", "message"), [
+    ("electrodes=e.txt", "--mask takes KEY=FILE with KEY one of electrode_index, lags"),
+    ("voxel_index=e.txt", "voxels: --voxels FILE"),
+    ("lags=bad.txt", "lag file .* must contain only 0 and 1 \\(one value per lag\\)"),
+    ("lags=short.txt", r"selection\['lags'\] has length 2, but test-grid has 4 lags"),
+])
+def test_berg_encode_bad_masks_are_one_line_errors(grid_model, tmp_path, monkeypatch, capsys, mask, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e.txt").write_text("1 1 1")
+    (tmp_path / "bad.txt").write_text("1 2 0 1")
+    (tmp_path / "short.txt").write_text("1 0")
+    assert main(["encode", grid_model, "ab", "--mask", mask]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err)
