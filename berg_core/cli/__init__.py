@@ -22,7 +22,7 @@ from berg_core.console import notices_off, show_bars
 from berg_core.errors import BergError
 
 #: subcommand modules under berg_core.cli.common, in --help order
-COMMANDS: tuple[str, ...] = ("list", "info", "plugins", "fetch", "encode", "search", "train", "new-plugin")
+COMMANDS: tuple[str, ...] = ("list", "info", "plugins", "fetch", "encode", "search", "train", "plot", "report", "new-plugin")
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:

@@ -1,0 +1,50 @@
+"""``berg plot FILE... [--kind K] [--output OUT.png|.svg]``: figures of results berg wrote (headless matplotlib)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from berg_core.console import notice
+from berg_core.errors import InvalidParameterError
+from berg_core.figures import KINDS
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw figures of berg results (encode, search, train) as PNG or SVG",
+                       description="Figures from files berg wrote: an encode result (per-ROI bars, a heatmap for many rows, "
+                                   "or --kind timecourse), a search result CSV (response histogram over the corpus with the "
+                                   "drive/suppress cut-offs, drive vs baseline vs suppress bars), a berg train folder "
+                                   "(test-r histogram, per-ROI mean r, chosen alphas). Several figures to OUT.png give OUT_<name>.png.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="berg encode/search output or berg train folder")
+    p.add_argument("--kind", choices=KINDS, default="auto", help="what to draw (default auto: from the file)")
+    p.add_argument("--output", "-o", default=None, metavar="OUT",
+                   help="OUT.png or OUT.svg (default: <file stem>.png beside each file; a folder's figures go inside it)")
+    p.add_argument("--columns", default=None, metavar="A,B", help="the output columns to draw (encode, timecourse)")
+    p.add_argument("--tr", type=float, default=None, help="seconds per row, for the time axis of --kind timecourse")
+    p.add_argument("--histogram", default=None, metavar="FILE",
+                   help="a search's response histogram CSV (default: <stem>_histogram.csv or <name>.shards/histogram.csv)")
+    p.add_argument("--noise-ceiling", default=None, metavar="FILE.npy", help="per-voxel noise ceiling (r) for a train folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from berg_core.figures import figures_for, save_all
+
+    if args.output is not None:
+        if Path(args.output).suffix.lower() not in (".png", ".svg"):
+            raise InvalidParameterError(f"--output must end in .png or .svg, not {args.output!r}")
+        if len(args.files) > 1:
+            raise InvalidParameterError("--output names one figure file; give one FILE with it (or leave --output out)")
+    if args.tr is not None and not args.tr > 0:
+        raise InvalidParameterError(f"--tr must be a number of seconds > 0, got {args.tr}")
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    for file in args.files:
+        figs = figures_for(file, args.kind, columns=columns, tr=args.tr, histogram=args.histogram, noise_ceiling=args.noise_ceiling)
+        if not figs:
+            raise InvalidParameterError(f"nothing to draw for {file!r} with --kind {args.kind}")
+        path = Path(file)
+        out = Path(args.output) if args.output else (path / "fig.png" if path.is_dir() else path.with_suffix(".png"))
+        for written in save_all(figs, out):
+            notice(f"wrote {written}")
+    return 0

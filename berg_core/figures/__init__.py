@@ -1,0 +1,117 @@
+"""Figures and HTML reports of berg's results (``berg plot``, ``berg report``, and the defaults of search/train).
+
+Layer: reads result files (``readers``), draws them (``plots``, matplotlib imported lazily, headless), and writes one
+self-contained HTML page per run (``report``). It sits beside ``scale``, below ``cli``.
+
+Kinds (``render``): ``encode`` (per-ROI bars, or a heatmap for many rows), ``heatmap``, ``timecourse`` (chosen columns
+over time), ``search`` (histogram over the corpus with the cut-offs, and drive/baseline/suppress bars),
+``search-histogram``, ``search-bars``, ``train`` (test-r histogram, per-ROI r, chosen alphas), ``train-r``,
+``train-rois``, ``train-alphas``. A kind with several figures written to ``OUT.png`` gives ``OUT_<name>.png`` each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from berg_core.errors import InvalidParameterError
+
+KINDS = ("auto", "encode", "bars", "heatmap", "timecourse", "search", "search-histogram", "search-bars",
+         "train", "train-r", "train-rois", "train-alphas")
+
+
+def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | None = None, tr: float | None = None,
+                histogram: str | Path | None = None, noise_ceiling: str | Path | None = None) -> list[tuple[str, Any]]:
+    """``[(name, matplotlib Figure), ...]`` of the result at ``path`` (checked before anything is drawn)."""
+    from berg_core.figures import plots, readers
+
+    if kind not in KINDS:
+        raise InvalidParameterError(f"--kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    base = readers.result_kind(path) if kind == "auto" else kind.split("-")[0]
+    base = "encode" if base in ("bars", "heatmap", "timecourse") else base
+    if base == "train":
+        run = readers.read_train_run(path, noise_ceiling)
+        figs = {"r_hist": plots.plot_train_r, "roi_r": plots.plot_train_rois, "alphas": plots.plot_train_alphas}
+        wanted = {"train-r": ["r_hist"], "train-rois": ["roi_r"], "train-alphas": ["alphas"]}.get(
+            kind, ["r_hist", "roi_r", "alphas"] if run.cc is not None else ["alphas"])
+        return [(name, figs[name](run)) for name in wanted]
+    if base == "search":
+        table = readers.read_search_result(path)
+        hpath = Path(histogram) if histogram else readers.histogram_path_for(Path(path))
+        hist = readers.read_histogram(hpath) if hpath is not None else None
+        out = []
+        if kind in ("auto", "search", "search-histogram"):
+            if hist is None:
+                if kind == "search-histogram":
+                    raise InvalidParameterError(f"no response histogram found beside {str(path)!r}; give it with --histogram FILE")
+            else:
+                out.append(("histogram", plots.plot_search_histogram(table, hist)))
+        if kind in ("auto", "search", "search-bars"):
+            out.append(("bars", plots.plot_search_bars(table, hist)))
+        return out
+    result = readers.read_encode_result(path)
+    if kind == "timecourse":
+        return [("timecourse", plots.plot_timecourse(result, columns, tr=tr))]
+    if columns:
+        missing = [c for c in columns if c not in result.columns]
+        if missing:
+            raise InvalidParameterError(f"{Path(path).name} has no column(s) {missing[:3]}; its columns start {result.columns[:5]}")
+        idx = [result.columns.index(c) for c in columns]
+        result = readers.EncodeResult(result.path, result.values[:, idx], list(columns), result.rows)
+    heat = {"bars": False, "heatmap": True}.get(kind)
+    return [("heatmap" if heat or (heat is None and _many(result)) else "bars", plots.plot_encode(result, heatmap=heat))]
+
+
+def _many(result: Any) -> bool:
+    from berg_core.figures.plots import MAX_BAR_COLUMNS, MAX_BAR_ROWS
+
+    return bool(result.values.shape[0] > MAX_BAR_ROWS or result.values.shape[1] > MAX_BAR_COLUMNS)
+
+
+def save_all(figs: list[tuple[str, Any]], output: str | Path) -> list[Path]:
+    """Write the figures: one to ``output`` itself, several to ``<stem>_<name><ext>`` beside it."""
+    from berg_core.figures.plots import save_figure
+
+    output = Path(output)
+    if output.suffix.lower() not in (".png", ".svg"):
+        raise InvalidParameterError(f"--output must end in .png or .svg, not {output.name!r}")
+    if len(figs) == 1:
+        return [save_figure(figs[0][1], output)]
+    return [save_figure(fig, output.with_name(f"{output.stem}_{name}{output.suffix}")) for name, fig in figs]
+
+
+def report_for(path: str | Path, *, histogram: str | Path | None = None, noise_ceiling: str | Path | None = None,
+               params: dict[str, Any] | None = None) -> str:
+    """The HTML report of a search result CSV or a ``berg train`` folder."""
+    from berg_core.figures import readers, report
+
+    kind = readers.result_kind(path)
+    if kind == "train":
+        return report.train_report(readers.read_train_run(path, noise_ceiling))
+    if kind == "search":
+        table = readers.read_search_result(path)
+        hpath = Path(histogram) if histogram else readers.histogram_path_for(Path(path))
+        return report.search_report(table, readers.read_histogram(hpath) if hpath is not None else None, params)
+    raise InvalidParameterError(f"{str(path)!r} is neither a berg search result CSV nor a berg train folder; "
+                                "berg report reads one of those (use berg plot for an encode result)")
+
+
+def write_defaults(path: str | Path, *, params: dict[str, Any] | None = None, histogram: str | Path | None = None) -> list[Path]:
+    """The default figures and report of a search result (``<stem>_<name>.png``, ``<stem>_report.html`` beside it)
+    or a training folder (``fig_<name>.png``, ``report.html`` inside it)."""
+    from berg_core.figures.report import write_html
+
+    path = Path(path)
+    figs = figures_for(path, histogram=histogram)
+    if path.is_dir():
+        written = save_all(figs, path / "fig.png") if len(figs) > 1 else save_all(figs, path / f"fig_{figs[0][0]}.png")
+        report = path / "report.html"
+    else:
+        written = [*(save_all(figs, path.with_suffix(".png")) if len(figs) > 1 else
+                     save_all(figs, path.with_name(f"{path.stem}_{figs[0][0]}.png")))]
+        report = path.with_name(f"{path.stem}_report.html")
+    written.append(write_html(report_for(path, histogram=histogram, params=params), report))
+    return written
+
+
+__all__ = ["KINDS", "figures_for", "report_for", "save_all", "write_defaults"]

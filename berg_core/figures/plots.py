@@ -1,0 +1,275 @@
+"""Figures of berg's results, headless (matplotlib's object API: ``Figure`` + Agg/SVG canvases, never pyplot).
+
+Every ``plot_*`` function returns the ``matplotlib.figure.Figure`` so callers (and tests) can read back what was drawn
+(bar heights, histogram counts, the x of a cut-off line); ``save_figure`` writes it as PNG or SVG. matplotlib is
+imported inside the functions (``berg list`` must not import it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from berg_core.errors import InvalidParameterError, ResourceError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from berg_core.figures.readers import EncodeResult, HistogramTable, SearchTable, TrainRun
+
+#: encode results with more rows than this (or more than ``MAX_BAR_COLUMNS`` columns) are drawn as a heatmap
+MAX_BAR_ROWS = 6
+MAX_BAR_COLUMNS = 40
+COLORS = {"drive": "#cc3311", "baseline": "#888888", "suppress": "#0077bb"}
+BASELINE_SEED = 0
+
+
+def _figure(width: float, height: float) -> Figure:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise InvalidParameterError(f"figures need matplotlib: pip install 'berg-core[train]' ({exc})") from exc
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as ``.png`` or ``.svg`` (by extension), atomically."""
+    from berg_core.store.cache import atomic_path
+
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in (".png", ".svg"):
+        raise InvalidParameterError(f"figures are written as .png or .svg, not {path.name!r}")
+    try:
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            fig.savefig(fh, format=ext[1:])
+    except OSError as exc:
+        if isinstance(exc, ResourceError):
+            raise
+        raise ResourceError(f"cannot write {str(path)!r}: {getattr(exc, 'strerror', None) or exc}; nothing was written") from exc
+    return path
+
+
+# ------------------------------------------------------------------------------------- encode results
+
+
+def plot_encode(result: EncodeResult, *, heatmap: bool | None = None) -> Figure:
+    """Per-ROI bars (one bar per row and column) for a few rows; a rows × columns heatmap for many."""
+    n, c = result.values.shape
+    if heatmap is None:
+        heatmap = n > MAX_BAR_ROWS or c > MAX_BAR_COLUMNS
+    if heatmap:
+        fig = _figure(min(4 + 0.25 * c, 16), min(2.5 + 0.22 * n, 14))
+        ax = fig.add_subplot(1, 1, 1)
+        lim = float(np.nanmax(np.abs(result.values))) or 1.0
+        image = ax.imshow(result.values, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        fig.colorbar(image, ax=ax, label="predicted response")
+        if c <= 60:
+            ax.set_xticks(range(c), [_short(s, 20) for s in result.columns], rotation=60, ha="right", fontsize=7)
+        if n <= 60:
+            ax.set_yticks(range(n), [_short(s) for s in result.rows], fontsize=7)
+        ax.set_xlabel("output")
+        ax.set_ylabel("stimulus")
+    else:
+        fig = _figure(min(4 + 0.5 * c * max(n, 1) ** 0.5, 16), 4)
+        ax = fig.add_subplot(1, 1, 1)
+        width = 0.8 / n
+        x = np.arange(c)
+        for i in range(n):
+            ax.bar(x - 0.4 + width * (i + 0.5), result.values[i], width=width, label=_short(result.rows[i], 50))
+        ax.set_xticks(x, [_short(s, 20) for s in result.columns], rotation=45 if c > 4 else 0, ha="right" if c > 4 else "center")
+        ax.axhline(0, color="k", linewidth=0.6)
+        ax.set_ylabel("predicted response")
+        if n > 1 or result.rows[0] != "row 0":
+            ax.legend(fontsize=7)
+    ax.set_title(f"{result.path.name}: {n} × {c}")
+    return fig
+
+
+def plot_timecourse(result: EncodeResult, columns: list[str] | None = None, *, tr: float | None = None) -> Figure:
+    """The time course of ``columns`` (default: the first 5) of a timed-words result; x in s when ``tr`` is given."""
+    names = columns or result.columns[:5]
+    missing = [c for c in names if c not in result.columns]
+    if missing:
+        raise InvalidParameterError(f"{result.path.name} has no column(s) {missing[:3]}; its columns start {result.columns[:5]}")
+    n = result.values.shape[0]
+    x = np.arange(n) * tr if tr else np.arange(n)
+    fig = _figure(8, 3.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for name in names:
+        ax.plot(x, result.values[:, result.columns.index(name)], label=_short(name, 30), linewidth=1.2)
+    ax.set_xlabel("time (s)" if tr else "sample (TR)")
+    ax.set_ylabel("predicted response")
+    ax.set_title(f"{result.path.name}: time course")
+    ax.legend(fontsize=7)
+    return fig
+
+
+# ------------------------------------------------------------------------------------- search results
+
+
+def cutoffs(table: SearchTable, roi: str) -> tuple[float, float]:
+    """``(drive, suppress)`` cut-offs of ``roi``: the weakest kept drive response and the weakest kept suppress one."""
+    return float(table.values(roi, "drive").min()), float(table.values(roi, "suppress").max())
+
+
+def plot_search_histogram(table: SearchTable, hist: HistogramTable) -> Figure:
+    """Per ROI: the fixed-bin histogram of the predicted responses over the corpus, drive/suppress cut-offs marked."""
+    rois = [r for r in table.rois if r in hist.bins]
+    if not rois:
+        raise InvalidParameterError(f"the histogram {hist.path} has none of the ROIs of {table.path.name} ({table.rois[:3]}); "
+                                    "give the histogram written by the same search")
+    cols = min(len(rois), 3)
+    rows = -(-len(rois) // cols)
+    fig = _figure(4.2 * cols, 3.2 * rows)
+    for i, roi in enumerate(rois):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        starts, ends, counts = hist.bins[roi]
+        ax.bar(starts, counts, width=ends - starts, align="edge", color="#bbbbbb", edgecolor="none", label="corpus")
+        drive, suppress = cutoffs(table, roi)
+        ax.axvline(drive, color=COLORS["drive"], linestyle="--", label=f"drive ≥ {drive:.3g}")
+        ax.axvline(suppress, color=COLORS["suppress"], linestyle="--", label=f"suppress ≤ {suppress:.3g}")
+        ax.set_title(_short(roi, 40), fontsize=9)
+        ax.set_xlabel("predicted response")
+        ax.set_ylabel("sentences")
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{table.path.name}: responses over the corpus ({int(sum(hist.bins[rois[0]][2]))} sentences)")
+    return fig
+
+
+def baseline_sample(hist: HistogramTable, roi: str, size: int, seed: int = BASELINE_SEED) -> np.ndarray:
+    """A random sample of ``size`` corpus responses of ``roi`` drawn from its histogram (seeded; uniform within a bin).
+
+    The histogram holds every sentence's response to within one bin width, so this is a random baseline sample of the
+    corpus without a second pass over it.
+    """
+    starts, ends, counts = hist.bins[roi]
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(counts), size=size, p=counts / counts.sum())
+    return starts[picks] + rng.random(size) * (ends[picks] - starts[picks])
+
+
+def baseline_size(hist: HistogramTable, roi: str, k: int) -> int:
+    """Sentences in the random baseline sample: ``max(k, 100)``, at most the corpus size."""
+    return int(min(max(k, 100), hist.bins[roi][2].sum()))
+
+
+def _se(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def plot_search_bars(table: SearchTable, hist: HistogramTable | None = None) -> Figure:
+    """Per ROI: mean ± SE of the drive, (random baseline,) and suppress sentences' responses in that ROI."""
+    groups = ["drive", "baseline", "suppress"] if hist is not None else ["drive", "suppress"]
+    rois = table.rois
+    fig = _figure(min(3 + 1.2 * len(rois), 16), 4)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(rois))
+    width = 0.8 / len(groups)
+    for g, group in enumerate(groups):
+        means, ses = [], []
+        n_of = {"drive": table.k, "suppress": table.k}
+        for roi in rois:
+            if group == "baseline":
+                vals = baseline_sample(hist, roi, baseline_size(hist, roi, table.k)) if hist is not None and roi in hist.bins else np.array([np.nan])
+            else:
+                vals = table.values(roi, group)
+            n_of[group] = len(vals)
+            means.append(float(np.mean(vals)))
+            ses.append(_se(vals))
+        ax.bar(x - 0.4 + width * (g + 0.5), means, width=width, yerr=ses, capsize=3, color=COLORS[group],
+               label=f"{group} (n={n_of[group]}{', random, from the histogram' if group == 'baseline' else ''})")
+    ax.set_xticks(x, [_short(r, 20) for r in rois], rotation=45 if len(rois) > 4 else 0, ha="right" if len(rois) > 4 else "center")
+    ax.axhline(0, color="k", linewidth=0.6)
+    ax.set_ylabel("predicted response (mean ± SE)")
+    ax.set_title(f"{table.path.name}: drive vs suppress" + (" vs baseline" if hist is not None else ""))
+    ax.legend(fontsize=7)
+    return fig
+
+
+# ------------------------------------------------------------------------------------- training runs
+
+
+def plot_train_r(run: TrainRun) -> Figure:
+    """Histogram of the test correlations (50 bins), the mean marked."""
+    if run.cc is None:
+        raise InvalidParameterError(f"{run.path} has no test correlations (trained without --test rows); nothing to plot")
+    cc = run.cc[np.isfinite(run.cc)]
+    fig = _figure(6, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.hist(cc, bins=50, color="#4477aa")
+    ax.axvline(float(np.mean(cc)), color="k", linestyle="--", linewidth=1, label=f"mean {np.mean(cc):.3f}")
+    ax.set_xlabel("Pearson r (test)")
+    ax.set_ylabel("voxels")
+    ax.set_title(f"test correlation ({len(cc)} voxels)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def roi_means(run: TrainRun) -> dict[str, tuple[float, float | None]]:
+    """Per ROI (or ``all voxels``): ``(mean test r, mean noise ceiling or None)``."""
+    assert run.cc is not None
+    groups = run.rois or {"all voxels": list(range(len(run.cc)))}
+    return {name: (float(np.nanmean(run.cc[idx])), float(np.nanmean(run.noise_ceiling[idx])) if run.noise_ceiling is not None else None)
+            for name, idx in groups.items()}
+
+
+def plot_train_rois(run: TrainRun) -> Figure:
+    """Per ROI: mean test r (bars), and the mean noise ceiling (a black tick) where one is available."""
+    if run.cc is None:
+        raise InvalidParameterError(f"{run.path} has no test correlations (trained without --test rows); nothing to plot")
+    means = roi_means(run)
+    names = list(means)
+    fig = _figure(min(3 + 0.6 * len(names), 16), 4)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(names))
+    ax.bar(x, [means[n][0] for n in names], color="#4477aa", label="mean test r")
+    if run.noise_ceiling is not None:
+        ax.scatter(x, [means[n][1] for n in names], marker="_", s=600, color="k", zorder=3, label="noise ceiling")
+    ax.set_xticks(x, [_short(n, 20) for n in names], rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    ax.axhline(0, color="k", linewidth=0.6)
+    ax.set_ylabel("Pearson r (test)")
+    ax.set_title("per-ROI mean test r" + ("" if run.noise_ceiling is not None else " (no noise ceiling given)"))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_train_alphas(run: TrainRun) -> Figure:
+    """Histogram of the chosen alphas over the grid (one bar per grid value, log x), the grid's edges marked."""
+    grid = np.sort(run.grid[np.isfinite(run.grid) & (run.grid > 0)])
+    chosen = run.alphas[np.isfinite(run.alphas)]
+    fig = _figure(6, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    if len(grid) and len(chosen):
+        values, counts = np.unique(chosen, return_counts=True)
+        on_grid = np.isclose(values[:, None], grid[None, :], rtol=1e-6).any(axis=1)
+        ax.bar(values, counts, width=values * 0.25, color="#4477aa", label="chosen (per voxel)")
+        if not on_grid.all():
+            ax.text(0.02, 0.95, f"{int(counts[~on_grid].sum())} voxels off the grid (banded)", transform=ax.transAxes, fontsize=7, va="top")
+        ax.axvline(grid[0], color="#cc3311", linestyle="--", label=f"grid min {grid[0]:.3g}")
+        ax.axvline(grid[-1], color="#cc3311", linestyle=":", label=f"grid max {grid[-1]:.3g}")
+        ax.set_xscale("log")
+        edge = int(counts[np.isclose(values, grid[0]) | np.isclose(values, grid[-1])].sum())
+        ax.set_title(f"chosen alphas ({len(chosen)} voxels; {edge} at a grid edge)")
+    else:
+        ax.set_title("chosen alphas: none recorded")
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("voxels")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def figure_data(fig: Any) -> list[dict[str, Any]]:
+    """What a figure shows, per axes: bar heights and x, line x positions (for tests and reports)."""
+    out = []
+    for ax in fig.axes:
+        bars = [p for p in ax.patches if p.__class__.__name__ == "Rectangle"]
+        out.append({"title": ax.get_title(), "bar_x": [b.get_x() for b in bars], "bar_height": [b.get_height() for b in bars],
+                    "vlines": [float(line.get_xdata()[0]) for line in ax.get_lines() if len(set(np.atleast_1d(line.get_xdata()))) == 1]})
+    return out

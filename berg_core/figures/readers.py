@@ -1,0 +1,318 @@
+"""Read the result files berg writes, for figures and reports; every bad file is a one-line ``BergError``.
+
+* an encode result: ``.npy`` (n_rows, n_columns ...), ``.csv`` (header of column names; non-numeric leading columns such
+  as a stimulus or onset column are taken as row labels) or ``.h5`` (dataset ``responses`` + ``columns``);
+* a search result: ``berg search``'s CSV (``roi, direction, rank, sentence, <one column per ROI>, line``) and its
+  response histogram (``roi, bin_start, bin_end, count``; ``berg_core.search.shard.Histogram.write_csv``);
+* a training run: ``berg train``'s folder (``summary.json``, ``cc_{s}.npy``, ``alphas_{s}.npy``, ``berg_encoder.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg_core.errors import InvalidParameterError, ResourceError
+
+SEARCH_HEADER = ["roi", "direction", "rank", "sentence"]
+HIST_HEADER = ["roi", "bin_start", "bin_end", "count"]
+#: largest result file read into memory for a figure, bytes
+MAX_BYTES = 2 << 30
+
+
+class ResultFileError(InvalidParameterError):
+    """A file given to ``berg plot`` / ``berg report`` is not a result berg wrote (or is damaged)."""
+
+
+def _bad(path: str | Path, what: str, todo: str) -> ResultFileError:
+    return ResultFileError(f"{str(path)!r}: {what}; {todo}")
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise _bad(path, f"is larger than {MAX_BYTES >> 30} GiB", f"give a smaller {what}")
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ResourceError(f"{str(path)!r} not found; give the {what} berg wrote") from exc
+    except UnicodeDecodeError as exc:
+        raise _bad(path, f"is not UTF-8 text ({exc.reason})", f"give the {what} berg wrote") from exc
+    except OSError as exc:
+        raise ResourceError(f"{str(path)!r} cannot be read ({exc.strerror or exc}); give a readable {what}") from exc
+
+
+def _rows(path: Path, what: str) -> list[list[str]]:
+    text = _read_text(path, what)
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+    except csv.Error as exc:
+        raise _bad(path, f"is not valid CSV ({exc})", f"give the {what} berg wrote") from exc
+    if not rows:
+        raise _bad(path, "is empty", f"give the {what} berg wrote")
+    return rows
+
+
+def _float(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------------------------- encode results
+
+
+@dataclass
+class EncodeResult:
+    """Predicted responses ``values`` (n_rows, n_columns) float64, ``columns`` names, ``rows`` labels (sentence or time)."""
+
+    path: Path
+    values: np.ndarray
+    columns: list[str]
+    rows: list[str]
+
+
+def read_encode_result(path: str | Path) -> EncodeResult:
+    """An ``berg encode`` output (.npy, .csv, .h5/.hdf5); N-D outputs are flattened to one column per name."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    what = "berg encode output (.npy, .csv or .h5)"
+    if not path.is_file():
+        raise ResourceError(f"{str(path)!r} not found; give the {what}")
+    if ext == ".npy":
+        try:
+            values = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise _bad(path, f"is not a plain numeric .npy ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+                       f"give the {what}") from exc
+        columns: list[str] | None = None
+        rows: list[str] | None = None
+    elif ext == ".csv":
+        table = _rows(path, what)
+        header, body = table[0], table[1:]
+        if not body or any(len(r) != len(header) for r in body):
+            raise _bad(path, "has no data rows or rows of unequal length", f"give the {what}")
+        numeric = [all(_float(r[j]) is not None for r in body) for j in range(len(header))]
+        label_cols = [j for j, ok in enumerate(numeric) if not ok]
+        if label_cols != list(range(len(label_cols))) or not any(numeric):
+            raise _bad(path, "has non-numeric values outside the leading label columns", f"give the {what}")
+        values = np.array([[float(r[j]) for j in range(len(label_cols), len(header))] for r in body])
+        columns = header[len(label_cols):]
+        rows = [" | ".join(r[j] for j in label_cols) for r in body] if label_cols else None
+    elif ext in (".h5", ".hdf5"):
+        values, columns, rows = _read_h5(path, what)
+    else:
+        raise _bad(path, f"has extension {ext or '(none)'}", f"give the {what}")
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu" or values.ndim < 1 or values.size == 0:
+        raise _bad(path, f"holds a {values.dtype} array of shape {values.shape}, not responses", f"give the {what}")
+    values = values.reshape(len(values), -1).astype(np.float64) if values.ndim > 1 else values.astype(np.float64)[:, None]
+    n, c = values.shape
+    if columns is None or len(columns) != c:
+        columns = [f"col_{j}" for j in range(c)]
+    if rows is None or len(rows) != n:
+        rows = [f"row {i}" for i in range(n)]
+    return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows])
+
+
+def _read_h5(path: Path, what: str) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "responses" not in f:
+                raise _bad(path, "has no dataset 'responses'", f"give the {what}")
+            values = np.asarray(f["responses"][()])
+            columns = [c.decode() if isinstance(c, bytes) else str(c) for c in f["columns"][()]] if "columns" in f else None
+            rows = None
+            for key in ("stimulus", "sentence", "sentences", "onset", "tr", "time"):
+                if key in f and getattr(f[key], "shape", None) == (len(values),):
+                    rows = [c.decode() if isinstance(c, bytes) else str(c) for c in f[key][()]]
+                    break
+    except ResultFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/ValueError/TypeError for damaged files
+        raise _bad(path, f"is not a readable HDF5 result ({type(exc).__name__})", f"give the {what}") from exc
+    return values, columns, rows
+
+
+# ------------------------------------------------------------------------------------- search results
+
+
+@dataclass
+class SearchTable:
+    """``berg search``'s CSV: ``rois`` (ranked ROIs), ``columns`` (every output), and per row its fields.
+
+    ``hits``: ``(roi, direction, rank, sentence, responses (n_columns,), line)``.
+    """
+
+    path: Path
+    columns: list[str]
+    hits: list[tuple[str, str, int, str, np.ndarray, int]]
+
+    @property
+    def rois(self) -> list[str]:
+        return list(dict.fromkeys(h[0] for h in self.hits))
+
+    @property
+    def k(self) -> int:
+        return max(h[2] for h in self.hits)
+
+    def values(self, roi: str, direction: str) -> np.ndarray:
+        """The responses in column ``roi`` of that ROI's kept sentences of ``direction``, in rank order."""
+        j = self.columns.index(roi)
+        return np.array([h[4][j] for h in sorted(self.hits, key=lambda h: h[2]) if h[0] == roi and h[1] == direction])
+
+
+def read_search_result(path: str | Path) -> SearchTable:
+    path = Path(path)
+    what = "berg search output CSV"
+    table = _rows(path, what)
+    header = table[0]
+    if header[:4] != SEARCH_HEADER or header[-1] != "line" or len(header) < 6:
+        raise _bad(path, "is not a berg search result (its header is not roi,direction,rank,sentence,<ROIs>,line)",
+                   "give the CSV berg search wrote with --output")
+    columns = header[4:-1]
+    hits = []
+    for number, row in enumerate(table[1:], start=2):
+        try:
+            if len(row) != len(header) or row[1] not in ("drive", "suppress") or row[0] not in columns:
+                raise ValueError
+            resp = np.array([float(v) for v in row[4:-1]])
+            hits.append((row[0], row[1], int(row[2]), row[3], resp, int(row[-1])))
+        except ValueError:
+            raise _bad(path, f"row {number} is malformed", "give the CSV berg search wrote, unedited") from None
+    if not hits:
+        raise _bad(path, "has no rows", "run berg search on a corpus with sentences")
+    return SearchTable(path, columns, hits)
+
+
+@dataclass
+class HistogramTable:
+    """A fixed-bin response histogram: per ROI the non-empty bins ``(starts, ends, counts)``, ascending."""
+
+    path: Path | None
+    bins: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def read_histogram(path: str | Path) -> HistogramTable:
+    path = Path(path)
+    what = "response histogram CSV (berg search writes it beside its output)"
+    table = _rows(path, what)
+    if table[0] != HIST_HEADER:
+        raise _bad(path, "is not a berg response histogram (header roi,bin_start,bin_end,count)", f"give the {what}")
+    per: dict[str, list[tuple[float, float, int]]] = {}
+    for number, row in enumerate(table[1:], start=2):
+        try:
+            start, end, count = float(row[1]), float(row[2]), int(row[3])
+            if len(row) != 4 or not (math.isfinite(start) and math.isfinite(end) and end > start and count >= 0):
+                raise ValueError
+        except (ValueError, IndexError):
+            raise _bad(path, f"row {number} is malformed", f"give the {what}, unedited") from None
+        per.setdefault(row[0], []).append((start, end, count))
+    hist = HistogramTable(path)
+    for roi, items in per.items():
+        items.sort()
+        arr = np.array(items, dtype=np.float64)
+        hist.bins[roi] = (arr[:, 0], arr[:, 1], arr[:, 2].astype(np.int64))
+    return hist
+
+
+def histogram_path_for(result: Path) -> Path | None:
+    """The histogram of a search result: ``<stem>_histogram.csv`` beside it, else ``<name>.shards/histogram.csv``."""
+    for candidate in (result.with_name(result.stem + "_histogram.csv"), result.with_name(result.name + ".shards") / "histogram.csv"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# ------------------------------------------------------------------------------------- training runs
+
+
+@dataclass
+class TrainRun:
+    """A ``berg train`` folder: test ``cc`` (n_vox,), chosen ``alphas`` (n_vox,), the ``grid``, ROIs, ``summary``."""
+
+    path: Path
+    summary: dict[str, Any]
+    cc: np.ndarray | None
+    alphas: np.ndarray
+    grid: np.ndarray
+    rois: dict[str, list[int]] | None
+    noise_ceiling: np.ndarray | None
+
+
+def _npy(path: Path, n: int | None, what: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise _bad(path, "is not a readable numeric .npy", f"run berg train again ({what})") from exc
+    if arr.dtype.kind not in "fiu" or arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        raise _bad(path, f"holds shape {arr.shape}, not one value per voxel", f"run berg train again ({what})")
+    return arr.astype(np.float64)
+
+
+def read_train_run(folder: str | Path, noise_ceiling: str | Path | None = None) -> TrainRun:
+    """Read ``berg train``'s folder; ``noise_ceiling``: an optional .npy of per-voxel ceilings (r units)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResourceError(f"{str(folder)!r} is not a folder; give the --out folder of berg train")
+    spath = folder / "summary.json"
+    if not spath.is_file():
+        raise _bad(folder, "has no summary.json", "give the --out folder of berg train")
+    try:
+        summary = json.loads(_read_text(spath, "summary.json"))
+        suffix = str(summary["suffix"])
+        n = int(summary["n_voxels"])
+        grid = np.asarray(summary["training"]["alphas"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise _bad(spath, f"is not berg train's summary ({type(exc).__name__})", "run berg train again") from exc
+    if "/" in suffix or "\\" in suffix or suffix.startswith("."):
+        raise _bad(spath, f"names an unsafe suffix {suffix!r}", "run berg train again")
+    cc = _npy(folder / f"cc_{suffix}.npy", n, "test correlations") if (folder / f"cc_{suffix}.npy").is_file() else None
+    apath = folder / f"alphas_{suffix}.npy"
+    if not apath.is_file():
+        raise _bad(folder, f"has no alphas_{suffix}.npy", "give a complete berg train folder")
+    alphas = _npy(apath, n, "chosen alphas")
+    rois = None
+    card = folder / "berg_encoder.json"
+    if card.is_file():
+        try:
+            raw = json.loads(_read_text(card, "berg_encoder.json")).get("rois")
+        except (ValueError, AttributeError, RecursionError) as exc:
+            raise _bad(card, "is not valid JSON", "run berg train again") from exc
+        if isinstance(raw, dict) and all(isinstance(v, list) and all(isinstance(i, int) and 0 <= i < n for i in v) for v in raw.values()):
+            rois = {str(k): list(v) for k, v in raw.items()} or None
+    ceiling = _npy(Path(noise_ceiling), n, "noise ceiling") if noise_ceiling is not None else None
+    if ceiling is None and (folder / "noise_ceiling.npy").is_file():
+        ceiling = _npy(folder / "noise_ceiling.npy", n, "noise ceiling")
+    return TrainRun(folder, summary, cc, alphas, grid, rois, ceiling)
+
+
+def result_kind(path: str | Path) -> str:
+    """``train`` (a folder), ``search`` (a search CSV), else ``encode``."""
+    path = Path(path)
+    if path.is_dir():
+        return "train"
+    if path.suffix.lower() == ".csv" and path.is_file():
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+                first = next(csv.reader([fh.readline()]), [])
+        except OSError as exc:
+            raise ResourceError(f"{str(path)!r} cannot be read ({exc.strerror or exc})") from exc
+        if first[:4] == SEARCH_HEADER:
+            return "search"
+    if not path.exists():
+        raise ResourceError(f"{str(path)!r} not found; give a file or folder berg wrote")
+    return "encode"
+
+
+__all__ = ["EncodeResult", "HistogramTable", "ResultFileError", "SearchTable", "TrainRun", "histogram_path_for",
+           "read_encode_result", "read_histogram", "read_search_result", "read_train_run", "result_kind"]
