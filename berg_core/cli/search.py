@@ -41,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--work-dir", default=None, metavar="DIR",
                    help="shard results, histogram and logs (default: OUTPUT.shards beside --output); a rerun skips finished shards")
     g.add_argument("--bin-width", type=float, default=0.01, metavar="W",
-                   help="width of the response histogram's fixed bins written with shards (default 0.01)")
+                   help="width of the response histogram's fixed bins (default 0.01; OUTPUT_histogram.csv, or histogram.csv with shards)")
+    p.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="skip the default figures and report (OUTPUT_*.png, OUTPUT_report.html beside --output)")
     add_executor_options(p)
     add_progress_options(p)
     p.set_defaults(func=run)
@@ -75,17 +77,35 @@ def run(args: argparse.Namespace) -> int:
         check_input_path(args.input, "corpus file")
     if args.shards != 1 or args.executor != "local":
         result = _sharded(args, options, selection)
+        hist_path = work_dir(args, "berg search") / "histogram.csv"
     else:
+        from berg_core.encoder import output_names_of
+        from berg_core.search.shard import Histogram
+
+        if not (args.bin_width > 0 and args.bin_width < float("inf")):
+            raise InvalidParameterError(f"--bin-width must be a number > 0, got {args.bin_width}")
         berg = BERG(args.berg_dir)
         with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
-            result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress)
+            hist = Histogram(output_names_of(model), args.bin_width)  # kept while searching: no second pass for figures
+            result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress,
+                            on_chunk=hist.add)
+        hist_path = Path(args.output).with_name(Path(args.output).stem + "_histogram.csv") if args.output else None
     if args.output is None:
         write_hits(sys.stdout, result)
         sys.stdout.flush()
         return 0
     write_hits_csv(args.output, result)
+    if args.shards == 1 and args.executor == "local":
+        hist.write_csv(hist_path)
     notice(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "
            f"({len(result.hits)} rows) to {args.output}")
+    if args.plots:
+        from berg_core.figures import write_defaults
+
+        params = {"model": args.model, "subject": args.subject, "corpus": args.input, "sentences scored": result.n_sentences,
+                  "top-k": args.top_k, "bin width": args.bin_width, "options": options}
+        written = write_defaults(args.output, params=params, histogram=hist_path)
+        notice(f"figures and report: {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -260,16 +260,19 @@ def search(
     top_k: int,
     chunk_size: int = 1024,
     show_progress: bool = False,
+    on_chunk: Any = None,
 ) -> SearchResult:
     """Stream ``corpus`` through ``model`` (a loaded sentence ``Encoder``) and keep the extremes per output.
 
-    ``chunk_size``: sentences read and passed to ``model.encode`` at once (the model batches inside).
+    ``chunk_size``: sentences read and passed to ``model.encode`` at once (the model batches inside);
+    ``on_chunk(responses)``: sees every chunk's (n, n_outputs) float32 responses (e.g. ``shard.Histogram.add``).
     """
     check_search_model(model, chunk_size)
     total = None
     if isinstance(corpus, (str, os.PathLike)) and str(corpus) != "-" and Path(corpus).is_file():
         total = count_lines(Path(corpus))
-    tracker = scan(model, iter_corpus(corpus), top_k=top_k, chunk_size=chunk_size, show_progress=show_progress, total=total)
+    tracker = scan(model, iter_corpus(corpus), top_k=top_k, chunk_size=chunk_size, show_progress=show_progress, total=total,
+                   on_chunk=on_chunk)
     if tracker.n_seen == 0:
         raise StimulusError("the corpus has no sentences (only blank lines or nothing); give one sentence per line")
     return tracker.result(model.model_id)
