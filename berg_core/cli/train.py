@@ -94,6 +94,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output-names", default=None, metavar="FILE", help="text file: one name per response column")
     g.add_argument("--rois", default=None, metavar="FILE", help="JSON {roi: [column indices] or 0/1 mask}")
     g.add_argument("--card", default=None, metavar="FILE", help="text/markdown model card to embed")
+    p.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="skip the default figures and report (fig_*.png, report.html in --out)")
     add_progress_options(p)
     add_grid_options(p)  # --grid FILE + the executor flags (berg_core.scale.grid)
     p.set_defaults(func=run)
@@ -127,4 +129,9 @@ def run(args: argparse.Namespace) -> int:
     line = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
     notice(f"trained {result.summary['model_id']} ({result.summary['n_voxels']} voxels): {line}")
     notice(f"wrote {result.out} (suffix {result.suffix}); run it with: berg encode {result.out} ...")
+    if args.plots:
+        from berg_core.figures import write_defaults
+
+        written = write_defaults(result.out)
+        notice(f"figures and report: {', '.join(str(p) for p in written)}")
     return 0
