@@ -99,3 +99,19 @@ def test_a_plain_pickle_instead_of_npy_is_refused(berg_files, berg_dir):
     (berg_dir / W01).write_bytes(pickle.dumps({"shape": {"n_electrodes": 3}}))
     with pytest.raises(ModelLoadError):
         weights.load_weights(berg_dir, "01")
+
+
+def test_readout_predict_in_row_blocks_equals_the_formulas(berg_files, monkeypatch):
+    raw = berg_files.weights
+    cols = weights.target_columns(np.array([0, 2]), np.arange(0, 129, 4), 129)
+    readout = weights.Readout(mean_x=raw["scaler_X_param"]["mean_"], scale_x=raw["scaler_X_param"]["scale_"],
+                              coef=raw["ridge_param"]["coef_"][:, cols], intercept=raw["ridge_param"]["intercept_"][cols].astype(float),
+                              mean_y=raw["scaler_Y_param"]["mean_"][cols], scale_y=raw["scaler_Y_param"]["scale_"][cols])
+    x = np.random.default_rng(1).normal(0, 0.02, (20, N_EMBD)).astype(np.float32)
+    monkeypatch.setattr(weights, "ROWS_PER_BLOCK", 7)
+    got = readout.predict(x)
+    z = (x - raw["scaler_X_param"]["mean_"]) / raw["scaler_X_param"]["scale_"]
+    y = (z @ raw["ridge_param"]["coef_"].astype(float) + raw["ridge_param"]["intercept_"]) * raw["scaler_Y_param"]["scale_"] \
+        + raw["scaler_Y_param"]["mean_"]
+    assert got.dtype == np.float32 and got.shape == (20, len(cols))
+    np.testing.assert_allclose(got, y[:, cols], rtol=1e-5, atol=1e-5)

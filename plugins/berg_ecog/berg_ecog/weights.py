@@ -44,6 +44,7 @@ from berg_ecog.plugin import METADATA_PATH, MODEL_ID, WEIGHTS_PATH
 CACHE_NAMESPACE = "ecog"
 FORMAT_VERSION = 1  # bump when the converted layout changes
 F64 = NDArray[np.float64]
+ROWS_PER_BLOCK = 256  # words per block of the readout (256 x 30,315 targets x 8 B = 62 MB for the largest subject)
 
 
 def _refetch(subject: str | None) -> str:
@@ -75,9 +76,13 @@ class Readout:
         ``X = (x − mean_X)/scale_X`` (float64, cast to float32 as BERG does); ``Ŷ = X @ coef + intercept``;
         ``Y = Ŷ·scale_Y + mean_Y`` (StandardScaler.inverse_transform).
         """
-        x = ((np.asarray(features, dtype=np.float64) - self.mean_x) / self.scale_x).astype(np.float32)
-        y = (x @ self.coef).astype(np.float64) + self.intercept
-        return (y * self.scale_y + self.mean_y).astype(np.float32)
+        features = np.asarray(features)
+        out = np.empty((len(features), self.coef.shape[1]), dtype=np.float32)
+        for start in range(0, len(features), ROWS_PER_BLOCK):  # bounded float64 temporaries for long transcripts
+            x = ((np.asarray(features[start:start + ROWS_PER_BLOCK], dtype=np.float64) - self.mean_x) / self.scale_x).astype(np.float32)
+            y = (x @ self.coef).astype(np.float64) + self.intercept
+            out[start:start + len(x)] = y * self.scale_y + self.mean_y
+        return out
 
 
 def target_columns(electrodes: NDArray[np.int64], lags: NDArray[np.int64], n_lags: int) -> NDArray[np.int64]:
