@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--histogram", default=None, metavar="FILE",
                    help="a search's response histogram CSV (default: <stem>_histogram.csv or <name>.shards/histogram.csv)")
     p.add_argument("--noise-ceiling", default=None, metavar="FILE.npy", help="per-voxel noise ceiling (r) for a train folder")
+    p.add_argument("--quiet", "-q", action="store_true", help="no notices on stderr; errors still print")
     p.set_defaults(func=run)
 
 

@@ -15,6 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", required=True, metavar="REPORT.html", help="the .html file to write")
     p.add_argument("--histogram", default=None, metavar="FILE", help="a search's response histogram CSV (default: found beside RUN)")
     p.add_argument("--noise-ceiling", default=None, metavar="FILE.npy", help="per-voxel noise ceiling (r) for a train folder")
+    p.add_argument("--quiet", "-q", action="store_true", help="no notices on stderr; errors still print")
     p.set_defaults(func=run)
 
 
