@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 #: encode results with more rows than this (or more than ``MAX_BAR_COLUMNS`` columns) are drawn as a heatmap
 MAX_BAR_ROWS = 6
 MAX_BAR_COLUMNS = 40
+#: search histograms: one panel per ranked ROI, at most this many
+MAX_PANELS = 12
 COLORS = {"drive": "#cc3311", "baseline": "#888888", "suppress": "#0077bb"}
 BASELINE_SEED = 0
 
@@ -121,7 +123,8 @@ def cutoffs(table: SearchTable, roi: str) -> tuple[float, float]:
 
 def plot_search_histogram(table: SearchTable, hist: HistogramTable) -> Figure:
     """Per ROI: the fixed-bin histogram of the predicted responses over the corpus, drive/suppress cut-offs marked."""
-    rois = [r for r in table.rois if r in hist.bins]
+    ranked = [r for r in table.rois if r in hist.bins]
+    rois = ranked[:MAX_PANELS]
     if not rois:
         raise InvalidParameterError(f"the histogram {hist.path} has none of the ROIs of {table.path.name} ({table.rois[:3]}); "
                                     "give the histogram written by the same search")
@@ -139,7 +142,8 @@ def plot_search_histogram(table: SearchTable, hist: HistogramTable) -> Figure:
         ax.set_xlabel("predicted response")
         ax.set_ylabel("sentences")
         ax.legend(fontsize=6)
-    fig.suptitle(f"{table.path.name}: responses over the corpus ({int(sum(hist.bins[rois[0]][2]))} sentences)")
+    more = f"; the first {len(rois)} of {len(ranked)} ROIs" if len(ranked) > len(rois) else ""
+    fig.suptitle(f"{table.path.name}: responses over the corpus ({int(sum(hist.bins[rois[0]][2]))} sentences{more})")
     return fig
 
 
@@ -167,7 +171,7 @@ def _se(values: np.ndarray) -> float:
 def plot_search_bars(table: SearchTable, hist: HistogramTable | None = None) -> Figure:
     """Per ROI: mean ± SE of the drive, (random baseline,) and suppress sentences' responses in that ROI."""
     groups = ["drive", "baseline", "suppress"] if hist is not None else ["drive", "suppress"]
-    rois = table.rois
+    rois = table.rois[:MAX_BAR_COLUMNS]
     fig = _figure(min(3 + 1.2 * len(rois), 16), 4)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(rois))
@@ -188,7 +192,8 @@ def plot_search_bars(table: SearchTable, hist: HistogramTable | None = None) -> 
     ax.set_xticks(x, [_short(r, 20) for r in rois], rotation=45 if len(rois) > 4 else 0, ha="right" if len(rois) > 4 else "center")
     ax.axhline(0, color="k", linewidth=0.6)
     ax.set_ylabel("predicted response (mean ± SE)")
-    ax.set_title(f"{table.path.name}: drive vs suppress" + (" vs baseline" if hist is not None else ""))
+    more = f" (the first {len(rois)} of {len(table.rois)} ROIs)" if len(table.rois) > len(rois) else ""
+    ax.set_title(f"{table.path.name}: drive vs suppress" + (" vs baseline" if hist is not None else "") + more)
     ax.legend(fontsize=7)
     return fig
 

@@ -283,3 +283,26 @@ def test_berg_list_and_parser_do_not_import_matplotlib():
             "print('MPL', 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "MPL False"
+
+
+def test_search_with_many_rois_draws_the_first_panels(tmp_path):
+    from berg_core.figures.plots import MAX_BAR_COLUMNS, MAX_PANELS
+    from berg_core.search import ExtremesTracker, write_hits_csv
+    from berg_core.search.shard import Histogram
+
+    columns = [f"v{j}" for j in range(MAX_BAR_COLUMNS + 5)]
+    responses = np.random.default_rng(2).standard_normal((50, len(columns))).astype(np.float32)
+    tracker = ExtremesTracker(columns, 3)
+    tracker.add([f"s{i}" for i in range(50)], list(range(1, 51)), responses)
+    out = write_hits_csv(tmp_path / "many.csv", tracker.result("m"))
+    hist = Histogram(columns, 0.25)
+    hist.add(responses)
+    hist.write_csv(tmp_path / "many_histogram.csv")
+    figs = dict(figures_for(out))
+    assert len(figs["histogram"].axes) == MAX_PANELS
+    assert [ax.get_title() for ax in figs["histogram"].axes] == columns[:MAX_PANELS]
+    bar_ax = figs["bars"].axes[0]
+    assert [t.get_text() for t in bar_ax.get_xticklabels()] == columns[:MAX_BAR_COLUMNS]
+    # drive bar of v1 = mean of its 3 highest responses, computed here
+    drive = [c for c in bar_ax.containers if type(c).__name__ == "BarContainer"][0]
+    assert drive.patches[1].get_height() == pytest.approx(np.sort(responses[:, 1])[-3:].mean(), rel=1e-6)
