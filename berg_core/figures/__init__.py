@@ -57,7 +57,7 @@ def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | No
         if missing:
             raise InvalidParameterError(f"{Path(path).name} has no column(s) {missing[:3]}; its columns start {result.columns[:5]}")
         idx = [result.columns.index(c) for c in columns]
-        result = readers.EncodeResult(result.path, result.values[:, idx], list(columns), result.rows)
+        result = readers.EncodeResult(result.path, result.values[:, idx], list(columns), result.rows, result.times)
     heat = {"bars": False, "heatmap": True}.get(kind)
     return [("heatmap" if heat or (heat is None and _many(result)) else "bars", plots.plot_encode(result, heatmap=heat))]
 

@@ -95,18 +95,19 @@ def plot_encode(result: EncodeResult, *, heatmap: bool | None = None) -> Figure:
 
 
 def plot_timecourse(result: EncodeResult, columns: list[str] | None = None, *, tr: float | None = None) -> Figure:
-    """The time course of ``columns`` (default: the first 5) of a timed-words result; x in s when ``tr`` is given."""
+    """The time course of ``columns`` (default: the first 5) of a timed-words result; x in s from ``tr`` or the file's time column."""
     names = columns or result.columns[:5]
     missing = [c for c in names if c not in result.columns]
     if missing:
         raise InvalidParameterError(f"{result.path.name} has no column(s) {missing[:3]}; its columns start {result.columns[:5]}")
     n = result.values.shape[0]
-    x = np.arange(n) * tr if tr else np.arange(n)
+    x = np.arange(n) * tr if tr else (result.times if result.times is not None else np.arange(n))
+    seconds = bool(tr) or result.times is not None
     fig = _figure(8, 3.5)
     ax = fig.add_subplot(1, 1, 1)
     for name in names:
         ax.plot(x, result.values[:, result.columns.index(name)], label=_short(name, 30), linewidth=1.2)
-    ax.set_xlabel("time (s)" if tr else "sample (TR)")
+    ax.set_xlabel("time (s)" if seconds else "sample (TR)")
     ax.set_ylabel("predicted response")
     ax.set_title(f"{result.path.name}: time course")
     ax.legend(fontsize=7)

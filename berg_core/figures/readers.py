@@ -23,6 +23,9 @@ from berg_core.errors import InvalidParameterError, ResourceError
 
 SEARCH_HEADER = ["roi", "direction", "rank", "sentence"]
 HIST_HEADER = ["roi", "bin_start", "bin_end", "count"]
+#: leading CSV columns that label the rows (never responses), even when numeric; the time ones give the time axis
+TIME_COLUMNS = {"onset", "onset_s", "time", "time_s", "tr", "tr_onset", "tr_onset_s", "t"}
+LABEL_COLUMNS = {"stimulus", "sentence", "text", "word", "words", "row", *TIME_COLUMNS}
 #: largest result file read into memory for a figure, bytes
 MAX_BYTES = 2 << 30
 
@@ -71,12 +74,14 @@ def _float(value: str) -> float | None:
 
 @dataclass
 class EncodeResult:
-    """Predicted responses ``values`` (n_rows, n_columns) float64, ``columns`` names, ``rows`` labels (sentence or time)."""
+    """Predicted responses ``values`` (n_rows, n_columns) float64, ``columns`` names, ``rows`` labels (sentence or time);
+    ``times``: (n_rows,) seconds when the file has a time column (``onset``, ``time``, ``tr_onset_s`` ...), else None."""
 
     path: Path
     values: np.ndarray
     columns: list[str]
     rows: list[str]
+    times: np.ndarray | None = None
 
 
 def read_encode_result(path: str | Path) -> EncodeResult:
@@ -94,20 +99,25 @@ def read_encode_result(path: str | Path) -> EncodeResult:
                        f"give the {what}") from exc
         columns: list[str] | None = None
         rows: list[str] | None = None
+        times = None
     elif ext == ".csv":
         table = _rows(path, what)
         header, body = table[0], table[1:]
         if not body or any(len(r) != len(header) for r in body):
             raise _bad(path, "has no data rows or rows of unequal length", f"give the {what}")
-        numeric = [all(_float(r[j]) is not None for r in body) for j in range(len(header))]
+        numeric = [all(_float(r[j]) is not None for r in body) and header[j].strip().lower() not in LABEL_COLUMNS
+                   for j in range(len(header))]
         label_cols = [j for j, ok in enumerate(numeric) if not ok]
         if label_cols != list(range(len(label_cols))) or not any(numeric):
             raise _bad(path, "has non-numeric values outside the leading label columns", f"give the {what}")
         values = np.array([[float(r[j]) for j in range(len(label_cols), len(header))] for r in body])
         columns = header[len(label_cols):]
         rows = [" | ".join(r[j] for j in label_cols) for r in body] if label_cols else None
+        times = next((np.array([float(r[j]) for r in body]) for j in label_cols
+                      if header[j].strip().lower() in TIME_COLUMNS and all(_float(r[j]) is not None for r in body)), None)
     elif ext in (".h5", ".hdf5"):
         values, columns, rows = _read_h5(path, what)
+        times = None
     else:
         raise _bad(path, f"has extension {ext or '(none)'}", f"give the {what}")
     values = np.asarray(values)
@@ -119,7 +129,7 @@ def read_encode_result(path: str | Path) -> EncodeResult:
         columns = [f"col_{j}" for j in range(c)]
     if rows is None or len(rows) != n:
         rows = [f"row {i}" for i in range(n)]
-    return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows])
+    return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows], times)
 
 
 def _read_h5(path: Path, what: str) -> tuple[np.ndarray, list[str] | None, list[str] | None]:

@@ -306,3 +306,14 @@ def test_search_with_many_rois_draws_the_first_panels(tmp_path):
     # drive bar of v1 = mean of its 3 highest responses, computed here
     drive = [c for c in bar_ax.containers if type(c).__name__ == "BarContainer"][0]
     assert drive.patches[1].get_height() == pytest.approx(np.sort(responses[:, 1])[-3:].mean(), rel=1e-6)
+
+
+def test_timecourse_from_a_csv_with_a_time_column(tmp_path):
+    path = tmp_path / "story.csv"
+    path.write_text("tr_onset_s,A,B\n0,1.0,2.0\n2,1.5,2.5\n4,0.5,3.0\n", encoding="utf-8")
+    [(_, fig)] = figures_for(path, "timecourse")
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["A", "B"]  # the numeric time column is the x axis, not a response
+    np.testing.assert_allclose(lines[0].get_xdata(), [0, 2, 4])
+    np.testing.assert_allclose(lines[1].get_ydata(), [2.0, 2.5, 3.0])
+    assert fig.axes[0].get_xlabel() == "time (s)"
