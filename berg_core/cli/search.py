@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
         params = {"model": args.model, "subject": args.subject, "corpus": args.input, "sentences scored": result.n_sentences,
                   "top-k": args.top_k, "bin width": args.bin_width, "options": options}
-        written = write_defaults(args.output, params=params, histogram=hist_path)
-        notice(f"figures and report: {', '.join(str(p) for p in written)}")
+        if written := write_defaults(args.output, params=params, histogram=hist_path):
+            notice(f"figures and report: {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -132,6 +132,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         from berg_core.figures import write_defaults
 
-        written = write_defaults(result.out)
-        notice(f"figures and report: {', '.join(str(p) for p in written)}")
+        if written := write_defaults(result.out):
+            notice(f"figures and report: {', '.join(str(p) for p in written)}")
     return 0

@@ -96,11 +96,23 @@ def report_for(path: str | Path, *, histogram: str | Path | None = None, noise_c
                                 "berg report reads one of those (use berg plot for an encode result)")
 
 
+def have_matplotlib() -> bool:
+    """Whether matplotlib can be imported (it comes with the ``train`` extra), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_defaults(path: str | Path, *, params: dict[str, Any] | None = None, histogram: str | Path | None = None) -> list[Path]:
     """The default figures and report of a search result (``<stem>_<name>.png``, ``<stem>_report.html`` beside it)
-    or a training folder (``fig_<name>.png``, ``report.html`` inside it)."""
+    or a training folder (``fig_<name>.png``, ``report.html`` inside it); none, with a notice, without matplotlib."""
     from berg_core.figures.report import write_html
 
+    if not have_matplotlib():
+        from berg_core.console import notice
+
+        notice("figures and report skipped: they need matplotlib (pip install 'berg-core[train]'); the results are written")
+        return []
     path = Path(path)
     figs = figures_for(path, histogram=histogram)
     if path.is_dir():

@@ -317,3 +317,14 @@ def test_timecourse_from_a_csv_with_a_time_column(tmp_path):
     np.testing.assert_allclose(lines[0].get_xdata(), [0, 2, 4])
     np.testing.assert_allclose(lines[1].get_ydata(), [2.0, 2.5, 3.0])
     assert fig.axes[0].get_xlabel() == "time (s)"
+
+
+def test_search_without_matplotlib_writes_results_and_skips_figures(tmp_path, monkeypatch, capsys):
+    import berg_core.figures as figures
+
+    monkeypatch.setattr(figures, "have_matplotlib", lambda: False)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    assert main(["search", MODEL, "--input", str(corpus), "-k", "2", "-o", str(tmp_path / "res.csv")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "res.csv", "res_histogram.csv"]
+    assert "figures and report skipped: they need matplotlib" in capsys.readouterr().err
