@@ -157,7 +157,7 @@ def baseline_sample(hist: HistogramTable, roi: str, size: int, seed: int = BASEL
     starts, ends, counts = hist.bins[roi]
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(counts), size=size, p=counts / counts.sum())
-    return starts[picks] + rng.random(size) * (ends[picks] - starts[picks])
+    return np.asarray(starts[picks] + rng.random(size) * (ends[picks] - starts[picks]), dtype=np.float64)
 
 
 def baseline_size(hist: HistogramTable, roi: str, k: int) -> int:
@@ -237,7 +237,7 @@ def plot_train_rois(run: TrainRun) -> Figure:
     x = np.arange(len(names))
     ax.bar(x, [means[n][0] for n in names], color="#4477aa", label="mean test r")
     if run.noise_ceiling is not None:
-        ax.scatter(x, [means[n][1] for n in names], marker="_", s=600, color="k", zorder=3, label="noise ceiling")
+        ax.scatter(x, np.array([np.nan if means[n][1] is None else means[n][1] for n in names], dtype=np.float64), marker="_", s=600, color="k", zorder=3, label="noise ceiling")
     ax.set_xticks(x, [_short(n, 20) for n in names], rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
     ax.axhline(0, color="k", linewidth=0.6)
     ax.set_ylabel("Pearson r (test)")

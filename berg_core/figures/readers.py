@@ -266,7 +266,7 @@ def _npy(path: Path, n: int | None, what: str) -> np.ndarray:
         raise _bad(path, "is not a readable numeric .npy", f"run berg train again ({what})") from exc
     if arr.dtype.kind not in "fiu" or arr.ndim != 1 or (n is not None and arr.shape[0] != n):
         raise _bad(path, f"holds shape {arr.shape}, not one value per voxel", f"run berg train again ({what})")
-    return arr.astype(np.float64)
+    return np.asarray(arr, dtype=np.float64)
 
 
 def read_train_run(folder: str | Path, noise_ceiling: str | Path | None = None) -> TrainRun:

@@ -72,11 +72,11 @@ def search_report(table: SearchTable, hist: HistogramTable | None, params: dict[
 def train_report(run: TrainRun) -> str:
     """The HTML of a training run: its parameters and scores (summary.json), per-ROI means, the figures."""
     summary = run.summary
-    training = summary.get("training") if isinstance(summary.get("training"), dict) else {}
+    training: dict[str, Any] = summary["training"] if isinstance(summary.get("training"), dict) else {}
     info = {"folder": str(run.path), "model id": summary.get("model_id"), "feature spaces": summary.get("feature_spaces"),
             "voxels": summary.get("n_voxels"), **{k: v for k, v in training.items() if k != "alphas"},
             "alpha grid": f"{len(run.grid)} values, {run.grid.min():.3g} … {run.grid.max():.3g}" if len(run.grid) else "none"}
-    scores = summary.get("scores") if isinstance(summary.get("scores"), dict) else {}
+    scores: dict[str, Any] = summary["scores"] if isinstance(summary.get("scores"), dict) else {}
     body = ["<h2>Parameters</h2>", _params_table(info), "<h2>Scores</h2>", _params_table(scores)]
     figs = []
     if run.cc is not None:
