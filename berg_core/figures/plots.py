@@ -24,6 +24,8 @@ MAX_BAR_ROWS = 6
 MAX_BAR_COLUMNS = 40
 #: search histograms: one panel per ranked ROI, at most this many
 MAX_PANELS = 12
+#: a histogram panel shows at most this many bars (fixed bins merged by a whole factor beyond it)
+MAX_BARS = 400
 COLORS = {"drive": "#cc3311", "baseline": "#888888", "suppress": "#0077bb"}
 BASELINE_SEED = 0
 
@@ -69,7 +71,8 @@ def plot_encode(result: EncodeResult, *, heatmap: bool | None = None) -> Figure:
     if heatmap:
         fig = _figure(min(4 + 0.25 * c, 16), min(2.5 + 0.22 * n, 14))
         ax = fig.add_subplot(1, 1, 1)
-        lim = float(np.nanmax(np.abs(result.values))) or 1.0
+        finite = np.abs(result.values[np.isfinite(result.values)])
+        lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         image = ax.imshow(result.values, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         fig.colorbar(image, ax=ax, label="predicted response")
         if c <= 60:
@@ -134,7 +137,7 @@ def plot_search_histogram(table: SearchTable, hist: HistogramTable) -> Figure:
     fig = _figure(4.2 * cols, 3.2 * rows)
     for i, roi in enumerate(rois):
         ax = fig.add_subplot(rows, cols, i + 1)
-        starts, ends, counts = hist.bins[roi]
+        starts, ends, counts = display_bins(*hist.bins[roi])
         ax.bar(starts, counts, width=ends - starts, align="edge", color="#bbbbbb", edgecolor="none", label="corpus")
         drive, suppress = cutoffs(table, roi)
         ax.axvline(drive, color=COLORS["drive"], linestyle="--", label=f"drive ≥ {drive:.3g}")
@@ -146,6 +149,18 @@ def plot_search_histogram(table: SearchTable, hist: HistogramTable) -> Figure:
     more = f"; the first {len(rois)} of {len(ranked)} ROIs" if len(ranked) > len(rois) else ""
     fig.suptitle(f"{table.path.name}: responses over the corpus ({int(sum(hist.bins[rois[0]][2]))} sentences{more})")
     return fig
+
+
+def display_bins(starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, max_bars: int = MAX_BARS) -> tuple[np.ndarray, ...]:
+    """The non-empty fixed bins, merged ``f`` at a time (exact sums) when they span more than ``max_bars`` bins."""
+    width = float(np.median(ends - starts))
+    index = np.round(starts / width).astype(np.int64)
+    factor = int(-(-(index.max() - index.min() + 1) // max_bars))
+    if factor <= 1:
+        return starts, ends, counts
+    groups, inverse = np.unique(index // factor, return_inverse=True)
+    merged = np.bincount(inverse, weights=counts).astype(np.int64)
+    return groups * factor * width, (groups + 1) * factor * width, merged
 
 
 def baseline_sample(hist: HistogramTable, roi: str, size: int, seed: int = BASELINE_SEED) -> np.ndarray:

@@ -328,3 +328,19 @@ def test_search_without_matplotlib_writes_results_and_skips_figures(tmp_path, mo
     assert main(["search", MODEL, "--input", str(corpus), "-k", "2", "-o", str(tmp_path / "res.csv")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "res.csv", "res_histogram.csv"]
     assert "figures and report skipped: they need matplotlib" in capsys.readouterr().err
+
+
+def test_wide_histograms_are_merged_exactly_for_display(tmp_path):
+    from berg_core.figures.plots import MAX_BARS, display_bins
+    from berg_core.search.shard import Histogram
+
+    values = np.random.default_rng(3).standard_normal((5000, 1)) * 3
+    hist = Histogram(["r"], 0.001)  # ~20,000 fine bins
+    hist.add(values)
+    hist.write_csv(tmp_path / "h.csv")
+    starts, ends, counts = display_bins(*read_histogram(tmp_path / "h.csv").bins["r"])
+    assert len(counts) <= MAX_BARS and counts.sum() == 5000
+    # every merged bar holds exactly the values in [start, end), counted here from the data
+    idx = [0, len(counts) // 2, len(counts) - 1]
+    for i in idx:
+        assert counts[i] == np.count_nonzero((values[:, 0] >= starts[i] - 1e-9) & (values[:, 0] < ends[i] - 1e-9))
