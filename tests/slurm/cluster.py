@@ -112,6 +112,14 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
 
     def start(self, timeout_s: float = 60) -> LocalSlurm:
+        """Start munged, slurmctld and slurmd; on failure the ones already started are stopped again."""
+        try:
+            return self._start_all(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_all(self, timeout_s: float) -> LocalSlurm:
         self._write_files()
         f = self.folder
         self._start("munged", [_tool("munged"), "--foreground", "--force", f"--key-file={f / 'munge' / 'munge.key'}",
