@@ -100,7 +100,6 @@ class EcogEncoder(Encoder):
         backbone_name = str(self.options["backbone"])
         self.context_tokens = int(self.options["context_tokens"])
         self.batch_size = int(self.options["batch_size"])
-        self.readout = self._load_readout(subject, len(names), len(times))
 
         from berg_core import backbone_config, load_backbone
 
@@ -109,6 +108,7 @@ class EcogEncoder(Encoder):
         if positions is not None and self.context_tokens + 1 > int(positions):
             raise InvalidParameterError(f"context_tokens={self.context_tokens} makes {self.context_tokens + 1}-token windows, more than "
                                         f"{backbone_name!r}'s {positions} positions; use at most {int(positions) - 1}")
+        self.readout = self._load_readout(subject, len(names), len(times))
         backbone = load_backbone(backbone_name, layer=int(self.options["layer"]), device=self.device,
                                  dtype=self.options["dtype"], revision=self.options["revision"])
         self.backbone: Backbone | None = backbone  # None once closed
