@@ -28,7 +28,7 @@ def test_no_module_is_named_after_a_standard_library_module():
 
 def test_the_subpackages_show_the_layers():
     packages = sorted(p.parent.name for p in ROOT.glob("*/__init__.py"))
-    assert packages == ["cli", "features", "fit", "scale", "search", "store", "testing", "trained"]
+    assert packages == ["cli", "features", "figures", "fit", "scale", "search", "store", "testing", "trained"]
 
 
 @pytest.mark.parametrize(("old", "new"), [("berg_core.ridge", "berg_core.fit.ridge"), ("berg_core.stats", "berg_core.fit.stats")])
