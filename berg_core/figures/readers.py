@@ -51,10 +51,10 @@ def _read_text(path: Path, what: str) -> str:
         raise ResourceError(f"{str(path)!r} cannot be read ({exc.strerror or exc}); give a readable {what}") from exc
 
 
-def _rows(path: Path, what: str) -> list[list[str]]:
+def _rows(path: Path, what: str, delimiter: str = ",") -> list[list[str]]:
     text = _read_text(path, what)
     try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if row]
     except csv.Error as exc:
         raise _bad(path, f"is not valid CSV ({exc})", f"give the {what} berg wrote") from exc
     if not rows:
@@ -85,10 +85,10 @@ class EncodeResult:
 
 
 def read_encode_result(path: str | Path) -> EncodeResult:
-    """An ``berg encode`` output (.npy, .csv, .h5/.hdf5); N-D outputs are flattened to one column per name."""
+    """A ``berg encode`` output (.npy, .csv/.tsv, .h5/.hdf5); N-D outputs are flattened to one column per name."""
     path = Path(path)
     ext = path.suffix.lower()
-    what = "berg encode output (.npy, .csv or .h5)"
+    what = "berg encode output (.npy, .csv, .tsv or .h5)"
     if not path.is_file():
         raise ResourceError(f"{str(path)!r} not found; give the {what}")
     if ext == ".npy":
@@ -100,8 +100,8 @@ def read_encode_result(path: str | Path) -> EncodeResult:
         columns: list[str] | None = None
         rows: list[str] | None = None
         times = None
-    elif ext == ".csv":
-        table = _rows(path, what)
+    elif ext in (".csv", ".tsv"):
+        table = _rows(path, what, "\t" if ext == ".tsv" else ",")
         header, body = table[0], table[1:]
         if not body or any(len(r) != len(header) for r in body):
             raise _bad(path, "has no data rows or rows of unequal length", f"give the {what}")
@@ -116,8 +116,7 @@ def read_encode_result(path: str | Path) -> EncodeResult:
         times = next((np.array([float(r[j]) for r in body]) for j in label_cols
                       if header[j].strip().lower() in TIME_COLUMNS and all(_float(r[j]) is not None for r in body)), None)
     elif ext in (".h5", ".hdf5"):
-        values, columns, rows = _read_h5(path, what)
-        times = None
+        values, columns, rows, times = _read_h5(path, what)
     else:
         raise _bad(path, f"has extension {ext or '(none)'}", f"give the {what}")
     values = np.asarray(values)
@@ -132,7 +131,7 @@ def read_encode_result(path: str | Path) -> EncodeResult:
     return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows], times)
 
 
-def _read_h5(path: Path, what: str) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
+def _read_h5(path: Path, what: str) -> tuple[np.ndarray, list[str] | None, list[str] | None, np.ndarray | None]:
     import h5py
 
     try:
@@ -141,16 +140,19 @@ def _read_h5(path: Path, what: str) -> tuple[np.ndarray, list[str] | None, list[
                 raise _bad(path, "has no dataset 'responses'", f"give the {what}")
             values = np.asarray(f["responses"][()])
             columns = [c.decode() if isinstance(c, bytes) else str(c) for c in f["columns"][()]] if "columns" in f else None
-            rows = None
-            for key in ("stimulus", "sentence", "sentences", "onset", "tr", "time"):
+            rows, times = None, None
+            for key in sorted(LABEL_COLUMNS):
                 if key in f and getattr(f[key], "shape", None) == (len(values),):
-                    rows = [c.decode() if isinstance(c, bytes) else str(c) for c in f[key][()]]
+                    data = f[key][()]
+                    rows = [c.decode() if isinstance(c, bytes) else str(c) for c in data]
+                    if key in TIME_COLUMNS and np.asarray(data).dtype.kind in "fiu":
+                        times = np.asarray(data, dtype=np.float64)
                     break
     except ResultFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/ValueError/TypeError for damaged files
         raise _bad(path, f"is not a readable HDF5 result ({type(exc).__name__})", f"give the {what}") from exc
-    return values, columns, rows
+    return values, columns, rows, times
 
 
 # ------------------------------------------------------------------------------------- search results

@@ -344,3 +344,20 @@ def test_wide_histograms_are_merged_exactly_for_display(tmp_path):
     idx = [0, len(counts) // 2, len(counts) - 1]
     for i in idx:
         assert counts[i] == np.count_nonzero((values[:, 0] >= starts[i] - 1e-9) & (values[:, 0] < ends[i] - 1e-9))
+
+
+def test_tsv_and_h5_with_row_labels(tmp_path):
+    import h5py
+
+    tsv = tmp_path / "enc.tsv"
+    tsv.write_text("stimulus\tIFG\tAG\nThe dog, barked.\t0.5\t1.5\n", encoding="utf-8")
+    [(_, fig)] = figures_for(tsv)
+    np.testing.assert_allclose([b.get_height() for b in bars(fig.axes[0])], [0.5, 1.5])
+    h5 = tmp_path / "story.h5"
+    with h5py.File(h5, "w") as f:
+        f["responses"] = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+        f["columns"] = np.array(["A", "B"], dtype=object).astype(h5py.string_dtype())
+        f["tr_onset_s"] = np.array([10.0, 12.0, 14.0])
+    [(_, fig)] = figures_for(h5, "timecourse", columns=["B"])
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_xdata(), [10, 12, 14])
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [2, 4, 6])
