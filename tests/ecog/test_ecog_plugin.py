@@ -71,7 +71,10 @@ def test_fetch_from_a_mirror_then_encode_to_h5_and_csv(tmp_path, berg_dir, tiny_
         assert f["axis_lag"][64].decode() == "+0.00000s"
     assert main([*common, *WORDS[:3], "-o", str(out_csv)]) == 0
     rows = list(csv.reader(out_csv.open()))
-    assert rows[0][0] == "G1@-2.00000s" and rows[0][129] == "G2@-2.00000s" and len(rows) == 4 and len(rows[1]) == 4 * 129
+    header = rows[0]
+    first = header.index("G1@-2.00000s")  # after a row-label column, if the writer adds one
+    assert header[first:] == [f"G{e}@{t:+.5f}s" for e in range(1, 5) for t in -2 + np.arange(129) / 32]  # electrode-major
+    assert len(rows) == 4 and all(len(r) == len(header) for r in rows)
 
 
 def _words_file(tmp_path):
