@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from berg_core.features.words import KEEP_WORDS, MAX_WORDS, word_features, word_features_key
     from berg_core.readout import LinearReadout
     from berg_core.selection import select_indices, select_outputs
-    from berg_core.stimulus import TimedWords, as_timed_words, as_words
+    from berg_core.stimulus import TimedWords, as_timed_words, as_tr_texts, as_words
     from berg_core.store.cache import atomic_folder, build_once, cache_key, cache_path
     from berg_core.store.fetch import ensure_file, read_manifest, sha256_file, verify_recorded
     from berg_core.store.h5matrix import (
@@ -84,7 +84,7 @@ _LAZY_BY_MODULE = {
     "berg_core.features.words": "KEEP_WORDS MAX_WORDS word_features word_features_key",
     "berg_core.readout": "LinearReadout",
     "berg_core.selection": "select_indices select_outputs",
-    "berg_core.stimulus": "TimedWords as_timed_words as_words",
+    "berg_core.stimulus": "TimedWords as_timed_words as_tr_texts as_words",
     "berg_core.store.cache": "atomic_folder build_once cache_key cache_path",
     "berg_core.store.fetch": "ensure_file read_manifest sha256_file verify_recorded",
     "berg_core.store.h5matrix": "ArrayColumns ColumnSource build_matrix is_complete matrix_info read_columns write_matrix",
@@ -142,6 +142,7 @@ __all__ = [
     "UnsafePickleError",
     "__version__",
     "as_timed_words",
+    "as_tr_texts",
     "as_words",
     "atomic_folder",
     "backbone_config",

@@ -16,7 +16,7 @@ from berg_core.config import resolve_berg_dir
 from berg_core.device import resolve_device
 from berg_core.errors import BergError, InvalidParameterError, PluginError, StimulusError, plugin_errors
 from berg_core.spec import EncoderSpec, import_object
-from berg_core.stimulus import as_sentences, as_timed_words, as_words
+from berg_core.stimulus import as_sentences, as_timed_words, as_tr_texts, as_words
 
 
 def check_subject(spec: EncoderSpec, subject: str | int | None) -> str | None:
@@ -207,7 +207,8 @@ def validate_stimulus(spec: EncoderSpec, stimulus: Any) -> Any:
     Needs no loaded model, so the CLI checks its input with it before loading one.
     """
     kinds = {"timed_words": (as_timed_words, "{'words': [...], 'word_onsets': [...]}"),
-             "words": (as_words, "a list of words (list of str)")}
+             "words": (as_words, "a list of words (list of str)"),
+             "tr_texts": (as_tr_texts, "one str per TR (list of str, '' for a silent TR)")}
     check, expected = kinds.get(spec.stimulus, (as_sentences, "a str or a list of str"))
     try:
         return check(stimulus)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from berg_core.errors import PluginError
 from berg_core.options import Options
 
-StimulusKind = Literal["sentences", "timed_words", "words"]
+StimulusKind = Literal["sentences", "timed_words", "words", "tr_texts"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class EncoderSpec:
         selection: selection schema: key -> description (e.g. ``{"roi": "lang_LH_IFG, ..."}``).
         rois: the default output columns when they are fixed ROIs (e.g. Tuckute's six), else ``()``.
         stimulus: ``"sentences"`` (list of str), ``"timed_words"`` (dict of words + word_onsets) or ``"words"``
-            (list of str, one output row per word, context = the preceding words of the same call).
+            (list of str, one output row per word, context = the preceding words of the same call) or ``"tr_texts"``
+            (list of str, one per fMRI TR, empty strings = silent TRs; one output row per TR).
         metadata: ``"module:attr"`` of ``(spec, subject, berg_dir) -> dict`` (no backbone load).
         remote_files: files of BERG's bucket the model needs (``berg fetch`` gets them).
         prepare: optional ``"module:attr"`` of ``(spec, subject, berg_dir, show_progress) -> None`` that

@@ -162,3 +162,35 @@ def as_words(stimulus: Any) -> list[str]:
             raise StimulusError(f"word {i} is {'an empty' if not item else 'a blank'} string; remove it or give it text (each word is one output row)")
         check_text(item, f"word {i}")
     return [str(w) for w in items]
+
+
+def as_tr_texts(stimulus: Any) -> list[str]:
+    """A list/tuple or 1-D array of str, **one entry per fMRI TR** (the words heard during that TR, in order) ->
+    ``list[str]`` (the ``"tr_texts"`` kind; one output row per TR).
+
+    Empty or blank strings are normal (silent TRs) and kept as given. A dict with a ``"tr_texts"`` key gives its
+    list. Refused: a single str (split it per TR first), an empty list, non-str entries and text ``check_text``
+    refuses.
+    """
+    if isinstance(stimulus, Mapping):
+        if "tr_texts" not in stimulus:
+            raise StimulusError("this model takes one str per TR (a list of str); a dict stimulus needs a 'tr_texts' key")
+        stimulus = stimulus["tr_texts"]
+    if isinstance(stimulus, str):
+        raise StimulusError("this model takes one str per fMRI TR (a list of str), not one str; split the transcript by TR "
+                            "(empty strings for silent TRs)")
+    if isinstance(stimulus, np.ndarray):
+        if stimulus.ndim != 1:
+            raise StimulusError(f"a TR-text array must be 1-D, got shape {stimulus.shape}; pass one str per TR")
+        items: list[Any] = stimulus.tolist()
+    elif isinstance(stimulus, (list, tuple)):
+        items = list(stimulus)
+    else:
+        raise StimulusError(f"this model takes one str per TR (list of str), got {type(stimulus).__name__}")
+    if not items:
+        raise StimulusError("the stimulus is empty; pass one str per TR (at least one TR)")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise StimulusError(f"TR {i} is a {type(item).__name__}, not a str; pass text only ('' for a silent TR)")
+        check_text(item, f"TR {i}")
+    return [str(t) for t in items]

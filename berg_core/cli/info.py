@@ -21,6 +21,7 @@ STIMULUS = {
     "sentences": "sentences (a list of str; one response row per sentence)",
     "timed_words": "words + onsets in s (a dict with 'words' and 'word_onsets'; one response row per TR)",
     "words": "words (a list of str in order, each read after the preceding ones; one response row per word)",
+    "tr_texts": "text per fMRI TR (a list of str, one per TR, '' for a silent TR; one response row per TR)",
 }
 
 
