@@ -91,6 +91,7 @@ def report_for(path: str | Path, *, histogram: str | Path | None = None, noise_c
     if kind == "search":
         table = readers.read_search_result(path)
         hpath = Path(histogram) if histogram else readers.histogram_path_for(Path(path))
+        params = {**readers.read_sidecar(Path(path)), **(params or {})}
         return report.search_report(table, readers.read_histogram(hpath) if hpath is not None else None, params)
     raise InvalidParameterError(f"{str(path)!r} is neither a berg search result CSV nor a berg train folder; "
                                 "berg report reads one of those (use berg plot for an encode result)")

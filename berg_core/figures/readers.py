@@ -237,6 +237,20 @@ def read_histogram(path: str | Path) -> HistogramTable:
     return hist
 
 
+def read_sidecar(result: Path) -> dict[str, Any]:
+    """The attributes in a result's JSON sidecar (``hits.csv`` -> ``hits.json``), or {} when there is none."""
+    side = result.with_suffix(".json")
+    if not side.is_file() or side == result:
+        return {}
+    try:
+        data = json.loads(_read_text(side, "JSON sidecar"))
+    except (ValueError, RecursionError) as exc:
+        raise _bad(side, "is not valid JSON", f"delete it or write {result.name} again") from exc
+    if not isinstance(data, dict):
+        raise _bad(side, "is not a JSON object of attributes", f"delete it or write {result.name} again")
+    return {str(k): v for k, v in data.items()}
+
+
 def histogram_path_for(result: Path) -> Path | None:
     """The histogram of a search result: ``<stem>_histogram.csv`` beside it, else ``<name>.shards/histogram.csv``."""
     for candidate in (result.with_name(result.stem + "_histogram.csv"), result.with_name(result.name + ".shards") / "histogram.csv"):
@@ -327,4 +341,4 @@ def result_kind(path: str | Path) -> str:
 
 
 __all__ = ["EncodeResult", "HistogramTable", "ResultFileError", "SearchTable", "TrainRun", "histogram_path_for",
-           "read_encode_result", "read_histogram", "read_search_result", "read_train_run", "result_kind"]
+           "read_encode_result", "read_histogram", "read_search_result", "read_sidecar", "read_train_run", "result_kind"]

@@ -141,3 +141,16 @@ def test_report_errors_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("berg: error:") and "\n" not in err and needle in err, err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_search_report_shows_the_sidecar_attributes_escaped(search_run, tmp_path, capsys):
+    out, _ = search_run
+    out.with_suffix(".json").write_text(json.dumps({"model_id": MODEL, "note": "<i>mine</i> & co"}), encoding="utf-8")
+    report = tmp_path / "r.html"
+    assert main(["report", str(out), "-o", str(report), "-q"]) == 0
+    page = parse(report)
+    assert "<i>mine</i> & co" in page.cells and "<i>mine" not in report.read_text(encoding="utf-8")
+    out.with_suffix(".json").write_text("[1, 2", encoding="utf-8")
+    assert main(["report", str(out), "-o", str(tmp_path / "r2.html")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("berg: error:") and "res.json" in err and "\n" not in err
