@@ -29,8 +29,15 @@ def png_data_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+#: a parameter's text is cut to this many characters in the report (e.g. a sidecar's list of 95,556 voxel names)
+MAX_PARAM_CHARS = 2000
+
+
 def _text(value: Any) -> str:
-    return escape(value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False))
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) > MAX_PARAM_CHARS:
+        text = f"{text[:MAX_PARAM_CHARS]} … ({len(text):,} characters in all)"
+    return escape(text)
 
 
 def _params_table(params: dict[str, Any]) -> str:

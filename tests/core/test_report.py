@@ -154,3 +154,12 @@ def test_search_report_shows_the_sidecar_attributes_escaped(search_run, tmp_path
     assert main(["report", str(out), "-o", str(tmp_path / "r2.html")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("berg: error:") and "res.json" in err and "\n" not in err
+
+
+def test_long_parameters_are_cut(search_run, tmp_path):
+    out, _ = search_run
+    out.with_suffix(".json").write_text(json.dumps({"columns": [f"voxel_{i}" for i in range(20000)]}), encoding="utf-8")
+    report = tmp_path / "r.html"
+    assert main(["report", str(out), "-o", str(report), "-q"]) == 0
+    cell = next(c for c in parse(report).cells if c.startswith('["voxel_0"'))
+    assert cell.endswith("characters in all)") and len(cell) < 2100 and "voxel_19999" not in cell
