@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,67 @@ def subject_hint(subject: object) -> str | None:
     return str(subject) if isinstance(subject, (str, int)) and not isinstance(subject, bool) else None
 
 
+@dataclass
+class OutputLabels:
+    """What an output's rows and columns are (the labels every ``berg encode`` output file carries).
+
+    ``row_name``: ``"stimulus"`` (rows are sentences), ``"tr_onset_s"`` (TR onset times, s), ``"word"`` or ``"row"``;
+    ``rows``: (n_rows,) the sentences / times / words (row numbers for ``"row"``); ``columns``: (n_columns,) ROI or
+    voxel names (N-D models: the flattened names); ``axes``: ``{axis name: labels}`` of N-D models, else None;
+    ``attrs``: model_id, subject, berg_version, backbone, backbone_revision, layer, units (str or int; "" unknown).
+    """
+
+    row_name: str
+    rows: list[Any]
+    columns: list[str]
+    axes: dict[str, list[str]] | None
+    attrs: dict[str, Any]
+
+
+def output_attrs(model: Encoder) -> dict[str, Any]:
+    """The attributes an output carries: model id, subject, berg version, backbone id and revision, layer, units."""
+    revision = getattr(model, "revision", None)
+    return spec_attrs(model.spec, model.subject, model.options, revision if isinstance(revision, str) else None)
+
+
+def spec_attrs(spec: EncoderSpec, subject: str | None, options: dict[str, Any], revision: str | None = None) -> dict[str, Any]:
+    """``output_attrs`` without a loaded model (``revision``: the resolved backbone commit when known)."""
+    from berg_core import __version__
+
+    options = {**spec.options, **options}
+    pairs = backbones_of(spec, options)
+    backbone = ", ".join(name for name, _ in pairs)
+    revision = revision or ", ".join(rev for _, rev in pairs if rev)
+    layer = options.get("layer")
+    units = spec.info.get("units") if isinstance(spec.info, dict) else None
+    return {"model_id": spec.model_id, "subject": subject or "", "berg_version": __version__,
+            "backbone": backbone, "backbone_revision": revision if isinstance(revision, str) else "",
+            "layer": layer if isinstance(layer, int) else ("" if layer is None else str(layer)),
+            "units": units if isinstance(units, str) else ""}
+
+
+def output_labels(model: Encoder, stimulus: Any, n_rows: int) -> OutputLabels:
+    """The labels of ``model.encode(stimulus)``'s (``n_rows`` rows) output: a model's ``row_labels(stimulus)``
+    (``(name, labels)``, e.g. LeBel's TR onsets) when it has one, else the sentences (or words) when there is one
+    row per sentence (word), else row numbers."""
+    from berg_core.encoder import output_axes_of, output_names_of
+    from berg_core.stimulus import TimedWords
+
+    custom = getattr(model, "row_labels", None)
+    canonical = model.validate(stimulus)
+    if callable(custom):
+        with plugin_errors(model.model_id, model.spec.plugin, "labelling its output rows", wrap=PluginError):
+            row_name, rows = custom(canonical)
+            rows = list(rows)
+    elif isinstance(canonical, TimedWords) or (model.spec.stimulus == "words" and isinstance(canonical, list)):
+        row_name, rows = "word", list(canonical.words if isinstance(canonical, TimedWords) else canonical)
+    else:
+        row_name, rows = "stimulus", list(canonical)
+    if len(rows) != n_rows:
+        row_name, rows = "row", list(range(n_rows))
+    return OutputLabels(row_name, rows, output_names_of(model), output_axes_of(model), output_attrs(model))
+
+
 class BERG:
     """Entry point mirroring BERG: ``BERG(berg_dir)`` then ``get_encoding_model`` and ``encode``.
 
@@ -101,13 +163,18 @@ class BERG:
         return model
 
     def encode(
-        self, model: Encoder, stimulus: Any, return_metadata: bool = False, show_progress: bool = False
-    ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
-        """Predicted responses (float32); with ``return_metadata`` also the model's metadata."""
+        self, model: Encoder, stimulus: Any, return_metadata: bool = False, show_progress: bool = False,
+        return_labels: bool = False,
+    ) -> np.ndarray | tuple[Any, ...]:
+        """Predicted responses (float32); with ``return_metadata`` also the model's metadata; with ``return_labels``
+        also (last) the ``OutputLabels`` of the rows, columns and axes, and the attributes (``output_labels``)."""
         if not isinstance(model, Encoder):
             raise InvalidParameterError(f"model must be a loaded model from get_encoding_model, got {type(model).__name__}")
         responses = model.encode(stimulus, show_progress=show_progress)
-        return (responses, model.metadata) if return_metadata else responses
+        out: tuple[Any, ...] = (responses, model.metadata) if return_metadata else (responses,)
+        if return_labels:
+            out = (*out, output_labels(model, stimulus, len(responses)))
+        return out if len(out) > 1 else responses
 
     def get_model_metadata(self, model_id: str, subject: str | int | None = None) -> dict[str, Any]:
         """The model's metadata without loading its backbone."""

@@ -41,7 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a 0/1 mask file over one output axis of an N-D model, e.g. --mask electrode_index=e.txt --mask lags=l.npy")
     p.add_argument("--input", "-i", default=None,
                    help=".txt (one sentence a line; no blank lines), - (the same from stdin) or .json/.csv/.tsv (words + onsets)")
-    p.add_argument("--output", "-o", default=None, help="write .npy, .csv or .h5 (default: print)")
+    p.add_argument("--output", "-o", default=None,
+                   help="write .npy, .csv, .tsv, .h5 or .nc (labelled; .nc needs berg-core[nc]); voxelwise models in a "
+                        "subject space also .nii.gz (needs berg-core[maps]) (default: print)")
+    p.add_argument("--summary", default=None, choices=("mean", "max", "std"),
+                   help="with a .nii.gz output: one 3-D map of this statistic over the TRs instead of the 4-D series")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (sentence models)")
     p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -93,9 +97,16 @@ def selection_from_args(args: argparse.Namespace) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from berg_core.encoder import output_axes_of, output_names_of, validate_stimulus
-    from berg_core.facade import BERG, resolve_spec
-    from berg_core.store.userfiles import check_output_path, read_stimulus, write_responses
+    from berg_core.encoder import validate_stimulus
+    from berg_core.facade import BERG, output_labels, resolve_spec
+    from berg_core.store.userfiles import (
+        OUTPUT_TYPES,
+        VOLUME_TYPES,
+        check_output_path,
+        output_ext,
+        read_stimulus,
+        write_responses,
+    )
 
     if bool(args.text) == (args.input is not None):
         raise InvalidParameterError("give the text to encode either as arguments or with --input FILE (not both)")
@@ -104,8 +115,11 @@ def run(args: argparse.Namespace) -> int:
     check_batch_size(args.batch_size)
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
+    volume = bool(args.output) and output_ext(args.output) in VOLUME_TYPES
     if args.output:
-        check_output_path(args.output)
+        check_output_path(args.output, OUTPUT_TYPES + VOLUME_TYPES if spec.info.get("volume") else OUTPUT_TYPES)
+    if args.summary is not None and not volume:
+        raise InvalidParameterError("--summary makes a 3-D brain map: give an --output ending in .nii.gz (voxelwise models)")
     executor_config(args, None, "berg-encode")  # the executor flags, before anything runs
     selection = selection_from_args(args)
     if args.shards != 1 or args.executor != "local":
@@ -117,9 +131,16 @@ def run(args: argparse.Namespace) -> int:
         options.setdefault("progress", args.progress)
     with berg.get_encoding_model(args.model, subject=args.subject, selection=selection, device=args.device, **options) as model:
         responses = model.encode(stimulus, show_progress=args.progress)
-        columns, axes = output_names_of(model), output_axes_of(model)
+        labels = output_labels(model, stimulus, len(responses))
+        if volume:  # the model maps its voxels into its subject's space (mask + reference fetched on first use)
+            from berg_core.store.volumes import write_model_volume
+
+            write_model_volume(model, args.output, responses, labels, summary=args.summary)
+            notice(f"wrote a {'3-D ' + args.summary if args.summary else '4-D'} map of {responses.shape[1]} voxels to {args.output}")
+            return 0
+    columns, axes = labels.columns, labels.axes
     if args.output:
-        write_responses(args.output, responses, columns, attrs={"model_id": model.model_id, "subject": model.subject or ""}, axes=axes)
+        write_responses(args.output, responses, columns, attrs=labels.attrs, axes=axes, rows=labels.rows, row_name=labels.row_name)
         notice(f"wrote {' x '.join(map(str, responses.shape))} responses to {args.output}")
         return 0
     responses = responses.reshape(len(responses), -1)  # N-D outputs print flattened, one column per name
@@ -172,7 +193,11 @@ def _sharded(args: argparse.Namespace, spec, options: dict, selection: dict | No
     responses, columns = merge_encode(tasks)
     if responses.shape[0] != n:
         raise InvalidParameterError(f"the shards hold {responses.shape[0]} rows for {n} sentences; delete {work} and run again")
-    write_responses(args.output, responses, columns, attrs={"model_id": spec.model_id, "subject": args.subject or ""})
+    from berg_core.facade import spec_attrs
+    from berg_core.store.userfiles import read_sentences
+
+    rows = read_sentences(args.input) if Path(args.output).suffix.lower() != ".npy" else None  # the one-pass file's labels
+    write_responses(args.output, responses, columns, attrs=spec_attrs(spec, args.subject, options), rows=rows)
     notice(f"wrote {responses.shape[0]} x {responses.shape[1]} responses to {args.output} (from {len(tasks)} shards)")
     return 0
 

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from berg_core.cli.encode import check_batch_size, roi_list
     from berg_core.facade import BERG
     from berg_core.search import search, write_hits, write_hits_csv
-    from berg_core.store.userfiles import STDIN, check_input_path, check_output_path
+    from berg_core.store.userfiles import STDIN, check_input_path, check_output_path, write_sidecar
 
     if args.output is not None:
         if not str(args.output).lower().endswith(".csv"):
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         hist_path = work_dir(args, "berg search") / "histogram.csv"
     else:
         from berg_core.encoder import output_names_of
+        from berg_core.facade import output_attrs
         from berg_core.search.shard import Histogram
 
         if not (args.bin_width > 0 and args.bin_width < float("inf")):
@@ -89,12 +90,19 @@ def run(args: argparse.Namespace) -> int:
             hist = Histogram(output_names_of(model), args.bin_width)  # kept while searching: no second pass for figures
             result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress,
                             on_chunk=hist.add)
+            attrs = output_attrs(model)
         hist_path = Path(args.output).with_name(Path(args.output).stem + "_histogram.csv") if args.output else None
     if args.output is None:
         write_hits(sys.stdout, result)
         sys.stdout.flush()
         return 0
     write_hits_csv(args.output, result)
+    if args.shards != 1 or args.executor != "local":
+        from berg_core.facade import resolve_spec, spec_attrs
+
+        attrs = spec_attrs(resolve_spec(args.model), args.subject, options)
+    write_sidecar(args.output, {**attrs, "rows": "kept sentence (roi, direction, rank; line = its line in the corpus)",
+                                "columns": list(result.columns), "n_sentences_scored": result.n_sentences})
     if args.shards == 1 and args.executor == "local":
         hist.write_csv(hist_path)
     notice(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "

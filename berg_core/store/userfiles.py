@@ -3,9 +3,14 @@
 Inputs: ``.txt`` (one sentence a line; ``-`` reads them from stdin), ``.json`` (``{"words": [...],
 "word_onsets": [...]}`` or a list of sentences), ``.csv``/``.tsv`` (columns ``word`` and ``onset``, or
 ``words``/``word_onsets``). Text is UTF-8; a byte-order mark (Excel's "CSV UTF-8") is dropped.
-Outputs: ``.npy``, ``.csv`` (header row of column names), ``.h5`` (dataset ``responses`` + ``columns``).
+Outputs: ``.npy`` (the bare array, as BERG returns it), ``.csv``/``.tsv`` (header row; with row labels a leading
+``stimulus``/``tr_onset_s``/``word`` column, and a JSON sidecar ``<name>.json`` with the attributes), ``.h5``
+(dataset ``responses`` + ``columns``, a row-label dataset named like the CSV's first column, attributes) and
+``.nc`` (xarray + h5netcdf, the ``berg-core[nc]`` extra: a labelled ``presentation x neuroid`` array with
+Brain-Score-style coordinates).
 N-D responses (n_rows, n_1, n_2, ...) with named axes: ``.npy`` and ``.h5`` keep the shape (``.h5`` adds attribute
-``dims`` and one label dataset ``axis_<name>`` per axis), ``.csv`` is flattened to ``<label_1>@<label_2>`` columns.
+``dims`` and one label dataset ``axis_<name>`` per axis; ``.nc`` one dimension per axis), ``.csv`` is flattened to
+``<label_1>@<label_2>`` columns.
 
 Every problem with a user's file is one ``BergError`` line naming the file (and the line where it
 helps); ``check_output_path`` checks where a result will go before any heavy work.
@@ -31,7 +36,11 @@ from berg_core.store.cache import atomic_path
 WORD_COLUMNS = ("word", "words", "text", "token")
 ONSET_COLUMNS = ("onset", "onsets", "word_onset", "word_onsets", "start", "time")
 INPUT_TYPES = (".txt", ".json", ".csv", ".tsv")
-OUTPUT_TYPES = (".npy", ".csv", ".h5", ".hdf5")
+OUTPUT_TYPES = (".npy", ".csv", ".tsv", ".h5", ".hdf5", ".nc")
+#: brain-volume outputs (models whose outputs are voxels of a known subject space; ``berg_core.store.volumes``)
+VOLUME_TYPES = (".nii.gz", ".nii")
+#: row-label names: one sentence per row, a TR onset time (s) per row, one word per row, a row number
+ROW_NAMES = ("stimulus", "tr_onset_s", "word", "row")
 STDIN = "-"
 #: largest voxel mask accepted (elements): far above any BERG model's voxel count
 MAX_VOXELS = 50_000_000
@@ -228,7 +237,7 @@ def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, w
     path = Path(path)
     if "\x00" in str(path):
         raise InvalidParameterError(f"{what} path {str(path)!r} is not a valid path (it contains a NUL character)")
-    ext = path.suffix.lower()
+    ext = output_ext(path)
     if ext not in types:
         raise InvalidParameterError(f"unknown {what} type {ext or path.name!r}; use {' or '.join(types)}")
     with _path_errors(what, path, "write"):
@@ -244,46 +253,136 @@ def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, w
     return path
 
 
+def output_ext(path: str | Path) -> str:
+    """The lower-case extension of an output path; ``.nii.gz`` counts as one."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of an output: ``pred.csv`` -> ``pred.json`` (BIDS style), ``pred.nii.gz`` -> ``pred.json``."""
+    path = Path(path)
+    ext = output_ext(path)
+    return path.with_name(path.name[: len(path.name) - len(ext)] + ".json")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def write_sidecar(path: str | Path, attrs: dict[str, Any]) -> Path:
+    """Write ``attrs`` as the JSON sidecar of output ``path`` (atomically); return the sidecar's path."""
+    side = sidecar_path(path)
+    with atomic_path(side) as tmp:
+        tmp.write_text(json.dumps({k: _jsonable(v) for k, v in attrs.items()}, indent=1, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+    return side
+
+
+def _row_cell(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
+
+
 def write_responses(path: str | Path, responses: np.ndarray, columns: list[str], *, attrs: dict[str, Any] | None = None,
-                    axes: dict[str, list[str]] | None = None) -> Path:
-    """Write responses by extension (.npy, .csv, .h5/.hdf5), atomically.
+                    axes: dict[str, list[str]] | None = None, rows: list[Any] | np.ndarray | None = None,
+                    row_name: str = "stimulus") -> Path:
+    """Write responses by extension (.npy, .csv, .tsv, .h5/.hdf5, .nc), atomically.
 
     ``responses``: (n_rows, n_columns) named by ``columns``; or N-D (n_rows, n_1, n_2, ...) with ``axes`` =
     ``{axis name: labels}`` for the axes after the first (``Encoder.output_axes``) and ``columns`` the flattened
-    names (``Encoder.output_names``, last axis fastest). ``.npy`` keeps the array as it is; ``.csv`` writes
-    ``responses.reshape(n_rows, -1)`` under ``columns``; ``.h5`` keeps the shape in dataset ``responses``, with
-    ``columns``, attribute ``dims`` (``["row", *axes]``) and a label dataset ``axis_<name>`` per axis.
+    names (``Encoder.output_names``, last axis fastest). ``rows``: (n_rows,) labels of the rows, named ``row_name``
+    (``"stimulus"``: the sentences; ``"tr_onset_s"``: TR onset times in s; ``"word"``); ``attrs``: model id,
+    subject, berg version, backbone, revision, layer, units (str or numbers).
+    ``.npy`` keeps the array as it is (no labels); ``.csv``/``.tsv`` write ``responses.reshape(n_rows, -1)`` under
+    ``columns`` after a leading ``row_name`` column (when ``rows`` is given) and ``attrs`` in a JSON sidecar;
+    ``.h5`` keeps the shape in dataset ``responses``, with ``columns``, dataset ``row_name``, attribute ``dims``
+    (``["row", *axes]``) and a label dataset ``axis_<name>`` per axis; ``.nc``: see ``write_netcdf``.
     """
     path = check_output_path(path)
     ext = path.suffix.lower()
     responses = np.asarray(responses)
+    attrs = dict(attrs or {})
     if axes is not None and responses.shape[1:] != tuple(len(v) for v in axes.values()):
         raise ValueError(f"responses of shape {responses.shape} do not match the axes {[(k, len(v)) for k, v in axes.items()]}")
+    if rows is not None and len(rows) != len(responses):
+        raise ValueError(f"{len(rows)} row labels for {len(responses)} rows")
+    if row_name not in ROW_NAMES:
+        raise ValueError(f"row_name must be one of {ROW_NAMES}, got {row_name!r}")
     try:
+        if ext == ".nc":
+            write_netcdf(path, responses, columns, attrs=attrs, axes=axes, rows=rows, row_name=row_name)
+            return path
         with atomic_path(path) as tmp:
             if ext == ".npy":
                 with tmp.open("wb") as fh:
                     np.save(fh, responses)
-            elif ext == ".csv":
+            elif ext in (".csv", ".tsv"):
                 with tmp.open("w", newline="", encoding="utf-8") as fh:
-                    writer = csv.writer(fh)
-                    writer.writerow(columns)
-                    for row in responses.reshape(len(responses), -1):
-                        writer.writerow([repr(float(v)) for v in row])
+                    writer = csv.writer(fh, delimiter="\t" if ext == ".tsv" else ",")
+                    writer.writerow([row_name, *columns] if rows is not None else columns)
+                    for i, row in enumerate(responses.reshape(len(responses), -1)):
+                        cells = [repr(float(v)) for v in row]
+                        writer.writerow([_row_cell(rows[i]), *cells] if rows is not None else cells)
+                if attrs or rows is not None:
+                    write_sidecar(path, {**attrs, "rows": row_name if rows is not None else "row",
+                                         "dims": [row_name, *(axes or {"column": None})], "shape": list(responses.shape)})
             else:
                 import h5py
 
                 with h5py.File(tmp, "w") as f:
                     f.create_dataset("responses", data=responses)
                     f.create_dataset("columns", data=np.array(columns, dtype=object), dtype=h5py.string_dtype())
+                    if rows is not None:
+                        if row_name == "tr_onset_s":
+                            f.create_dataset(row_name, data=np.asarray(rows, dtype=np.float64))
+                        else:
+                            f.create_dataset(row_name, data=np.array([str(r) for r in rows], dtype=object),
+                                             dtype=h5py.string_dtype())
+                        f.attrs["rows"] = row_name
                     if axes is not None:
                         f.attrs["dims"] = np.array(["row", *axes], dtype=h5py.string_dtype())
                         for name, labels in axes.items():
                             f.create_dataset(f"axis_{name}", data=np.array(labels, dtype=object), dtype=h5py.string_dtype())
-                    for key, value in (attrs or {}).items():
-                        f.attrs[key] = value
+                    for key, value in attrs.items():
+                        f.attrs[key] = "" if value is None else value
     except OSError as exc:
         if isinstance(exc, ResourceError):
             raise
         raise ResourceError(f"cannot write {str(path)!r}: {exc.strerror or exc}; nothing was written") from exc
+    return path
+
+
+def write_netcdf(path: str | Path, responses: np.ndarray, columns: list[str], *, attrs: dict[str, Any],
+                 axes: dict[str, list[str]] | None = None, rows: list[Any] | np.ndarray | None = None,
+                 row_name: str = "stimulus") -> Path:
+    """A labelled array in netCDF-4 (xarray + h5netcdf; ``pip install 'berg-core[nc]'``), following Brain-Score's
+    assembly conventions: dims ``presentation`` (rows) x ``neuroid`` (columns) for 2-D outputs, or ``presentation``
+    x one dim per named axis for N-D outputs; coordinates ``stimulus_id`` (row number) and ``row_name`` (sentence /
+    TR onset in s / word) on ``presentation``, ``neuroid_id`` (column name) on ``neuroid``; ``attrs`` as attributes.
+    """
+    try:
+        import xarray as xr
+    except ImportError as exc:
+        raise InvalidParameterError("writing .nc needs xarray and h5netcdf: pip install 'berg-core[nc]' "
+                                    "(or write .h5/.csv)") from exc
+    n = len(responses)
+    coords: dict[str, Any] = {"stimulus_id": ("presentation", np.arange(n))}
+    if rows is not None:
+        values = np.asarray(rows, dtype=np.float64) if row_name == "tr_onset_s" else np.array([str(r) for r in rows], dtype=object)
+        coords[row_name] = ("presentation", values)
+    if axes is None:
+        dims = ["presentation", "neuroid"]
+        coords["neuroid_id"] = ("neuroid", np.array(columns, dtype=object))
+    else:
+        dims = ["presentation", *axes]
+        coords.update({name: (name, np.array(labels, dtype=object)) for name, labels in axes.items()})
+    clean = {k: ("" if v is None else v) for k, v in attrs.items()}
+    array = xr.DataArray(responses, dims=dims, coords=coords, name="responses", attrs=clean)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        array.to_netcdf(tmp, engine="h5netcdf")
     return path

@@ -53,8 +53,9 @@ def test_encode_to_csv_npy_h5(capsys, tmp_path):
     csv_path, npy_path, h5_path = tmp_path / "x.csv", tmp_path / "x.npy", tmp_path / "x.h5"
     assert run_cli(capsys, "encode", "test-sentence_length", "abc", "abcdef", "--roi", "roi_b", "--roi", "roi_a", "--output", str(csv_path))[0] == 0
     rows = list(csv.reader(csv_path.open()))
-    assert rows[0] == ["roi_b", "roi_a"]
-    assert [[float(v) for v in r] for r in rows[1:]] == [[6.0, 3.0], [12.0, 6.0]]
+    assert rows[0] == ["stimulus", "roi_b", "roi_a"]  # a leading sentence column (issue 11)
+    assert [r[0] for r in rows[1:]] == ["abc", "abcdef"]
+    assert [[float(v) for v in r[1:]] for r in rows[1:]] == [[6.0, 3.0], [12.0, 6.0]]
     sentences = tmp_path / "s.txt"
     sentences.write_text("abc\nabcdef\n")
     assert run_cli(capsys, "encode", "test-sentence_length", "--input", str(sentences), "-o", str(npy_path))[0] == 0
