@@ -31,6 +31,9 @@ def png_data_uri(fig: Any) -> str:
 
 #: a parameter's text is cut to this many characters in the report (e.g. a sidecar's list of 95,556 voxel names)
 MAX_PARAM_CHARS = 2000
+#: the selected-sentences table shows at most this many rows and output columns (the result CSV has them all)
+MAX_TABLE_ROWS = 5000
+MAX_TABLE_COLUMNS = 100
 
 
 def _text(value: Any) -> str:
@@ -64,15 +67,18 @@ def search_report(table: SearchTable, hist: HistogramTable | None, params: dict[
     info = {"result": str(table.path), "ROIs ranked": table.rois, "top-k": table.k, "outputs": len(table.columns),
             "histogram": str(hist.path) if hist is not None else "none found (figures without it)"}
     info.update(params or {})
-    head = "".join(f"<th>{escape(c)}</th>" for c in ["ROI", "direction", "rank", "line", "sentence", *table.columns])
+    ncol, nrow = min(len(table.columns), MAX_TABLE_COLUMNS), min(len(table.hits), MAX_TABLE_ROWS)
+    head = "".join(f"<th>{escape(c)}</th>" for c in ["ROI", "direction", "rank", "line", "sentence", *table.columns[:ncol]])
     rows = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (roi, direction, rank, line, sentence))
-                   + "".join(f"<td class=\"num\">{float(v):.4g}</td>" for v in resp) + "</tr>"
-                   for roi, direction, rank, sentence, resp, line in table.hits)
+                   + "".join(f"<td class=\"num\">{float(v):.4g}</td>" for v in resp[:ncol]) + "</tr>"
+                   for roi, direction, rank, sentence, resp, line in table.hits[:nrow])
+    cut = (f"<p>Shown: the first {nrow} of {len(table.hits)} rows and {ncol} of {len(table.columns)} output columns; "
+           f"{escape(table.path.name)} has them all.</p>" if (ncol, nrow) != (len(table.columns), len(table.hits)) else "")
     figs = [("drive vs suppress" + (" vs baseline" if hist is not None else ""), plots.plot_search_bars(table, hist))]
     if hist is not None:
         figs.insert(0, ("responses over the corpus", plots.plot_search_histogram(table, hist)))
     body = ["<h2>Parameters</h2>", _params_table(info), *_figures(figs),
-            "<h2>Selected sentences</h2>", f"<table><tr>{head}</tr>{rows}</table>"]
+            "<h2>Selected sentences</h2>", cut, f"<table><tr>{head}</tr>{rows}</table>"]
     return _page(f"berg search: {table.path.name}", body)
 
 

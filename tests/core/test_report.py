@@ -163,3 +163,19 @@ def test_long_parameters_are_cut(search_run, tmp_path):
     assert main(["report", str(out), "-o", str(report), "-q"]) == 0
     cell = next(c for c in parse(report).cells if c.startswith('["voxel_0"'))
     assert cell.endswith("characters in all)") and len(cell) < 2100 and "voxel_19999" not in cell
+
+
+def test_big_selection_tables_are_cut_with_a_note(search_run, tmp_path, monkeypatch):
+    import berg_core.figures.report as report
+
+    monkeypatch.setattr(report, "MAX_TABLE_ROWS", 3)
+    monkeypatch.setattr(report, "MAX_TABLE_COLUMNS", 2)
+    out, _ = search_run
+    path = tmp_path / "r.html"
+    assert main(["report", str(out), "-o", str(path), "-q"]) == 0
+    page = parse(path)
+    text = "".join(page.text)
+    assert "Shown: the first 3 of 12 rows and 2 of 3 output columns" in text
+    html = path.read_text(encoding="utf-8")
+    table = html[html.index("<h2>Selected sentences</h2>"):]
+    assert table.count("<tr>") == 1 + 3 and "<th>roi_b</th>" in table and "<th>roi_c</th>" not in table
