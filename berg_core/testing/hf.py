@@ -208,3 +208,51 @@ def serve_hub(repo_id: str, folder: Path | str, *, commit: str = "c" * 40, branc
     finally:
         server.shutdown()
         server.server_close()
+
+
+#: Qwen2's pre-tokenizer split (digits one by one, runs of newlines kept together: ``"\n\n"`` is one piece)
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def train_qwen2_tokenizer(folder: Path | str, *, vocab_size: int = 500):
+    """A byte-level BPE tokenizer with Qwen2's pre-tokenizer (``QWEN2_SPLIT`` then byte-level, no prefix space,
+    no special tokens added around the text), trained on ``CORPUS`` (plus newline runs) and saved in ``folder``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    words = " ".join(CORPUS).replace(".", "").split()
+    runs = ["".join(w + "\n" * (1 + i % 3) for i, w in enumerate(words[k:k + 6])) for k in range(0, len(words), 6)]
+    corpus = [*CORPUS, *runs]  # newline runs after words, so "\n\n" becomes one token (as in Qwen's vocabulary)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(corpus * 4, trainer=trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok.save_pretrained(str(folder))
+    return tok
+
+
+def tiny_qwen2(folder: Path | str, *, hidden: int = 32, n_layer: int = 4, n_head: int = 4, n_kv_head: int = 2,
+               max_positions: int = 512, seed: int = 0) -> Path:
+    """Save a random Qwen2 (``Qwen2Model``: ``hidden``-d, ``n_layer`` layers, ``n_head`` query and ``n_kv_head``
+    key/value heads, final RMSNorm) with a Qwen-like trained tokenizer (``train_qwen2_tokenizer``) in ``folder``."""
+    import torch
+    from transformers import Qwen2Config, Qwen2Model
+
+    folder = Path(folder)
+    tok = train_qwen2_tokenizer(folder)
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=n_layer,
+                         num_attention_heads=n_head, num_key_value_heads=n_kv_head, max_position_embeddings=max_positions,
+                         eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    model = Qwen2Model(config).eval()
+    with torch.no_grad():  # a non-trivial final norm, so a test can tell normed from raw hidden states
+        model.norm.weight.copy_(torch.linspace(0.5, 1.5, hidden))
+    model.save_pretrained(str(folder))
+    return folder

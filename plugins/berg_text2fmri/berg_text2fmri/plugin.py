@@ -1,0 +1,124 @@
+"""Registers ``fmri-cneuromod_algo2025-text2fmri`` (Text2fMRI, Dixit 2026; CNeuroMod / Algonauts 2025) with berg.
+
+Data only: importing this module imports nothing heavy; the encoder, the head and the hub downloads live behind
+the ``factory``/``metadata``/``prepare`` strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from berg_core import EncoderSpec, Option, Options, RemoteFile, hookimpl
+
+MODEL_ID = "fmri-cneuromod_algo2025-text2fmri"
+#: CNeuroMod subjects sub-01/02/03/05 -> the head's subject-embedding row
+SUBJECT_INDEX: dict[str, int] = {"1": 0, "2": 1, "3": 2, "5": 3}
+SUBJECTS: tuple[str, ...] = tuple(SUBJECT_INDEX)
+N_PARCELS = 1000
+NETWORKS: tuple[str, ...] = ("Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default")
+TR_SECONDS = 1.49
+
+MODEL_DIR = "encoding_models/modality-fmri/train_dataset-cneuromod_algo2025/model-text2fmri"
+METADATA_PATH = f"{MODEL_DIR}/metadata/metadata.npy"
+
+#: The hub revisions below could not be verified offline (no hub access while this plugin was written): "main" is
+#: NOT a pinned commit. Replace each by the 40-hex commit of the repo (``huggingface-cli download ... --revision``)
+#: after checking it; until then berg reads whatever ``main`` is (or was, when fetched into the hub cache).
+UNVERIFIED_HEAD_REVISION = "main"
+#: Qwen/Qwen2.5-0.5B and -1.5B: likewise unverified offline
+UNVERIFIED_BACKBONE_REVISION = "main"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained head on the hub: its repo (``config.json`` + ``model.pt``), the pinned revision, the backbone's
+    licence as known, and the head's licence as known (None: the hub card declares none that we could read)."""
+
+    repo: str
+    revision: str
+    backbone_revision: str
+    backbone_licence: str
+
+
+#: ``model_variant`` -> the hub head; the backbone and every size come from that repo's config.json
+VARIANTS: dict[str, Variant] = {
+    "ShreyDixit/Text2fMRI-Qwen-2.5-0.5B": Variant("ShreyDixit/Text2fMRI-Qwen-2.5-0.5B", UNVERIFIED_HEAD_REVISION,
+                                                  UNVERIFIED_BACKBONE_REVISION, "Apache-2.0"),
+    "ShreyDixit/Text2fMRI-Qwen-2.5-1.5B": Variant("ShreyDixit/Text2fMRI-Qwen-2.5-1.5B", UNVERIFIED_HEAD_REVISION,
+                                                  UNVERIFIED_BACKBONE_REVISION, "Apache-2.0"),
+}
+DEFAULT_VARIANT = "ShreyDixit/Text2fMRI-Qwen-2.5-0.5B"
+
+OPTIONS = Options(
+    Option("model_variant", str, DEFAULT_VARIANT,
+           help="the trained head: " + ", ".join(VARIANTS) + ", or a local folder with config.json + model.pt (tests)"),
+    Option("backbone", str, None, help="hub id or local folder of the Qwen2 language model; None: the variant config's extractor_LLM"),
+    Option("dtype", str, None, choices=("float32", "float16", "bfloat16"),
+           help="language-model precision; None: the variant config's (float16, BERG's, also on CPU); the head runs in float32"),
+    Option("low_mem_use", bool, False, help="unload the language model after each call (reloaded on the next; BERG's option)"),
+)
+
+DESCRIPTION = (
+    "Predicts fMRI responses of 1,000 Schaefer-2018 parcels (7 networks) of CNeuroMod subjects 1, 2, 3 and 5 to "
+    "spoken text given as one string per TR (1.49 s; '' for silent TRs): Qwen2.5-0.5B reads the whole transcript "
+    "at once (TRs joined, each ending with a newline), the mean of its last four hidden states is averaged over each "
+    "TR's tokens, and a 4-layer bidirectional transformer head (RoPE, ScaleNorm; 52 M parameters, trained on "
+    "Friends/movies, Algonauts 2025) maps the TR sequence with a subject embedding to the parcels. Output (n_TR, "
+    "n_parcels), float32. Every TR's prediction depends on the whole call (past and future TRs)."
+)
+
+CARD = """fmri-cneuromod_algo2025-text2fmri (BERG's Text2fMRI; Dixit 2026, Algonauts 2025 / CNeuroMod; head on the hub)
+
+Stimulus: one str per fMRI TR (1.49 s): the words heard during that TR; '' for a silent TR. One output row per TR.
+Features: text = "".join(tr + "\\n" for tr in TRs), tokenized once (Qwen2.5 tokenizer, offsets); one forward pass;
+h = mean(h_{L-3}, h_{L-2}, h_{L-1}, RMSNorm_final(h_L)) (= mean(hidden_states[-4:]) in HF terms), in the LM's dtype;
+each token goes to the first TR whose span (its text + its newline) it overlaps; TR feature = mean of its tokens
+(zeros for a TR without tokens). Inputs longer than the LM's positions (32,768 tokens) are cut, with a warning.
+Head: concat(feature, subject embedding 128) -> Linear -> 4 pre-ScaleNorm transformer layers (8 heads x 128,
+rotary embeddings on all head dims, GPT-J interleaved pairs as x-transformers >= 1.40, exact GELU FF x4) -> ScaleNorm
+-> Linear to 1000 parcels + a per-subject bias. Bidirectional: each TR's output depends on past AND future TRs of the
+call, so appending text changes earlier rows; keep calls to one run (a few hundred TRs).
+Selection: roi (7-network names, from BERG's metadata roi_masks) and/or voxel_index (0/1 over the 1000 parcels),
+united, ascending. Output columns: parcel_<i> (0-based, Schaefer label order 1..1000: LH 1-500, RH 501-1000).
+Precision: BERG runs the LM in float16 (also on CPU); dtype=float32 differs by ~1e-3 relative.
+Licence: the head repos declare no licence readable offline; see berg info's "licence" and the first-load notice.
+"""
+
+LICENCE_NOTE = ("head weights (ShreyDixit/Text2fMRI-*): no licence found in the hub card when this plugin was written "
+                "(unknown: ask the authors before commercial use); backbone Qwen2.5-0.5B/1.5B: Apache-2.0")
+
+
+@hookimpl
+def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
+    """Register the one model of this family."""
+    register(
+        EncoderSpec(
+            model_id=MODEL_ID,
+            family="text2fmri",
+            factory="berg_text2fmri.encoder:Text2fMRIEncoder",
+            modality="fmri",
+            description=DESCRIPTION,
+            subjects=SUBJECTS,
+            selection={
+                "roi": "Schaefer-2018 7-network names: " + ", ".join(NETWORKS) + " (union with voxel_index)",
+                "voxel_index": f"0/1 vector over the {N_PARCELS} Schaefer parcels (label order 1..1000)",
+            },
+            stimulus="tr_texts",
+            metadata="berg_text2fmri.weights:load_metadata",
+            remote_files=(RemoteFile(METADATA_PATH),),
+            prepare="berg_text2fmri.weights:prepare",
+            card=CARD,
+            options=OPTIONS,
+            info={
+                "backbone": "Qwen/Qwen2.5-0.5B (24 layers, 896-d; Apache-2.0), from the variant's config.json",
+                "features": "mean of the last four hidden states (the last one final-normed), averaged over each TR's tokens",
+                "head": "x-transformers-style encoder, 4 layers x 8 heads x 128, RoPE (interleaved), ScaleNorm; 52 M parameters",
+                "outputs": "(n_TR, 1000 Schaefer-2018 parcels), TR 1.49 s, no HRF shift (learned by the head)",
+                "variants": {name: f"{v.repo}@{v.revision}" for name, v in VARIANTS.items()},
+                "revisions": "UNVERIFIED: hub revisions are 'main', not pinned commits (no hub access when written)",
+                "licence": LICENCE_NOTE,
+                "precision": "LM float16 (BERG's, also on CPU) unless dtype='float32'; head float32",
+            },
+        )
+    )

@@ -1,0 +1,210 @@
+"""Text2fMRI's files: BERG's bucket metadata (network masks) and the trained head on the Hugging Face hub.
+
+* ``metadata.npy`` (BERG's bucket, ``np.save`` of a dict, read with berg's safe unpickler): ``roi_masks`` (or
+  ``ROI_masks``) ``{network: (1000,) bool}``, network names in either casing (``"vis"``/``"Vis"``);
+* a variant = a hub repo (``config.json`` with BERG's ``Text2fMRIConfig`` fields + ``model.pt``, a torch state dict
+  of BERG's ``Text2fMRIModel``, read with ``torch.load(weights_only=True)``: no code runs), downloaded through the
+  Hugging Face cache at the variant's revision; or, for tests and offline copies, a local folder with the two files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from berg_core import (
+    EncoderSpec,
+    InvalidParameterError,
+    ModelLoadError,
+    ResourceError,
+    ensure_file,
+    fetch_backbone,
+    hf_guard,
+    load_npy_object,
+    offline_vars,
+)
+from berg_text2fmri.plugin import DEFAULT_VARIANT, METADATA_PATH, MODEL_ID, N_PARCELS, NETWORKS, VARIANTS, Variant
+
+if TYPE_CHECKING:
+    from berg_text2fmri.head import Text2fMRIHead
+
+#: config.json keys the head and the feature extractor are built from
+CONFIG_KEYS = ("num_subjects", "num_rois", "num_transformer_layers", "num_transformer_heads", "transformer_dim",
+               "subject_embedding_dim", "extractor_LLM", "extractor_LLM_feature_size", "extractor_LLM_dtype")
+HEAD_FILES = ("config.json", "model.pt")
+_shown_licences: set[str] = set()
+
+
+def _fetch_hint(variant: str) -> str:
+    extra = "" if variant == DEFAULT_VARIANT else f" -O model_variant={variant}"
+    return f"run `berg fetch {MODEL_ID}{extra}` (with network) first"
+
+
+# ------------------------------------------------------------------------------------- BERG's metadata
+
+
+def read_roi_masks(src: Path) -> dict[str, NDArray[np.bool_]]:
+    """BERG's ``metadata.npy`` -> ``{network: (1000,) bool}`` keyed by ``NETWORKS``' names (either casing accepted)."""
+    obj = load_npy_object(src)
+    refetch = f"delete {src} and run `berg fetch {MODEL_ID}`"
+    masks = None
+    if isinstance(obj, dict):
+        masks = next((obj[k] for k in ("roi_masks", "ROI_masks", "Roi_masks") if k in obj), None)
+    if not isinstance(masks, dict):
+        raise ModelLoadError(f"{src} is not BERG's Text2fMRI metadata: it has no roi_masks dict; {refetch}")
+    by_lower = {str(k).lower(): v for k, v in masks.items()}
+    out: dict[str, NDArray[np.bool_]] = {}
+    for net in NETWORKS:
+        if net.lower() not in by_lower:
+            raise ModelLoadError(f"{src}: roi_masks lacks the {net} network; {refetch}")
+        mask = np.asarray(by_lower[net.lower()])
+        if mask.shape != (N_PARCELS,) or mask.dtype.kind not in "biu" or not np.isin(mask, (0, 1)).all():
+            raise ModelLoadError(f"{src}: roi_masks[{net!r}] is a {mask.dtype} array of shape {mask.shape}, expected "
+                                 f"({N_PARCELS},) 0/1; {refetch}")
+        out[net] = mask.astype(bool)
+    return out
+
+
+def load_roi_masks(berg_dir: Path, *, show_progress: bool = True) -> dict[str, NDArray[np.bool_]]:
+    """The network masks of BERG's metadata (fetched on first use)."""
+    return read_roi_masks(ensure_file(METADATA_PATH, Path(berg_dir), show_progress=show_progress, model_id=MODEL_ID))
+
+
+def load_metadata(spec: EncoderSpec, subject: str | None, berg_dir: Path) -> dict[str, Any]:
+    """``get_model_metadata``: the spec's facts plus ``roi_masks`` {network: (1000,) bool} from BERG's metadata."""
+    out: dict[str, Any] = {"model_id": spec.model_id, **spec.info}
+    if subject is not None:
+        out["subject"] = subject
+    out["roi_masks"] = load_roi_masks(Path(berg_dir))
+    return out
+
+
+# ------------------------------------------------------------------------------------- the head
+
+
+def variant_folder(name: str, *, show_progress: bool = False) -> tuple[Path, Variant | None]:
+    """``model_variant`` -> (folder holding config.json + model.pt, its table entry or None for a local folder).
+
+    A hub variant is read from the Hugging Face cache at its revision, downloaded when missing (one
+    ``ResourceError`` line naming ``berg fetch`` when offline). A name neither in ``VARIANTS`` nor a folder is refused
+    (BERG silently used random weights).
+    """
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return local, None
+    variant = VARIANTS.get(name)
+    if variant is None:
+        raise InvalidParameterError(f"unknown model_variant {name!r}; use one of {', '.join(VARIANTS)} or a local folder with "
+                                    "config.json and model.pt")
+    from huggingface_hub import snapshot_download
+
+    offline = bool(offline_vars())
+    try:
+        with hf_guard():
+            folder = Path(snapshot_download(variant.repo, revision=variant.revision, allow_patterns=[*HEAD_FILES, "README.md"],
+                                            local_files_only=offline))
+    except Exception as exc:  # huggingface_hub's offline/HTTP errors share no base class below Exception
+        why = "not in the Hugging Face cache" if offline else f"could not be downloaded ({type(exc).__name__})"
+        raise ResourceError(f"the Text2fMRI head {variant.repo}@{variant.revision} is {why}; {_fetch_hint(name)}") from exc
+    missing = [f for f in HEAD_FILES if not (folder / f).is_file()]
+    if missing:
+        raise ResourceError(f"the Text2fMRI head {variant.repo} lacks {', '.join(missing)} in {folder}; {_fetch_hint(name)}")
+    return folder, variant
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """A variant's ``config.json`` -> its dict, with every ``CONFIG_KEYS`` entry present and sane."""
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not a readable JSON config ({type(exc).__name__}); fetch the variant again") from exc
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} is not a JSON object; fetch the variant again")
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        raise ModelLoadError(f"{path} lacks {', '.join(missing)}: not a Text2fMRI config; fetch the variant again")
+    ints = [k for k in CONFIG_KEYS if k not in ("extractor_LLM", "extractor_LLM_dtype")]
+    bad = [k for k in ints if isinstance(config[k], bool) or not isinstance(config[k], int) or config[k] < 1]
+    if bad or str(config["extractor_LLM_dtype"]).removeprefix("torch.") not in ("float16", "float32", "bfloat16"):
+        raise ModelLoadError(f"{path}: {', '.join(bad) or 'extractor_LLM_dtype'} has an invalid value; fetch the variant again")
+    config["extractor_LLM_dtype"] = str(config["extractor_LLM_dtype"]).removeprefix("torch.")
+    return config
+
+
+def load_head(folder: Path, config: dict[str, Any], device: str = "cpu") -> Text2fMRIHead:
+    """The float32 head of ``config`` with ``model.pt``'s weights (``weights_only`` load; keys mapped exactly)."""
+    import torch
+
+    from berg_text2fmri.head import Text2fMRIHead, convert_state_dict
+
+    path = folder / "model.pt"
+    try:
+        head = Text2fMRIHead.from_config(config)
+    except ValueError as exc:
+        raise ModelLoadError(f"{folder / 'config.json'}: {exc}") from exc
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, a pickle with code (weights_only refuses it), not a torch file
+        raise ModelLoadError(f"{path} is not a plain torch state dict ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                             "fetch the variant again") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"{path} is not a state dict of tensors; fetch the variant again")
+    try:
+        head.load_state_dict(convert_state_dict(state, head), strict=True)
+    except (KeyError, ValueError) as exc:
+        raise ModelLoadError(f"{path} does not fit its config.json ({exc}); fetch the variant again") from exc
+    head.float().eval().to(device)
+    return head
+
+
+_LICENCE_LINE = re.compile(r"^licen[cs]e:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def card_licence(folder: Path) -> str | None:
+    """The ``license:`` of the hub card's YAML header (``README.md``), or None when there is none."""
+    card = folder / "README.md"
+    try:
+        text = card.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if not text.startswith("---"):
+        return None
+    header = text[3:].split("\n---", 1)[0]
+    m = _LICENCE_LINE.search(header)
+    return m.group(1).strip("'\"") if m else None
+
+
+def licence_notice(folder: Path, name: str) -> str | None:
+    """A one-line notice when the head's licence is missing or non-commercial, else None."""
+    licence = card_licence(folder)
+    if licence is None:
+        return f"note: the Text2fMRI head {name} declares no licence on its hub card: ask its authors before reuse beyond research"
+    if "nc" in licence.lower().replace("-", " ").split() or "non-commercial" in licence.lower() or "research" in licence.lower():
+        return f"note: the Text2fMRI head {name} is under {licence} (non-commercial): research use only"
+    return None
+
+
+def show_licence_once(folder: Path, name: str) -> None:
+    """Print ``licence_notice`` to stderr the first time each head is loaded in this process."""
+    if name in _shown_licences:
+        return
+    _shown_licences.add(name)
+    notice = licence_notice(folder, name)
+    if notice:
+        print(notice, file=sys.stderr)
+
+
+def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool) -> None:
+    """``berg fetch``: the default variant's head and its language model into the Hugging Face cache (the bucket
+    metadata is a remote file of the spec, fetched before this)."""
+    folder, variant = variant_folder(DEFAULT_VARIANT, show_progress=show_progress)
+    config = read_config(folder)
+    fetch_backbone(str(config["extractor_LLM"]), revision=variant.backbone_revision if variant else None,
+                   show_progress=show_progress)
