@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from text2fmri_helpers import berg_tokens_by_tr
 
 from berg_text2fmri.features import assign_tokens, last_four_mean, tr_features, tr_text
 
 TRS = ["", "So the", "", "quokka juggled 1999", "", "", "fox jumps", "over the lazy dog.", ""]
-
-
-def berg_tokens_by_tr(offsets, trs):
-    """BERG's ``feature_extractor`` loop written out: spans [start, start + len + 1); skip tokens ending at <= 0;
-    each token to the FIRST span it overlaps (tok_start < span_end and tok_end > span_start). -1: none."""
-    spans, pos = [], 0
-    for t in trs:
-        spans.append((pos, pos + len(t) + 1))
-        pos += len(t) + 1
-    out = []
-    for a, b in offsets:
-        owner = -1
-        if b > 0:
-            for i, (s, e) in enumerate(spans):
-                if a < e and b > s:
-                    owner = i
-                    break
-        out.append(owner)
-    return np.array(out)
 
 
 def tokenize(tok_dir, trs):

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from text2fmri_helpers import bergs_model
 
 from berg_core import ModelLoadError
 from berg_text2fmri.head import Text2fMRIHead, apply_rope, convert_state_dict
@@ -15,32 +16,6 @@ from berg_text2fmri.testing import head_config, write_head, xt_state_dict
 from berg_text2fmri.weights import load_head, read_config
 
 x_transformers = pytest.importorskip("x_transformers", reason="the head's reference needs x-transformers==2.3.0 (pip install -e 'plugins/berg_text2fmri[test]')")
-
-
-def bergs_model(config):
-    """BERG's ``Text2fMRIModel`` (text2fmri_utils/model.py) rebuilt with its exact x-transformers arguments."""
-    from x_transformers import Encoder
-
-    class Text2fMRIModel(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            dim, heads = config["transformer_dim"], config["num_transformer_heads"]
-            self.subj_emb = torch.nn.Embedding(config["num_subjects"], config["subject_embedding_dim"])
-            self.inp = torch.nn.Linear(config["extractor_LLM_feature_size"] + config["subject_embedding_dim"], dim)
-            self.encoder = Encoder(dim=dim, depth=config["num_transformer_layers"], heads=heads, rotary_pos_emb=True,
-                                   rotary_emb_dim=dim // heads, layer_dropout=0.1, attn_dropout=0.1, ff_dropout=0.1,
-                                   attn_dim_head=dim // heads, attn_flash=False, use_scalenorm=True)
-            self.out = torch.nn.Linear(dim, config["num_rois"], bias=False)
-            self.out_bias = torch.nn.Embedding(config["num_subjects"], config["num_rois"])
-
-        def forward(self, x, subject_ids, roi_indices=None):  # BERG's forward, written out
-            b, t, _ = x.shape
-            s = self.subj_emb(subject_ids).unsqueeze(1).expand(b, t, -1)
-            h = self.encoder(self.inp(torch.cat([x, s], dim=-1)))
-            idx = torch.as_tensor(roi_indices)
-            return torch.nn.functional.linear(h, self.out.weight[idx]) + self.out_bias.weight[subject_ids][:, idx].unsqueeze(1)
-
-    return Text2fMRIModel().eval()
 
 
 def test_pinned_library_version():

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -105,10 +106,11 @@ def variant_folder(name: str, *, show_progress: bool = False) -> tuple[Path, Var
     from huggingface_hub import snapshot_download
 
     offline = bool(offline_vars())
+    cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None)
     try:
         with hf_guard():
             folder = Path(snapshot_download(variant.repo, revision=variant.revision, allow_patterns=[*HEAD_FILES, "README.md"],
-                                            local_files_only=offline))
+                                            local_files_only=offline, cache_dir=cache))
     except Exception as exc:  # huggingface_hub's offline/HTTP errors share no base class below Exception
         why = "not in the Hugging Face cache" if offline else f"could not be downloaded ({type(exc).__name__})"
         raise ResourceError(f"the Text2fMRI head {variant.repo}@{variant.revision} is {why}; {_fetch_hint(name)}") from exc

@@ -1,0 +1,166 @@
+"""fmri-cneuromod_algo2025-text2fmri end to end on a tiny Qwen2 and a random head: BERG's pipeline, selection,
+subjects, hub-cache variants offline, licence notice, `berg info`, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+from text2fmri_helpers import TRS, reference_encode
+
+from berg_core import BERG, InvalidParameterError, ResourceError, StimulusError
+from berg_core.cli import main
+from berg_core.registry import get_registry
+from berg_text2fmri import weights
+from berg_text2fmri.plugin import DEFAULT_VARIANT, METADATA_PATH, MODEL_ID, VARIANTS
+from berg_text2fmri.testing import head_config, roi_masks, write_head, write_metadata
+
+pytest.importorskip("x_transformers", reason="the reference head needs x-transformers==2.3.0 (plugins/berg_text2fmri[test])")
+
+
+def load(berg_dir, head_dir, subject="1", **kwargs):
+    return BERG(berg_dir).get_encoding_model(MODEL_ID, subject=subject, model_variant=str(head_dir), device="cpu", **kwargs)
+
+
+def test_entry_point_and_spec():
+    eps = [ep for ep in entry_points(group="berg") if ep.name == "text2fmri"]
+    assert len(eps) == 1 and eps[0].value == "berg_text2fmri.plugin" and eps[0].dist.name == "berg-text2fmri"
+    spec = get_registry().get(MODEL_ID)
+    assert spec.family == "text2fmri" and spec.stimulus == "tr_texts" and spec.subjects == ("1", "2", "3", "5")
+    assert [f.for_subject(None) for f in spec.remote_files] == [
+        "encoding_models/modality-fmri/train_dataset-cneuromod_algo2025/model-text2fmri/metadata/metadata.npy"]
+    assert spec.options["model_variant"] == DEFAULT_VARIANT and set(VARIANTS) >= {DEFAULT_VARIANT}
+
+
+def test_plugin_import_is_light():
+    code = ("import sys, berg_text2fmri.plugin\n"
+            "print(sorted(m for m in ('numpy', 'torch', 'transformers', 'huggingface_hub', 'x_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_encode_equals_bergs_pipeline(berg_dir, head_dir, tiny_qwen2_dir):
+    with load(berg_dir, head_dir, subject=2) as model:  # an int subject is accepted (CNeuroMod sub-02 = row 1)
+        out = model.encode(TRS)
+        names = model.output_names
+    want = reference_encode(tiny_qwen2_dir, head_dir, TRS, subject_row=1)
+    assert out.dtype == np.float32 and out.shape == (len(TRS), 1000)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-5)
+    assert names[0] == "parcel_0" and names[-1] == "parcel_999"
+    assert np.abs(want - reference_encode(tiny_qwen2_dir, head_dir, TRS, subject_row=0)).max() > 1e-2  # subjects differ
+
+
+def test_one_tr_and_one_parcel_are_not_squeezed(berg_dir, head_dir):
+    sel = np.zeros(1000, dtype=int)
+    sel[7] = 1
+    with load(berg_dir, head_dir, subject="5", selection={"voxel_index": sel}) as model:
+        assert model.encode(["hello"]).shape == (1, 1)
+
+
+def test_selection_is_networks_union_parcels(berg_dir, head_dir, tiny_qwen2_dir):
+    sel = np.zeros(1000, dtype=int)
+    sel[[3, 700, 999]] = 1
+    masks = roi_masks()
+    with load(berg_dir, head_dir, subject=3, selection={"roi": ["Limbic", "Vis"], "voxel_index": sel}) as model:
+        out = model.encode(TRS[:5])
+        names = model.output_names
+    want_cols = np.union1d(np.flatnonzero(masks["Limbic"] | masks["Vis"]), [3, 700, 999])
+    assert names == [f"parcel_{i}" for i in want_cols]
+    full = reference_encode(tiny_qwen2_dir, head_dir, TRS[:5], subject_row=2)
+    np.testing.assert_allclose(out, full[:, want_cols], rtol=0, atol=1e-5)
+
+
+def test_capitalised_metadata_keys_are_read(tmp_path):
+    path = write_metadata(tmp_path, capitalised=True, key="ROI_masks")
+    got = weights.read_roi_masks(path)
+    assert list(got) == ["Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default"]
+    np.testing.assert_array_equal(got["Default"], roi_masks()["Default"])
+
+
+def test_low_mem_use_gives_the_same_numbers(berg_dir, head_dir):
+    with load(berg_dir, head_dir) as model, load(berg_dir, head_dir, low_mem_use=True) as lean:
+        assert lean.backbone is None
+        np.testing.assert_allclose(lean.encode(TRS), model.encode(TRS), rtol=0, atol=1e-6)
+        assert lean.backbone is None
+
+
+def test_the_default_variant_from_the_hub_cache_offline(berg_dir, tiny_qwen2_dir, tmp_path, monkeypatch, capsys):
+    """The default variant read from a hub-cache entry (HF_HUB_OFFLINE=1), built from ITS config (backbone, sizes)."""
+    from berg_core.testing.hf import fake_hub_cache
+
+    hub = tmp_path / "hf-hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    src = write_head(tmp_path / "src", head_config(str(tiny_qwen2_dir), dim=32, heads=2, depth=1), seed=7, licence=None)
+    fake_hub_cache(hub, DEFAULT_VARIANT, src)
+    weights._shown_licences.clear()
+    model = BERG(berg_dir).get_encoding_model(MODEL_ID, subject="1", device="cpu")
+    first = capsys.readouterr().err
+    BERG(berg_dir).get_encoding_model(MODEL_ID, subject="2", device="cpu").close()
+    assert "declares no licence" in first and capsys.readouterr().err == ""  # printed once
+    with model:
+        out = model.encode(TRS[:4])
+    np.testing.assert_allclose(out, reference_encode(tiny_qwen2_dir, src, TRS[:4], 0), rtol=0, atol=1e-5)
+
+
+def test_missing_head_offline_names_berg_fetch(berg_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(ResourceError, match=f"not in the Hugging Face cache; run `berg fetch {MODEL_ID}`") as info:
+        BERG(berg_dir).get_encoding_model(MODEL_ID, subject="1", device="cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_missing_metadata_offline_names_berg_fetch(tmp_path, head_dir, monkeypatch):
+    monkeypatch.setenv("BERG_OFFLINE", "1")
+    with pytest.raises(ResourceError, match=f"berg fetch {MODEL_ID}") as info:
+        load(tmp_path / "empty-berg", head_dir)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("stimulus", "message"), [
+    ("So the quokka", "not one str; split the transcript by TR"),
+    ([], "the stimulus is empty"),
+    (["a", 3], "TR 1 is a int"),
+])
+def test_bad_stimuli_are_one_line_errors(berg_dir, head_dir, stimulus, message):
+    with load(berg_dir, head_dir) as model, pytest.raises(StimulusError, match=message) as info:
+        model.encode(stimulus)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"subject": "4"}, "unknown subject '4'"),
+    ({"subject": 0}, "unknown subject '0'"),
+    ({"selection": {"roi": ["Visual"]}}, "unknown ROI 'Visual'"),
+    ({"selection": {"voxel_index": [1, 0]}}, "length 2"),
+    ({"model_variant": "ShreyDixit/text2fmri"}, "unknown model_variant 'ShreyDixit/text2fmri'"),
+    ({"dtype": "float64"}, "dtype"),
+])
+def test_bad_parameters_are_one_line_errors(berg_dir, head_dir, kwargs, message):
+    kwargs = {"subject": "1", "model_variant": str(head_dir), "device": "cpu", **kwargs}
+    with pytest.raises(InvalidParameterError, match=message) as info:
+        BERG(berg_dir).get_encoding_model(MODEL_ID, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_berg_info_shows_the_licence_and_the_stimulus(capsys):
+    assert main(["info", MODEL_ID, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["stimulus"] == "tr_texts" and "no licence found" in data["info"]["licence"]
+    assert "UNVERIFIED" in data["info"]["revisions"]
+    assert main(["info", MODEL_ID]) == 0
+    text = capsys.readouterr().out
+    assert "one response row per TR" in text and "licence" in text
+
+
+def test_metadata_reads_the_masks_without_loading_models(berg_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the metadata loaded a model")
+
+    monkeypatch.setattr("berg_core.features.backbones.load_backbone", refuse)
+    meta = BERG(berg_dir).get_model_metadata(MODEL_ID, subject="1")
+    assert sorted(meta["roi_masks"]) == sorted(roi_masks()) and meta["roi_masks"]["Vis"].sum() == 150
+    assert (berg_dir / METADATA_PATH).is_file()
