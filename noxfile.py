@@ -22,7 +22,8 @@ nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
 TEST_PLUGINS = ["./tests/plugins/berg_testplugin", "./tests/plugins/berg_brokenplugin"]
-PLUGINS = {"tuckute": "./plugins/berg_tuckute", "lebel": "./plugins/berg_lebel", "ecog": "./plugins/berg_ecog"}
+PLUGINS = {"tuckute": "./plugins/berg_tuckute", "lebel": "./plugins/berg_lebel", "ecog": "./plugins/berg_ecog",
+           "text2fmri": "./plugins/berg_text2fmri"}
 
 
 def _env(session: nox.Session) -> dict[str, str]:
@@ -32,13 +33,13 @@ def _env(session: nox.Session) -> dict[str, str]:
 
 
 @nox.session
-@nox.parametrize("package", ["core", "tuckute", "lebel", "ecog"], ids=["core", "tuckute", "lebel", "ecog"])
+@nox.parametrize("package", ["core", "tuckute", "lebel", "ecog", "text2fmri"], ids=["core", "tuckute", "lebel", "ecog", "text2fmri"])
 def tests(session: nox.Session, package: str) -> None:
     session.install(TORCH)
     if package == "core":
         session.install("-e", ".[test,train,hf]", *TEST_PLUGINS)
     else:
-        session.install("-e", ".[test,hf]", "-e", PLUGINS[package])
+        session.install("-e", ".[test,hf]", "-e", PLUGINS[package] + ("[test]" if package == "text2fmri" else ""))  # text2fmri: x-transformers==2.3.0, the head's reference
     session.run("pytest", f"tests/{package}", *session.posargs, env=_env(session))
 
 
@@ -69,7 +70,7 @@ def lint(session: nox.Session) -> None:
     berg-brainscore is left out of the import contract: it cannot be installed without brainscore-language's pins.
     """
     session.install("ruff", "import-linter", "-e", ".", "-e", PLUGINS["tuckute"], "-e", PLUGINS["lebel"], "-e", PLUGINS["ecog"],
-                    TEST_PLUGINS[0])
+                    "-e", PLUGINS["text2fmri"], TEST_PLUGINS[0])
     session.run("ruff", "check", ".")
     session.run("lint-imports")
 
@@ -83,7 +84,7 @@ def typecheck(session: nox.Session) -> None:
     session.install("mypy>=1.10", "-e", ".")  # the core's light dependencies (numpy, pluggy, ...) carry their types
     # the plugins without their dependencies: those would pull an unpinned torch
     session.install("--no-deps", "-e", "./plugins/berg_tuckute", "-e", "./plugins/berg_lebel", "-e", "./plugins/berg_brainscore",
-                    "-e", "./plugins/berg_ecog", "./tests/plugins/berg_testplugin")
+                    "-e", "./plugins/berg_ecog", "-e", "./plugins/berg_text2fmri", "./tests/plugins/berg_testplugin")
     session.run("mypy")
 
 
