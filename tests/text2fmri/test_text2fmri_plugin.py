@@ -164,3 +164,17 @@ def test_metadata_reads_the_masks_without_loading_models(berg_dir, monkeypatch):
     meta = BERG(berg_dir).get_model_metadata(MODEL_ID, subject="1")
     assert sorted(meta["roi_masks"]) == sorted(roi_masks()) and meta["roi_masks"]["Vis"].sum() == 150
     assert (berg_dir / METADATA_PATH).is_file()
+
+
+def test_berg_info_reads_the_licence_of_a_cached_hub_card(tmp_path, monkeypatch, capsys, tiny_qwen2_dir):
+    from berg_core.testing.hf import fake_hub_cache
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    src = write_head(tmp_path / "src", head_config(str(tiny_qwen2_dir)), licence="cc-by-nc-4.0")
+    fake_hub_cache(tmp_path / "hub", DEFAULT_VARIANT, src)
+    assert main(["info", MODEL_ID, "--json"]) == 0
+    licence = json.loads(capsys.readouterr().out)["info"]["licence"]
+    assert "cc-by-nc-4.0 (NON-COMMERCIAL) (from its hub card)" in licence
+    assert weights.licence_notice(src, DEFAULT_VARIANT) == (f"note: the Text2fMRI head {DEFAULT_VARIANT} is under cc-by-nc-4.0 "
+                                                           "(non-commercial): research use only")
+    assert weights.licence_notice(write_head(tmp_path / "mit", head_config("x"), licence="mit"), "x") is None

@@ -6,8 +6,11 @@ the ``factory``/``metadata``/``prepare`` strings.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from berg_core import EncoderSpec, Option, Options, RemoteFile, hookimpl
 
@@ -85,8 +88,56 @@ Precision: BERG runs the LM in float16 (also on CPU); dtype=float32 differs by ~
 Licence: the head repos declare no licence readable offline; see berg info's "licence" and the first-load notice.
 """
 
+_LICENCE_LINE = re.compile(r"^licen[cs]e:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def card_licence(card: Path) -> str | None:
+    """The ``license:`` of a hub card's YAML header (``README.md``), or None (no file, no header, no entry)."""
+    try:
+        text = card.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if not text.startswith("---"):
+        return None
+    m = _LICENCE_LINE.search(text[3:].split("\n---", 1)[0])
+    return m.group(1).strip("'\"") or None if m else None
+
+
+def non_commercial(licence: str) -> bool:
+    """True for a licence id that forbids commercial use (``cc-by-nc-*``, "non-commercial", research licences)."""
+    low = licence.lower()
+    return "nc" in re.split(r"[^a-z0-9.]+", low) or "non-commercial" in low or "noncommercial" in low or "research" in low
+
+
+def hub_cache() -> Path:
+    """The Hugging Face hub cache folder as the environment sets it now (``HF_HUB_CACHE``, ``HF_HOME``/hub,
+    ``XDG_CACHE_HOME``/huggingface/hub, ~/.cache/huggingface/hub), as huggingface_hub resolves it."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface") / "hub"
+
+
+def cached_head_licence(repo: str) -> str | None:
+    """The licence on the card of ``repo`` in the local hub cache (newest snapshot; no network), or None."""
+    snapshots = hub_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
+    try:
+        cards = sorted(snapshots.glob("*/README.md"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return None
+    return next((lic for lic in map(card_licence, cards) if lic), None)
+
+
 LICENCE_NOTE = ("head weights (ShreyDixit/Text2fMRI-*): no licence found in the hub card when this plugin was written "
                 "(unknown: ask the authors before commercial use); backbone Qwen2.5-0.5B/1.5B: Apache-2.0")
+
+
+def _licence_line() -> str:
+    """``berg info``'s licence line: the cached hub card's licence of the default head when present, else the note."""
+    licence = cached_head_licence(DEFAULT_VARIANT)
+    if licence is None:
+        return LICENCE_NOTE
+    flag = " (NON-COMMERCIAL)" if non_commercial(licence) else ""
+    return f"head weights ({DEFAULT_VARIANT}): {licence}{flag} (from its hub card); backbone Qwen2.5-0.5B: Apache-2.0"
 
 
 @hookimpl
@@ -117,7 +168,7 @@ def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                 "outputs": "(n_TR, 1000 Schaefer-2018 parcels), TR 1.49 s, no HRF shift (learned by the head)",
                 "variants": {name: f"{v.repo}@{v.revision}" for name, v in VARIANTS.items()},
                 "revisions": "UNVERIFIED: hub revisions are 'main', not pinned commits (no hub access when written)",
-                "licence": LICENCE_NOTE,
+                "licence": _licence_line(),
                 "precision": "LM float16 (BERG's, also on CPU) unless dtype='float32'; head float32",
             },
         )

@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +28,17 @@ from berg_core import (
     load_npy_object,
     offline_vars,
 )
-from berg_text2fmri.plugin import DEFAULT_VARIANT, METADATA_PATH, MODEL_ID, N_PARCELS, NETWORKS, VARIANTS, Variant
+from berg_text2fmri.plugin import (
+    DEFAULT_VARIANT,
+    METADATA_PATH,
+    MODEL_ID,
+    N_PARCELS,
+    NETWORKS,
+    VARIANTS,
+    Variant,
+    card_licence,
+    hub_cache,
+)
 
 if TYPE_CHECKING:
     from berg_text2fmri.head import Text2fMRIHead
@@ -106,11 +114,10 @@ def variant_folder(name: str, *, show_progress: bool = False) -> tuple[Path, Var
     from huggingface_hub import snapshot_download
 
     offline = bool(offline_vars())
-    cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None)
     try:
         with hf_guard():
             folder = Path(snapshot_download(variant.repo, revision=variant.revision, allow_patterns=[*HEAD_FILES, "README.md"],
-                                            local_files_only=offline, cache_dir=cache))
+                                            local_files_only=offline, cache_dir=hub_cache()))
     except Exception as exc:  # huggingface_hub's offline/HTTP errors share no base class below Exception
         why = "not in the Hugging Face cache" if offline else f"could not be downloaded ({type(exc).__name__})"
         raise ResourceError(f"the Text2fMRI head {variant.repo}@{variant.revision} is {why}; {_fetch_hint(name)}") from exc
@@ -166,29 +173,12 @@ def load_head(folder: Path, config: dict[str, Any], device: str = "cpu") -> Text
     return head
 
 
-_LICENCE_LINE = re.compile(r"^licen[cs]e:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
-
-
-def card_licence(folder: Path) -> str | None:
-    """The ``license:`` of the hub card's YAML header (``README.md``), or None when there is none."""
-    card = folder / "README.md"
-    try:
-        text = card.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    if not text.startswith("---"):
-        return None
-    header = text[3:].split("\n---", 1)[0]
-    m = _LICENCE_LINE.search(header)
-    return m.group(1).strip("'\"") if m else None
-
-
 def licence_notice(folder: Path, name: str) -> str | None:
     """A one-line notice when the head's licence is missing or non-commercial, else None."""
-    licence = card_licence(folder)
+    licence = card_licence(folder / "README.md")
     if licence is None:
         return f"note: the Text2fMRI head {name} declares no licence on its hub card: ask its authors before reuse beyond research"
-    if "nc" in licence.lower().replace("-", " ").split() or "non-commercial" in licence.lower() or "research" in licence.lower():
+    if non_commercial(licence):
         return f"note: the Text2fMRI head {name} is under {licence} (non-commercial): research use only"
     return None
 
