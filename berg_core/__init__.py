@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from berg_core.store.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
     from berg_core.store.safe_pickle import load_npy_object, load_pickle
     from berg_core.store.safe_store import is_valid_tree, load_tree, save_tree
+    from berg_core.store.volumes import ExternalFile, VoxelSpace, ensure_external_file
     from berg_core.trained.cards import register_package_encoders
 
 # module -> the names it exports here; imported on first use (these modules need numpy or more).
@@ -92,6 +93,7 @@ _LAZY_BY_MODULE = {
     "berg_core.store.pickled_arrays": "LazyLoadUnsupported RawArray load_npy_lazily",
     "berg_core.store.safe_pickle": "load_npy_object load_pickle",
     "berg_core.store.safe_store": "is_valid_tree load_tree save_tree",
+    "berg_core.store.volumes": "ExternalFile VoxelSpace ensure_external_file",
     "berg_core.trained.cards": "register_package_encoders",
 }
 #: exported name -> the module defining it
@@ -125,6 +127,7 @@ __all__ = [
     "DownloadError",
     "Encoder",
     "EncoderSpec",
+    "ExternalFile",
     "InvalidParameterError",
     "KEEP_WORDS",
     "LazyLoadUnsupported",
@@ -141,6 +144,7 @@ __all__ = [
     "StimulusError",
     "TimedWords",
     "UnsafePickleError",
+    "VoxelSpace",
     "__version__",
     "as_timed_words",
     "as_tr_texts",
@@ -155,6 +159,7 @@ __all__ = [
     "cached_features",
     "default_dtype",
     "delay",
+    "ensure_external_file",
     "ensure_file",
     "fetch_backbone",
     "hf_guard",

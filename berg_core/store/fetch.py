@@ -147,6 +147,7 @@ def ensure_file(
     size: int | None = None,
     show_progress: bool = True,
     model_id: str | None = None,
+    url: str | None = None,
 ) -> Path:
     """Return ``berg_dir / rel_path`` once present and valid, downloading it if needed.
 
@@ -157,6 +158,7 @@ def ensure_file(
         size: expected size in bytes, if known.
         show_progress: draw a tqdm bar while downloading.
         model_id: the model the file belongs to, named in the messages (``berg fetch <model_id>``).
+        url: where to download it from (default: ``rel_path`` on BERG's mirror, ``file_url``).
 
     Raises:
         ResourceError: the file is missing and ``BERG_OFFLINE`` is set; berg_dir is a file, read-only or full.
@@ -183,7 +185,7 @@ def ensure_file(
             _forget(berg_dir, rel)
         elif offline():
             raise _offline_error(rel, dest, model_id)
-        url = file_url(rel)
+        url = url or file_url(rel)
         shown = _show_notice(berg_dir)
         part, digest = _download(url, dest, sha256=sha256, size=size, show_progress=show_progress, model_id=model_id)
         st = part.stat()  # os.replace keeps size and mtime, so the record is valid for dest

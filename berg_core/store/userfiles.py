@@ -328,8 +328,9 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
                         cells = [repr(float(v)) for v in row]
                         writer.writerow([_row_cell(rows[i]), *cells] if rows is not None else cells)
                 if attrs or rows is not None:
-                    write_sidecar(path, {**attrs, "rows": row_name if rows is not None else "row",
-                                         "dims": [row_name, *(axes or {"column": None})], "shape": list(responses.shape)})
+                    first = row_name if rows is not None else "row"
+                    write_sidecar(path, {**attrs, "rows": first, "dims": [first, *(list(axes) if axes else ["column"])],
+                                         "shape": list(responses.shape)})
             else:
                 import h5py
 

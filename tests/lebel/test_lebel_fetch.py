@@ -10,11 +10,11 @@ from pathlib import Path
 from berg_core.store.h5matrix import matrix_info
 from berg_core.testing import serve_directory
 from berg_core.testing.hf import fake_hub_cache
-from berg_lebel.plugin import BACKBONE, METADATA_FILE, MODEL_ID, SUBJECTS, WEIGHTS_FILE
+from berg_lebel.plugin import BACKBONE, METADATA_FILE, MODEL_ID, PYCORTEX_DIR, SUBJECTS, WEIGHTS_FILE
 from berg_lebel.testing import make_berg_tree
 
 
-def test_fetch_without_subject_gets_every_subject_and_the_backbone(tmp_path, opt_dir):
+def test_fetch_without_subject_gets_every_subject_and_the_backbone(tmp_path, opt_dir, openneuro_mirror, pycortex_bucket):
     """The command as the help and README give it: all eight subjects, and facebook/opt-1.3b (here a tiny OPT in a
     private HF cache, offline) checked in the cache; today it stops at once with "needs a subject"."""
     bucket = tmp_path / "bucket"
@@ -26,11 +26,18 @@ def test_fetch_without_subject_gets_every_subject_and_the_backbone(tmp_path, opt
     with serve_directory(bucket) as url:
         env = {**os.environ, "BERG_DIR": str(fresh), "BERG_CACHE_DIR": str(cache), "BERG_BASE_URL": url, "HF_HOME": str(tmp_path / "hf"),
                "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
-        run = subprocess.run([sys.executable, "-m", "berg_core.cli", "fetch", MODEL_ID, "--quiet"], capture_output=True, text=True,
+        # `berg fetch` as a user runs it, with the plugin's OpenNeuro size/MD5 table set to the loopback mirror's files
+        known = pycortex_bucket[1]
+        patch = ("import sys, berg_lebel.plugin as p\n"
+                 f"p.MASK_FILES.update(dict.fromkeys(p.SUBJECTS, {known['mask_thick.nii.gz']!r}))\n"
+                 f"p.REFERENCE_FILES.update(dict.fromkeys(p.SUBJECTS, {known['reference.nii.gz']!r}))\n"
+                 "from berg_core.cli import main\nsys.exit(main(sys.argv[1:]))")
+        run = subprocess.run([sys.executable, "-c", patch, "fetch", MODEL_ID, "--quiet"], capture_output=True, text=True,
                              env=env, stdin=subprocess.DEVNULL, timeout=600)
         assert run.returncode == 0, run.stderr
         for s in SUBJECTS:
             assert url.gets(WEIGHTS_FILE.format(subject=s)) == 1 and url.gets(METADATA_FILE.format(subject=s)) == 1
+            assert openneuro_mirror.gets(PYCORTEX_DIR.format(subject=s) + "mask_thick.nii.gz") == 1
     printed = run.stdout.split()
     expected = [str(fresh / f.format(subject=s)) for s in SUBJECTS for f in (METADATA_FILE, WEIGHTS_FILE)]
     assert sorted(printed[:-1]) == sorted(expected) and printed[-1] == str(snapshot)

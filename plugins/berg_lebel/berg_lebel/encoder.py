@@ -135,6 +135,24 @@ class LebelEncoder(Encoder):
     def _encode(self, stimulus: TimedWords, show_progress: bool) -> np.ndarray:
         return self.readout.predict(self.features(stimulus, show_progress))
 
+    def row_labels(self, stimulus: TimedWords) -> tuple[str, list[float]]:
+        """The rows are TRs: their onset times in seconds (``tr_grid``, the times the features are resampled to)."""
+        from berg_core import tr_grid
+
+        return "tr_onset_s", [float(t) for t in tr_grid(stimulus.onsets, tr=TR_S, extra_trs=EXTRA_TRS)]
+
+    def voxel_space(self) -> Any:
+        """The subject's functional space (``VoxelSpace``): pycortex mask_thick + reference, fetched on first use."""
+        from berg_core import VoxelSpace
+
+        assert self.subject is not None
+        mask, reference = weights_io.space_files(self.subject, show_progress=bool(self.options["progress"]))
+        return VoxelSpace(mask, reference, self.n_voxels, TR_S)
+
+    def selected_voxels(self) -> np.ndarray | None:
+        """Indices of the output columns among the subject's voxels (None: every voxel)."""
+        return self.columns
+
     @property
     def output_names(self) -> list[str]:
         cols = range(self.n_voxels) if self.columns is None else self.columns.tolist()

@@ -15,6 +15,20 @@ N_VOXELS = {"UTS01": 81126, "UTS02": 94251, "UTS03": 95556, "UTS04": 109469, "UT
 MODEL_DIR = "encoding_models/modality-fmri/train_dataset-lebel2023/model-opt_1_3b_ridge"
 WEIGHTS_FILE = MODEL_DIR + "/encoding_models_weights/weights_{subject}.npy"
 METADATA_FILE = MODEL_DIR + "/metadata/metadata_{subject}.npy"
+#: the subject's pycortex files on OpenNeuro ds003020 (the voxel order and the functional space): (size, MD5)
+PYCORTEX_DIR = "ds003020/derivative/pycortex-db/{subject}/transforms/{subject}_auto/"
+MASK_FILES = {
+    "UTS01": (14622, "76eda19b0d784cf95fda0e1f33e2035e"), "UTS02": (16306, "fb22c810477b257e76690cd0f800de84"),
+    "UTS03": (16119, "621640c8f979a1ebb06d68a67dc3aef0"), "UTS04": (17466, "f8d630fe06d79eaf82e00a723bcd955d"),
+    "UTS05": (16666, "3c7efa27fe1974e6c4b112d07ad530ae"), "UTS06": (15950, "52aace396a9212a3b75657b86ec21445"),
+    "UTS07": (15431, "230ae98046135fe1a3ff93af221a5f0f"), "UTS08": (16430, "cd7d8fd5b573ec550adaf51a2109b0ca"),
+}
+REFERENCE_FILES = {
+    "UTS01": (1401336, "de4c5d170a61992d5c6823f1804f789b"), "UTS02": (1407949, "7f68bc8d7f4b89e3e742e79444f0cdcf"),
+    "UTS03": (1406899, "f7a6ed8607554cb953ab31f30074f400"), "UTS04": (1405634, "651df957a1cb6fab793ed32cc8f35db5"),
+    "UTS05": (1404263, "bc2a3732234f86503375071c9ac81c5b"), "UTS06": (1401392, "f1e038d60c51a9c430caddc9a2163d3c"),
+    "UTS07": (1407712, "d2c4b5395cf6c9c710fac5ffc04e69f7"), "UTS08": (1409948, "ebedb8b82cd6c27eed995cfff8dcef1a"),
+}
 BACKBONE = "facebook/opt-1.3b"
 LAYER = 18
 
@@ -62,6 +76,9 @@ def lebel_spec() -> EncoderSpec:
             "backbone": f"{BACKBONE}, hidden_states[{LAYER}] (blocks 1-{LAYER} of 24 run), last token of each word",
             "n_outputs": dict(N_VOXELS),
             "tr_s": 2.0,
+            "units": "z (BOLD z-scored per voxel)",
+            "volume": True,
+            "space": "subject-native functional (pycortex UTSxx_auto; mask_thick + reference.nii.gz from OpenNeuro ds003020)",
             "delays_tr": [1, 2, 3, 4],
             "output": "float32 (n_TRs, n_selected_voxels), voxels in ascending index order",
             "weights": "BERG's weights_{S}.npy converted once to float32 HDF5 chunked by voxel (cache); only selected voxels are read",

@@ -210,6 +210,21 @@ def prepare(spec: Any, subject: str | None, berg_dir: Path, show_progress: bool 
     for s in SUBJECTS if subject is None else (str(subject),):
         load_metadata_dict(s, Path(berg_dir), show_progress=show_progress)
         converted_weights(s, Path(berg_dir), show_progress=show_progress)
+        space_files(s, show_progress=show_progress)
+
+
+def space_files(subject: str, show_progress: bool = False) -> tuple[Path, Path]:
+    """The subject's pycortex ``mask_thick.nii.gz`` and ``reference.nii.gz`` (OpenNeuro ds003020; fetched on first
+    use into berg's cache, checked by size and MD5; ``$BERG_OPENNEURO_URL`` overrides the base URL)."""
+    from berg_core import ExternalFile, ensure_external_file
+    from berg_lebel.plugin import MASK_FILES, MODEL_ID, PYCORTEX_DIR, REFERENCE_FILES
+
+    folder = PYCORTEX_DIR.format(subject=subject)
+    paths = []
+    for name, table in (("mask_thick.nii.gz", MASK_FILES), ("reference.nii.gz", REFERENCE_FILES)):
+        size, md5 = table[subject]
+        paths.append(ensure_external_file(ExternalFile(folder + name, size, md5), show_progress=show_progress, model_id=MODEL_ID))
+    return paths[0], paths[1]
 
 
 def _unlink(path: Path) -> None:
