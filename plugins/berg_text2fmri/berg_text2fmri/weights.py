@@ -38,6 +38,7 @@ from berg_text2fmri.plugin import (
     Variant,
     card_licence,
     hub_cache,
+    non_commercial,
 )
 
 if TYPE_CHECKING:
