@@ -178,3 +178,30 @@ def test_berg_info_reads_the_licence_of_a_cached_hub_card(tmp_path, monkeypatch,
     assert weights.licence_notice(src, DEFAULT_VARIANT) == (f"note: the Text2fMRI head {DEFAULT_VARIANT} is under cc-by-nc-4.0 "
                                                            "(non-commercial): research use only")
     assert weights.licence_notice(write_head(tmp_path / "mit", head_config("x"), licence="mit"), "x") is None
+
+
+def test_berg_fetch_gets_metadata_and_head_then_encodes_offline(tmp_path, tiny_qwen2_dir, monkeypatch):
+    """`berg fetch` (a fresh process: huggingface_hub reads HF_ENDPOINT at import) against a loopback bucket and a
+    loopback hub; then everything loads with HF_HUB_OFFLINE=1 and BERG_OFFLINE=1."""
+    import os
+
+    from berg_core.testing import serve_directory
+    from berg_core.testing.hf import serve_hub
+
+    bucket, berg_dir, hub = tmp_path / "bucket", tmp_path / "berg-fetched", tmp_path / "hub"
+    write_metadata(bucket)
+    src = write_head(tmp_path / "src", head_config(str(tiny_qwen2_dir)), seed=3)
+    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    with serve_directory(bucket) as url, serve_hub(DEFAULT_VARIANT, src) as (hub_url, log):
+        env.update(BERG_BASE_URL=str(url), HF_ENDPOINT=hub_url, HF_HUB_CACHE=str(hub), HF_HOME=str(tmp_path / "hf"))
+        run = subprocess.run([sys.executable, "-m", "berg_core.cli", "--berg-dir", str(berg_dir), "fetch", MODEL_ID, "--quiet"],
+                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert url.gets(METADATA_PATH) == 1
+    got = {path.rsplit("/", 1)[-1] for method, path in log if method == "GET" and "/resolve/" in path}
+    assert got == {"config.json", "model.pt", "README.md"}
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setenv("BERG_OFFLINE", "1")
+    with BERG(berg_dir).get_encoding_model(MODEL_ID, subject="3", device="cpu") as model:
+        out = model.encode(TRS[:3])
+    np.testing.assert_allclose(out, reference_encode(tiny_qwen2_dir, src, TRS[:3], 2), rtol=0, atol=1e-5)
