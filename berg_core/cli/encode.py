@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from berg_core.store.userfiles import (
         OUTPUT_TYPES,
         VOLUME_TYPES,
+        check_output_extras,
         check_output_path,
         output_ext,
         read_stimulus,
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     volume = bool(args.output) and output_ext(args.output) in VOLUME_TYPES
     if args.output:
         check_output_path(args.output, OUTPUT_TYPES + VOLUME_TYPES if spec.info.get("volume") else OUTPUT_TYPES)
+        check_output_extras(args.output)  # xarray / nibabel present before the model loads
     if args.summary is not None and not volume:
         raise InvalidParameterError("--summary makes a 3-D brain map: give an --output ending in .nii.gz (voxelwise models)")
     executor_config(args, None, "berg-encode")  # the executor flags, before anything runs

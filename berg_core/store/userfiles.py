@@ -253,6 +253,21 @@ def check_output_path(path: str | Path, types: tuple[str, ...] = OUTPUT_TYPES, w
     return path
 
 
+def check_output_extras(path: str | Path) -> None:
+    """Before any heavy work: the optional libraries an output type needs are installed (one line naming the extra)."""
+    ext = output_ext(path)
+    needs = {".nc": (("xarray", "h5netcdf"), "nc"), ".nii.gz": (("nibabel",), "maps"), ".nii": (("nibabel",), "maps")}
+    if ext not in needs:
+        return
+    modules, extra = needs[ext]
+    for module in modules:
+        try:
+            __import__(module)
+        except ImportError as exc:
+            raise InvalidParameterError(f"writing {ext} needs {' and '.join(modules)}: pip install 'berg-core[{extra}]' "
+                                        "(or write .npy/.csv/.h5)") from exc
+
+
 def output_ext(path: str | Path) -> str:
     """The lower-case extension of an output path; ``.nii.gz`` counts as one."""
     name = Path(path).name.lower()

@@ -163,3 +163,37 @@ def test_a_missing_file_names_the_openneuro_setting(opt_dir, story, mirror, tmp_
     assert encode(opt_dir, story, tmp_path / "pred.nii.gz") == 1
     err = capsys.readouterr().err.strip()
     assert "HTTP 404" in err and "$BERG_OPENNEURO_URL" in err and "BERG_BASE_URL" not in err and len(err.splitlines()) == 1
+
+
+def test_csv_rows_are_tr_onsets_in_seconds(opt_dir, story, tmp_path, capsys):
+    """The rows of a LeBel output are TRs: t_k = onsets[0] + 2 s * k, k < ceil((onsets[-1] + 8 s - onsets[0]) / 2 s)."""
+    import csv
+    import math
+
+    assert encode(opt_dir, story, tmp_path / "pred.csv") == 0, capsys.readouterr().err
+    assert encode(opt_dir, story, tmp_path / "pred.npy") == 0
+    rows = list(csv.reader((tmp_path / "pred.csv").open()))
+    onsets = json.loads(story.read_text())["word_onsets"]
+    n = math.ceil((onsets[-1] + 8.0 - onsets[0]) / 2.0)
+    assert rows[0][0] == "tr_onset_s" and rows[0][1:3] == ["voxel_0", "voxel_1"]
+    np.testing.assert_allclose([float(r[0]) for r in rows[1:]], onsets[0] + 2.0 * np.arange(n))
+    np.testing.assert_array_equal(np.array([[float(v) for v in r[1:]] for r in rows[1:]], dtype=np.float32), np.load(tmp_path / "pred.npy"))
+    side = json.loads((tmp_path / "pred.json").read_text())
+    assert side["rows"] == "tr_onset_s" and side["backbone"] == str(opt_dir) and side["layer"] == LAYER and side["units"].startswith("z")
+
+
+def test_nifti_without_nibabel_is_refused_before_the_model_loads(story, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_nibabel(name, *args, **kwargs):
+        if name == "nibabel":
+            raise ImportError("no nibabel")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_nibabel)
+    assert main(["encode", MODEL, "--subject", SUBJECT, "--input", str(story), "-o", str(tmp_path / "p.nii.gz"),
+                 "-O", "backbone=/nowhere"]) == 1  # refused before the (missing) backbone is looked at
+    err = capsys.readouterr().err.strip()
+    assert "berg-core[maps]" in err and len(err.splitlines()) == 1
