@@ -205,3 +205,14 @@ def test_berg_fetch_gets_metadata_and_head_then_encodes_offline(tmp_path, tiny_q
     with BERG(berg_dir).get_encoding_model(MODEL_ID, subject="3", device="cpu") as model:
         out = model.encode(TRS[:3])
     np.testing.assert_allclose(out, reference_encode(tiny_qwen2_dir, src, TRS[:3], 2), rtol=0, atol=1e-5)
+
+
+def test_the_lm_dtype_float16_config_runs_float32_on_cpu_unless_asked(berg_dir, tmp_path, tiny_qwen2_dir):
+    fp16 = write_head(tmp_path / "fp16", head_config(str(tiny_qwen2_dir), dtype="float16"))
+    with load(berg_dir, fp16) as model:
+        assert model.dtype == "float32" and str(next(model.backbone.model.parameters()).dtype) == "torch.float32"
+        full = model.encode(TRS[:4])
+    with load(berg_dir, fp16, dtype="float16") as model:
+        assert str(next(model.backbone.model.parameters()).dtype) == "torch.float16"
+        half = model.encode(TRS[:4])
+    assert half.dtype == np.float32 and np.abs(half - full).max() < 0.05 * np.abs(full).max()

@@ -28,7 +28,7 @@ class Text2fMRIEncoder(Encoder):
     """fmri-cneuromod_algo2025-text2fmri: ``encode(tr_texts) -> (n_TR, n_sel_parcels)`` float32.
 
     Options: ``model_variant``, ``backbone`` (default: the variant's ``extractor_LLM``), ``dtype`` (default: the
-    variant's, float16), ``low_mem_use``. Selection: ``roi`` (networks) ∪ ``voxel_index`` (0/1 over 1000 parcels).
+    variant's, float16, on a GPU; float32 on CPU), ``low_mem_use``. Selection: ``roi`` (networks) ∪ ``voxel_index`` (0/1 over 1000 parcels).
     """
 
     def __init__(self, spec: EncoderSpec, **kwargs: Any) -> None:
@@ -45,7 +45,8 @@ class Text2fMRIEncoder(Encoder):
                                  f"parcels, not the 4 x {N_PARCELS} of {MODEL_ID}")
         self.backbone_name = str(self.options["backbone"] or self.config["extractor_LLM"])
         self.backbone_revision = variant.backbone_revision if variant and not self.options["backbone"] else None
-        self.dtype = str(self.options["dtype"] or self.config["extractor_LLM_dtype"])
+        # BERG runs the LM in the config's dtype (float16) even on CPU; berg: that dtype on a GPU, float32 on CPU
+        self.dtype = str(self.options["dtype"] or (self.config["extractor_LLM_dtype"] if self.device != "cpu" else "float32"))
         self.head = load_head(folder, self.config, self.device)
         show_licence_once(folder, variant_name)
         self.backbone: Backbone | None = None

@@ -58,7 +58,7 @@ OPTIONS = Options(
            help="the trained head: " + ", ".join(VARIANTS) + ", or a local folder with config.json + model.pt (tests)"),
     Option("backbone", str, None, help="hub id or local folder of the Qwen2 language model; None: the variant config's extractor_LLM"),
     Option("dtype", str, None, choices=("float32", "float16", "bfloat16"),
-           help="language-model precision; None: the variant config's (float16, BERG's, also on CPU); the head runs in float32"),
+           help="language-model precision; None: the variant config's (float16, BERG's) on a GPU, float32 on CPU; the head runs in float32"),
     Option("low_mem_use", bool, False, help="unload the language model after each call (reloaded on the next; BERG's option)"),
 )
 
@@ -84,7 +84,8 @@ rotary embeddings on all head dims, GPT-J interleaved pairs as x-transformers >=
 call, so appending text changes earlier rows; keep calls to one run (a few hundred TRs).
 Selection: roi (7-network names, from BERG's metadata roi_masks) and/or voxel_index (0/1 over the 1000 parcels),
 united, ascending. Output columns: parcel_<i> (0-based, Schaefer label order 1..1000: LH 1-500, RH 501-1000).
-Precision: BERG runs the LM in float16 (also on CPU); dtype=float32 differs by ~1e-3 relative.
+Precision: BERG runs the LM in float16, even on CPU; berg does on a GPU and uses float32 on CPU (dtype=float16 for
+BERG's CPU numbers; the two differ by ~1e-3 relative).
 Licence: the head repos declare no licence readable offline; see berg info's "licence" and the first-load notice.
 """
 
@@ -169,7 +170,7 @@ def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                 "variants": {name: f"{v.repo}@{v.revision}" for name, v in VARIANTS.items()},
                 "revisions": "UNVERIFIED: hub revisions are 'main', not pinned commits (no hub access when written)",
                 "licence": _licence_line(),
-                "precision": "LM float16 (BERG's, also on CPU) unless dtype='float32'; head float32",
+                "precision": "LM float16 on GPU (BERG's), float32 on CPU (BERG: float16 there too; -O dtype=float16); head float32",
             },
         )
     )
