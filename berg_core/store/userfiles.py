@@ -378,7 +378,8 @@ def write_netcdf(path: str | Path, responses: np.ndarray, columns: list[str], *,
     """A labelled array in netCDF-4 (xarray + h5netcdf; ``pip install 'berg-core[nc]'``), following Brain-Score's
     assembly conventions: dims ``presentation`` (rows) x ``neuroid`` (columns) for 2-D outputs, or ``presentation``
     x one dim per named axis for N-D outputs; coordinates ``stimulus_id`` (row number) and ``row_name`` (sentence /
-    TR onset in s / word) on ``presentation``, ``neuroid_id`` (column name) on ``neuroid``; ``attrs`` as attributes.
+    TR onset in s / word) on ``presentation``; ``neuroid_id`` (column name), ``roi`` (ROI outputs) or ``voxel_num``
+    (``voxel_<i>`` outputs: i) and ``subject`` on ``neuroid``; ``attrs`` as attributes.
     """
     try:
         import xarray as xr
@@ -393,6 +394,12 @@ def write_netcdf(path: str | Path, responses: np.ndarray, columns: list[str], *,
     if axes is None:
         dims = ["presentation", "neuroid"]
         coords["neuroid_id"] = ("neuroid", np.array(columns, dtype=object))
+        numbers = [c.removeprefix("voxel_") for c in columns]
+        if all(c.startswith("voxel_") and n.isdigit() for c, n in zip(columns, numbers, strict=True)):
+            coords["voxel_num"] = ("neuroid", np.array([int(n) for n in numbers], dtype=np.int64))
+        else:
+            coords["roi"] = ("neuroid", np.array(columns, dtype=object))
+        coords["subject"] = ("neuroid", np.array([str(attrs.get("subject") or "")] * len(columns), dtype=object))
     else:
         dims = ["presentation", *axes]
         coords.update({name: (name, np.array(labels, dtype=object)) for name, labels in axes.items()})

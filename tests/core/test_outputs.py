@@ -70,6 +70,7 @@ def test_nc_is_a_labelled_brainscore_style_assembly(tmp_path):
         assert list(da["stimulus"].values) == SENTENCES
         assert list(da["stimulus_id"].values) == [0, 1, 2]
         assert list(da["neuroid_id"].values) == ["roi_b"]
+        assert list(da["roi"].values) == ["roi_b"] and list(da["subject"].values) == [""]
         np.testing.assert_array_equal(da.values, expected(SENTENCES, ("roi_b",)))
         assert da.attrs["model_id"] == MODEL and ATTR_KEYS <= set(da.attrs)
         # selecting by label works as in a Brain-Score assembly

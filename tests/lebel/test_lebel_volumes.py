@@ -178,8 +178,21 @@ def test_csv_rows_are_tr_onsets_in_seconds(opt_dir, story, tmp_path, capsys):
     assert rows[0][0] == "tr_onset_s" and rows[0][1:3] == ["voxel_0", "voxel_1"]
     np.testing.assert_allclose([float(r[0]) for r in rows[1:]], onsets[0] + 2.0 * np.arange(n))
     np.testing.assert_array_equal(np.array([[float(v) for v in r[1:]] for r in rows[1:]], dtype=np.float32), np.load(tmp_path / "pred.npy"))
+    xr = pytest.importorskip("xarray")
+    assert encode(opt_dir, story, tmp_path / "pred.nc", "--voxels", str(_voxel_file(tmp_path, [3, 17]))) == 0
+    with xr.open_dataarray(tmp_path / "pred.nc", engine="h5netcdf") as da:
+        assert list(da["voxel_num"].values) == [3, 17] and set(da["subject"].values) == {SUBJECT}
+        np.testing.assert_allclose(da["tr_onset_s"].values, onsets[0] + 2.0 * np.arange(n))
+        # a 2-column product may round differently in float32 than the whole-cortex one
+        np.testing.assert_allclose(da.values, np.load(tmp_path / "pred.npy")[:, [3, 17]], rtol=1e-5, atol=1e-6)
     side = json.loads((tmp_path / "pred.json").read_text())
     assert side["rows"] == "tr_onset_s" and side["backbone"] == str(opt_dir) and side["layer"] == LAYER and side["units"].startswith("z")
+
+
+def _voxel_file(tmp_path, chosen):
+    path = tmp_path / "voxels.txt"
+    path.write_text("\n".join("1" if i in chosen else "0" for i in range(N_VOXELS[SUBJECT])))
+    return path
 
 
 def test_nifti_without_nibabel_is_refused_before_the_model_loads(story, tmp_path, capsys, monkeypatch):
