@@ -216,3 +216,15 @@ def test_the_lm_dtype_float16_config_runs_float32_on_cpu_unless_asked(berg_dir, 
         assert str(next(model.backbone.model.parameters()).dtype) == "torch.float16"
         half = model.encode(TRS[:4])
     assert half.dtype == np.float32 and np.abs(half - full).max() < 0.05 * np.abs(full).max()
+
+
+def test_missing_backbone_offline_names_berg_fetch(berg_dir, tmp_path, monkeypatch):
+    """The head is cached but its config's language model (a hub id) is not: one line naming `berg fetch`."""
+    from berg_core import ModelLoadError
+    from berg_core.testing.hf import fake_hub_cache
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    fake_hub_cache(tmp_path / "hub", DEFAULT_VARIANT, write_head(tmp_path / "src", head_config("Qwen/Qwen2.5-0.5B")))
+    with pytest.raises(ModelLoadError, match=r"'Qwen/Qwen2.5-0.5B@main' is not in the Hugging Face cache.*run `berg fetch`") as info:
+        BERG(berg_dir).get_encoding_model(MODEL_ID, subject="1", device="cpu")
+    assert "\n" not in str(info.value)

@@ -113,15 +113,22 @@ def variant_folder(name: str, *, show_progress: bool = False) -> tuple[Path, Var
         raise InvalidParameterError(f"unknown model_variant {name!r}; use one of {', '.join(VARIANTS)} or a local folder with "
                                     "config.json and model.pt")
     from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     offline = bool(offline_vars())
+    bars_were_off = are_progress_bars_disabled()
     try:
         with hf_guard():
+            if not show_progress:
+                disable_progress_bars()
             folder = Path(snapshot_download(variant.repo, revision=variant.revision, allow_patterns=[*HEAD_FILES, "README.md"],
                                             local_files_only=offline, cache_dir=hub_cache()))
     except Exception as exc:  # huggingface_hub's offline/HTTP errors share no base class below Exception
         why = "not in the Hugging Face cache" if offline else f"could not be downloaded ({type(exc).__name__})"
         raise ResourceError(f"the Text2fMRI head {variant.repo}@{variant.revision} is {why}; {_fetch_hint(name)}") from exc
+    finally:
+        if not show_progress and not bars_were_off:
+            enable_progress_bars()
     missing = [f for f in HEAD_FILES if not (folder / f).is_file()]
     if missing:
         raise ResourceError(f"the Text2fMRI head {variant.repo} lacks {', '.join(missing)} in {folder}; {_fetch_hint(name)}")
