@@ -228,3 +228,17 @@ def test_missing_backbone_offline_names_berg_fetch(berg_dir, tmp_path, monkeypat
     with pytest.raises(ModelLoadError, match=r"'Qwen/Qwen2.5-0.5B@main' is not in the Hugging Face cache.*run `berg fetch`") as info:
         BERG(berg_dir).get_encoding_model(MODEL_ID, subject="1", device="cpu")
     assert "\n" not in str(info.value)
+
+
+def test_berg_encode_a_json_list_of_tr_texts_to_csv(berg_dir, head_dir, tiny_qwen2_dir, tmp_path):
+    import csv
+
+    src, out = tmp_path / "run.json", tmp_path / "pred.csv"
+    src.write_text(json.dumps(TRS[:6]))  # empty strings = silent TRs
+    assert main(["--berg-dir", str(berg_dir), "encode", MODEL_ID, "--subject", "5", "-O", f"model_variant={head_dir}",
+                 "--input", str(src), "-o", str(out), "--quiet"]) == 0
+    rows = list(csv.reader(out.open()))
+    first = rows[0].index("parcel_0")
+    got = np.array([[float(v) for v in r[first:]] for r in rows[1:]])
+    assert got.shape == (6, 1000)
+    np.testing.assert_allclose(got, reference_encode(tiny_qwen2_dir, head_dir, TRS[:6], 3), rtol=1e-5, atol=1e-5)
