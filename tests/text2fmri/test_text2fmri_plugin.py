@@ -242,3 +242,14 @@ def test_berg_encode_a_json_list_of_tr_texts_to_csv(berg_dir, head_dir, tiny_qwe
     got = np.array([[float(v) for v in r[first:]] for r in rows[1:]])
     assert got.shape == (6, 1000)
     np.testing.assert_allclose(got, reference_encode(tiny_qwen2_dir, head_dir, TRS[:6], 3), rtol=1e-5, atol=1e-5)
+
+
+def test_long_runs_warn_that_every_row_sees_the_whole_call(berg_dir, head_dir, monkeypatch):
+    from berg_text2fmri import encoder
+
+    monkeypatch.setattr(encoder, "LONG_RUN_TRS", 4)
+    with load(berg_dir, head_dir) as model:
+        with pytest.warns(UserWarning, match="5 TRs in one call: the head is bidirectional"):
+            long = model.encode(TRS[:5])
+        short = model.encode(TRS[:4])
+    assert np.abs(long[:4] - short).max() > 1e-4  # appending a TR changes earlier rows (BERG's behaviour, documented)
