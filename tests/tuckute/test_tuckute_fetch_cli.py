@@ -78,8 +78,8 @@ def test_cli_encode_default_backbone_to_csv(tmp_path, berg_dir, reference):
         assert run.returncode == 0, run.stderr
         with open(out, newline="") as fh:
             rows = list(csv.reader(fh))
-        assert rows[0] == rois
-        got = np.array(rows[1:], dtype=np.float64)
+        assert rows[0] == ["stimulus", *rois] and [r[0] for r in rows[1:]] == sentences  # the sentence column (issue 11)
+        got = np.array([r[1:] for r in rows[1:]], dtype=np.float64)
         np.testing.assert_allclose(got, reference(deep, sentences, 22, files.clf, files.neuroid_order, rois), atol=1e-5, rtol=0)
 
 
