@@ -35,21 +35,20 @@ UNVERIFIED_BACKBONE_REVISION = "main"
 
 @dataclass(frozen=True)
 class Variant:
-    """One trained head on the hub: its repo (``config.json`` + ``model.pt``), the pinned revision, the backbone's
-    licence as known, and the head's licence as known (None: the hub card declares none that we could read)."""
+    """One trained head on the hub: its repo (``config.json`` + ``model.pt``), its revision and the revision of the
+    language model its config names (``extractor_LLM``)."""
 
     repo: str
     revision: str
     backbone_revision: str
-    backbone_licence: str
 
 
 #: ``model_variant`` -> the hub head; the backbone and every size come from that repo's config.json
 VARIANTS: dict[str, Variant] = {
     "ShreyDixit/Text2fMRI-Qwen-2.5-0.5B": Variant("ShreyDixit/Text2fMRI-Qwen-2.5-0.5B", UNVERIFIED_HEAD_REVISION,
-                                                  UNVERIFIED_BACKBONE_REVISION, "Apache-2.0"),
+                                                  UNVERIFIED_BACKBONE_REVISION),
     "ShreyDixit/Text2fMRI-Qwen-2.5-1.5B": Variant("ShreyDixit/Text2fMRI-Qwen-2.5-1.5B", UNVERIFIED_HEAD_REVISION,
-                                                  UNVERIFIED_BACKBONE_REVISION, "Apache-2.0"),
+                                                  UNVERIFIED_BACKBONE_REVISION),
 }
 DEFAULT_VARIANT = "ShreyDixit/Text2fMRI-Qwen-2.5-0.5B"
 
