@@ -45,7 +45,7 @@ def test_head_equals_the_x_transformers_forward(seed):
 
 
 def interleaved_rope_by_hand(x, theta=10000.0):
-    """(T, d): position t, pair j = (x[2j], x[2j+1]) rotated by angle t * theta^(-2j/d) (GPT-J, x-transformers >= 1.40)."""
+    """(T, d): position t, pair j = (x[2j], x[2j+1]) rotated by angle t * theta^(-2j/d) (GPT-J, x-transformers >= 1.35)."""
     t_len, d = x.shape
     out = np.empty_like(x)
     for t in range(t_len):
@@ -71,7 +71,7 @@ def halves_rope_by_hand(x, theta=10000.0):
 
 
 def test_rope_is_interleaved_pairs():
-    """Fails if the RoPE convention flips to rotated halves (the weights expect x-transformers >= 1.40's pairs)."""
+    """Fails if the RoPE convention flips to rotated halves (the weights expect x-transformers >= 1.35's pairs)."""
     d = 16
     x = np.random.default_rng(0).standard_normal((12, d))
     inv_freq = 1.0 / 10000 ** (torch.arange(0, d, 2, dtype=torch.float64) / d)

@@ -11,7 +11,7 @@ For a TR sequence F (T, n_features) of one subject s:
 * Attn: bidirectional (no mask), ``heads`` heads of ``dim_head``; q, k, v, out without bias; scores scaled by
   ``dim_head^-1/2``; rotary position embeddings on all ``dim_head`` dims with ``inv_freq_j = theta^(-2j/dim_head)``
   (theta 10000), **interleaved pairs** (GPT-J: dims (2j, 2j+1) rotate by angle ``t·inv_freq_j``), the convention of
-  x-transformers >= 1.40 (1.27 rotated halves, NeoX style);
+  x-transformers >= 1.35 (checked: 1.35 ... 2.3; 1.27 and 1.30 rotated halves, NeoX style);
 * FF: Linear(dim -> 4·dim, bias), exact (erf) GELU, Linear(4·dim -> dim, bias); dropouts are off at inference.
 
 ``XT_KEY_MAP`` maps the state dict of BERG's module (x-transformers 2.x key names) onto this one.

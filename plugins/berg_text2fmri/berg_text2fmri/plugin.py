@@ -78,7 +78,7 @@ h = mean(h_{L-3}, h_{L-2}, h_{L-1}, RMSNorm_final(h_L)) (= mean(hidden_states[-4
 each token goes to the first TR whose span (its text + its newline) it overlaps; TR feature = mean of its tokens
 (zeros for a TR without tokens). Inputs longer than the LM's positions (32,768 tokens) are cut, with a warning.
 Head: concat(feature, subject embedding 128) -> Linear -> 4 pre-ScaleNorm transformer layers (8 heads x 128,
-rotary embeddings on all head dims, GPT-J interleaved pairs as x-transformers >= 1.40, exact GELU FF x4) -> ScaleNorm
+rotary embeddings on all head dims, GPT-J interleaved pairs as x-transformers >= 1.35, exact GELU FF x4) -> ScaleNorm
 -> Linear to 1000 parcels + a per-subject bias. Bidirectional: each TR's output depends on past AND future TRs of the
 call, so appending text changes earlier rows; keep calls to one run (a few hundred TRs).
 Selection: roi (7-network names, from BERG's metadata roi_masks) and/or voxel_index (0/1 over the 1000 parcels),
