@@ -37,7 +37,7 @@ def _env(session: nox.Session) -> dict[str, str]:
 def tests(session: nox.Session, package: str) -> None:
     session.install(TORCH)
     if package == "core":
-        session.install("-e", ".[test,train,hf]", *TEST_PLUGINS)
+        session.install("-e", ".[test,train,hf,slurm]", *TEST_PLUGINS)  # slurm: submitit for the debug-executor tests
     else:
         session.install("-e", ".[test,hf]", "-e", PLUGINS[package] + ("[test]" if package == "text2fmri" else ""))  # text2fmri: x-transformers==2.3.0, the head's reference
     session.run("pytest", f"tests/{package}", *session.posargs, env=_env(session))

@@ -298,5 +298,5 @@ def test_berg_train_banded_with_device_cpu_stays_on_cpu_when_cuda_exists(tmp_pat
     res = train(TrainConfig(features=[str(tmp_path / "F.npy"), str(tmp_path / "G.npy")], responses=str(tmp_path / "Y.npy"),
                             out=str(tmp_path / "o"), test="48:60", folds=3, alphas=ALPHAS, n_iter=3, permutations=10,
                             perm_block=2, backend="torch", device="cpu"))
-    ref = BandedRidgeCV(ALPHAS, n_iter=3, cv=3).fit([X[:48, :4], X[:48, 4:]], Y[:48])  # numpy backend
+    ref = BandedRidgeCV(ALPHAS, n_iter=3, cv=3, scoring="r2").fit([X[:48, :4], X[:48, 4:]], Y[:48])  # numpy backend; r2: berg train's default
     np.testing.assert_allclose(res.coef, ref.coef_, atol=1e-6)
