@@ -73,8 +73,12 @@ class Backbone:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def release(self) -> None:
-        self.model = None
-        self.tokenizer = None
+        """Drop the model and tokenizer; on CUDA also hand the freed memory back (``torch.cuda.empty_cache``)."""
+        was_loaded, self.model, self.tokenizer = self.model is not None, None, None
+        if was_loaded and str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
 
 
 def _get(obj: Any, dotted: str) -> Any:

@@ -147,8 +147,4 @@ class EcogEncoder(Encoder):
     def _release(self) -> None:
         backbone, self.backbone = getattr(self, "backbone", None), None
         if backbone is not None:
-            backbone.release()
-            if str(self.device).startswith("cuda"):
-                import torch
-
-                torch.cuda.empty_cache()
+            backbone.release()  # also empties the CUDA cache
