@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 
 import numpy as np
 import pytest
-from text2fmri_helpers import TRS, reference_encode
+from text2fmri_helpers import TRS, raw_labels, reference_encode
 
 from berg_core import BERG, InvalidParameterError, ResourceError, StimulusError
 from berg_core.cli import main
@@ -50,7 +50,7 @@ def test_encode_equals_bergs_pipeline(berg_dir, head_dir, tiny_qwen2_dir):
     want = reference_encode(tiny_qwen2_dir, head_dir, TRS, subject_row=1)
     assert out.dtype == np.float32 and out.shape == (len(TRS), 1000)
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-5)
-    assert names[0] == "parcel_0" and names[-1] == "parcel_999"
+    assert names[0] == "7Networks_LH_Vis_1" and names[-1] == "7Networks_RH_Cont_PCC_2"
     assert np.abs(want - reference_encode(tiny_qwen2_dir, head_dir, TRS, subject_row=0)).max() > 1e-2  # subjects differ
 
 
@@ -64,12 +64,13 @@ def test_one_tr_and_one_parcel_are_not_squeezed(berg_dir, head_dir):
 def test_selection_is_networks_union_parcels(berg_dir, head_dir, tiny_qwen2_dir):
     sel = np.zeros(1000, dtype=int)
     sel[[3, 700, 999]] = 1
-    masks = roi_masks()
+    labels = raw_labels()  # read from the shipped file's lines here, not through the plugin
     with load(berg_dir, head_dir, subject=3, selection={"roi": ["Limbic", "Vis"], "voxel_index": sel}) as model:
         out = model.encode(TRS[:5])
         names = model.output_names
-    want_cols = np.union1d(np.flatnonzero(masks["Limbic"] | masks["Vis"]), [3, 700, 999])
-    assert names == [f"parcel_{i}" for i in want_cols]
+    in_nets = [i for i, name in enumerate(labels) if name.split("_")[2] in ("Limbic", "Vis")]
+    want_cols = np.array(sorted(set(in_nets) | {3, 700, 999}))
+    assert names == [labels[i] for i in want_cols]
     full = reference_encode(tiny_qwen2_dir, head_dir, TRS[:5], subject_row=2)
     np.testing.assert_allclose(out, full[:, want_cols], rtol=0, atol=1e-5)
 
@@ -162,7 +163,7 @@ def test_metadata_reads_the_masks_without_loading_models(berg_dir, monkeypatch):
 
     monkeypatch.setattr("berg_core.features.backbones.load_backbone", refuse)
     meta = BERG(berg_dir).get_model_metadata(MODEL_ID, subject="1")
-    assert sorted(meta["roi_masks"]) == sorted(roi_masks()) and meta["roi_masks"]["Vis"].sum() == 150
+    assert sorted(meta["roi_masks"]) == sorted(roi_masks()) and meta["roi_masks"]["Vis"].sum() == 162
     assert (berg_dir / METADATA_PATH).is_file()
 
 
@@ -238,7 +239,8 @@ def test_berg_encode_a_json_list_of_tr_texts_to_csv(berg_dir, head_dir, tiny_qwe
     assert main(["--berg-dir", str(berg_dir), "encode", MODEL_ID, "--subject", "5", "-O", f"model_variant={head_dir}",
                  "--input", str(src), "-o", str(out), "--quiet"]) == 0
     rows = list(csv.reader(out.open()))
-    first = rows[0].index("parcel_0")
+    first = rows[0].index("7Networks_LH_Vis_1")
+    assert rows[0][first:] == raw_labels()
     got = np.array([[float(v) for v in r[first:]] for r in rows[1:]])
     assert got.shape == (6, 1000)
     np.testing.assert_allclose(got, reference_encode(tiny_qwen2_dir, head_dir, TRS[:6], 3), rtol=1e-5, atol=1e-5)

@@ -89,3 +89,11 @@ def reference_encode(model_dir, head_dir, trs, subject_row, rois=None):
     rois = np.arange(config["num_rois"]) if rois is None else rois
     with torch.no_grad():
         return model(feats[None], torch.tensor([subject_row]), rois)[0].double().numpy()
+
+
+def raw_labels():
+    """The 1000 names of the shipped Schaefer table, read straight from its lines (label order)."""
+    from berg_text2fmri import labels
+
+    lines = labels.TABLE_PATH.read_text(encoding="utf-8").splitlines()
+    return [line.split("\t")[1] for line in lines if not line.startswith("#")]

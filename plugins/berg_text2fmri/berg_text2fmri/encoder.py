@@ -14,8 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from berg_core import Encoder, EncoderSpec, ModelLoadError, select_outputs
+from berg_text2fmri.labels import parcel_labels
 from berg_text2fmri.plugin import MODEL_ID, N_PARCELS, SUBJECT_INDEX
-from berg_text2fmri.weights import load_head, load_roi_masks, read_config, show_licence_once, variant_folder
+from berg_text2fmri.weights import load_head, load_roi_masks, read_config, shipped_masks, show_licence_once, variant_folder
 
 if TYPE_CHECKING:
     from berg_core import Backbone
@@ -35,8 +36,10 @@ class Text2fMRIEncoder(Encoder):
         super().__init__(spec, **kwargs)
         subject = str(self.subject)
         self.subject_row = SUBJECT_INDEX[subject]
-        masks = load_roi_masks(self.berg_dir)
-        self.parcels = select_outputs(self.selection, n_outputs=N_PARCELS, roi_voxels=masks, who=MODEL_ID, subject=subject)
+        self.labels = parcel_labels()
+        load_roi_masks(self.berg_dir)  # BERG's metadata: must agree with the shipped table (one-line error otherwise)
+        self.parcels = select_outputs(self.selection, n_outputs=N_PARCELS, roi_voxels=shipped_masks(), who=MODEL_ID,
+                                      subject=subject)
         variant_name = str(self.options["model_variant"])
         folder, variant = variant_folder(variant_name)
         self.config = read_config(folder)
@@ -67,8 +70,8 @@ class Text2fMRIEncoder(Encoder):
 
     @property
     def output_names(self) -> list[str]:
-        """``parcel_<i>``: the selected Schaefer parcels, 0-based (label i + 1), ascending."""
-        return [f"parcel_{i}" for i in self.parcels]
+        """The selected parcels' Schaefer label names (``7Networks_LH_Vis_1`` ...), in label order."""
+        return [self.labels[i] for i in self.parcels]
 
     def tr_features(self, trs: list[str]) -> NDArray[np.float32]:
         """(n_TR, d) float32 language-model features per TR (``berg_text2fmri.features``)."""

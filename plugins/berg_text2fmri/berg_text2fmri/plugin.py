@@ -81,8 +81,9 @@ Head: concat(feature, subject embedding 128) -> Linear -> 4 pre-ScaleNorm transf
 rotary embeddings on all head dims, GPT-J interleaved pairs as x-transformers >= 1.35, exact GELU FF x4) -> ScaleNorm
 -> Linear to 1000 parcels + a per-subject bias. Bidirectional: each TR's output depends on past AND future TRs of the
 call, so appending text changes earlier rows; keep calls to one run (a few hundred TRs).
-Selection: roi (7-network names, from BERG's metadata roi_masks) and/or voxel_index (0/1 over the 1000 parcels),
-united, ascending. Output columns: parcel_<i> (0-based, Schaefer label order 1..1000: LH 1-500, RH 501-1000).
+Selection: roi (7-network names, from the Schaefer-2018 label table shipped with the plugin; BERG's metadata
+roi_masks must agree with it) and/or voxel_index (0/1 over the 1000 parcels), united, ascending. Output columns: the
+Schaefer label names (7Networks_LH_Vis_1 ...; label order 1..1000: LH 1-500, RH 501-1000).
 Precision: BERG runs the LM in float16, even on CPU; berg does on a GPU and uses float32 on CPU (dtype=float16 for
 BERG's CPU numbers; the two differ by ~1e-3 relative).
 Licence: the head repos declare no licence readable offline; see berg info's "licence" and the first-load notice.
@@ -140,6 +141,18 @@ def _licence_line() -> str:
     return f"head weights ({DEFAULT_VARIANT}): {licence}{flag} (from its hub card); backbone Qwen2.5-0.5B: Apache-2.0"
 
 
+def _networks_line() -> str:
+    """``berg info``'s networks line: each network with its parcel count, from the shipped label table."""
+    from berg_core import ModelLoadError
+    from berg_text2fmri.labels import network_counts
+
+    try:
+        counts = network_counts()
+    except ModelLoadError as exc:
+        return str(exc)
+    return ", ".join(f"{net} {n}" for net, n in counts.items()) + " parcels (Schaefer-2018 table shipped with the plugin)"
+
+
 @hookimpl
 def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     """Register the one model of this family."""
@@ -165,7 +178,8 @@ def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                 "backbone": "Qwen/Qwen2.5-0.5B (24 layers, 896-d; Apache-2.0), from the variant's config.json",
                 "features": "mean of the last four hidden states (the last one final-normed), averaged over each TR's tokens",
                 "head": "x-transformers-style encoder, 4 layers x 8 heads x 128, RoPE (interleaved), ScaleNorm; 52 M parameters",
-                "outputs": "(n_TR, 1000 Schaefer-2018 parcels), TR 1.49 s, no HRF shift (learned by the head)",
+                "outputs": "(n_TR, 1000 Schaefer-2018 parcels), columns named by their labels, TR 1.49 s, no HRF shift",
+                "networks": _networks_line(),
                 "variants": {name: f"{v.repo}@{v.revision}" for name, v in VARIANTS.items()},
                 "revisions": "UNVERIFIED: hub revisions are 'main', not pinned commits (no hub access when written)",
                 "licence": _licence_line(),

@@ -2,7 +2,7 @@
 
 * ``write_metadata(root)``: BERG's ``metadata.npy`` (a dict in a 0-d object array) at its bucket path under
   ``root``: ``{"roi_masks": {network: (1000,) bool}}`` (``capitalised=False``: lower-case network names), the
-  1000 parcels cut into the 7 networks in contiguous runs, per hemisphere;
+  networks of the shipped Schaefer label table;
 * ``write_head(folder, ...)``: a hub-like variant folder: ``config.json`` (BERG's ``Text2fMRIConfig`` fields),
   ``model.pt`` (a random state dict with the exact key names of BERG's ``Text2fMRIModel`` built on x-transformers
   2.x) and optionally ``README.md`` with a ``license:`` header.
@@ -16,22 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from berg_text2fmri.plugin import METADATA_PATH, N_PARCELS, NETWORKS
-
-#: parcels per network in each hemisphere (sums to 500), a made-up but plausible split
-NETWORK_SIZES = (75, 70, 65, 65, 40, 70, 115)
+from berg_text2fmri.plugin import METADATA_PATH, N_PARCELS
 
 
 def roi_masks(capitalised: bool = True) -> dict[str, np.ndarray]:
-    """{network: (1000,) bool}: each hemisphere's 500 parcels cut into ``NETWORK_SIZES`` runs in ``NETWORKS`` order."""
-    edges = np.concatenate([[0], np.cumsum(NETWORK_SIZES)])
-    masks = {}
-    for k, net in enumerate(NETWORKS):
-        mask = np.zeros(N_PARCELS, dtype=bool)
-        for hemi in (0, 500):
-            mask[hemi + edges[k]:hemi + edges[k + 1]] = True
-        masks[net if capitalised else net.lower()] = mask
-    return masks
+    """{network: (1000,) bool} as BERG's metadata holds them: the shipped Schaefer table's networks."""
+    from berg_text2fmri.weights import shipped_masks
+
+    return {net if capitalised else net.lower(): mask for net, mask in shipped_masks().items()}
 
 
 def write_metadata(root: Path | str, *, capitalised: bool = False, key: str = "roi_masks") -> Path:

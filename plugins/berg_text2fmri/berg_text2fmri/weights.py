@@ -1,4 +1,4 @@
-"""Text2fMRI's files: BERG's bucket metadata (network masks) and the trained head on the Hugging Face hub.
+"""Text2fMRI's files: BERG's bucket metadata (network masks, checked against the shipped table) and the trained head on the Hugging Face hub.
 
 * ``metadata.npy`` (BERG's bucket, ``np.save`` of a dict, read with berg's safe unpickler): ``roi_masks`` (or
   ``ROI_masks``) ``{network: (1000,) bool}``, network names in either casing (``"vis"``/``"Vis"``);
@@ -28,6 +28,7 @@ from berg_core import (
     load_npy_object,
     offline_vars,
 )
+from berg_text2fmri.labels import TABLE_PATH, network_parcels
 from berg_text2fmri.plugin import (
     DEFAULT_VARIANT,
     METADATA_PATH,
@@ -59,8 +60,29 @@ def _fetch_hint(variant: str) -> str:
 # ------------------------------------------------------------------------------------- BERG's metadata
 
 
+def shipped_masks() -> dict[str, NDArray[np.bool_]]:
+    """``{network: (1000,) bool}`` in ``NETWORKS`` order from the shipped Schaefer label table (``labels.py``)."""
+    out: dict[str, NDArray[np.bool_]] = {}
+    for net, idx in network_parcels().items():
+        mask = np.zeros(N_PARCELS, dtype=bool)
+        mask[list(idx)] = True
+        out[net] = mask
+    return out
+
+
+def check_masks_agree(masks: dict[str, NDArray[np.bool_]], src: Path) -> None:
+    """One ``ModelLoadError`` line naming ``src`` and the shipped table when a network's parcels differ."""
+    for net, want in shipped_masks().items():
+        diff = np.flatnonzero(masks[net] != want)
+        if diff.size:
+            raise ModelLoadError(f"{src}: roi_masks[{net!r}] ({int(masks[net].sum())} parcels) disagrees with the shipped "
+                                 f"label table {TABLE_PATH.name} ({int(want.sum())} parcels) on {diff.size} parcel(s), first "
+                                 f"label {diff[0] + 1}; delete {src} and run `berg fetch {MODEL_ID}`")
+
+
 def read_roi_masks(src: Path) -> dict[str, NDArray[np.bool_]]:
-    """BERG's ``metadata.npy`` -> ``{network: (1000,) bool}`` keyed by ``NETWORKS``' names (either casing accepted)."""
+    """BERG's ``metadata.npy`` -> ``{network: (1000,) bool}`` keyed by ``NETWORKS``' names (either casing accepted),
+    checked against the shipped Schaefer table (``check_masks_agree``)."""
     obj = load_npy_object(src)
     refetch = f"delete {src} and run `berg fetch {MODEL_ID}`"
     masks = None
@@ -78,6 +100,7 @@ def read_roi_masks(src: Path) -> dict[str, NDArray[np.bool_]]:
             raise ModelLoadError(f"{src}: roi_masks[{net!r}] is a {mask.dtype} array of shape {mask.shape}, expected "
                                  f"({N_PARCELS},) 0/1; {refetch}")
         out[net] = mask.astype(bool)
+    check_masks_agree(out, src)
     return out
 
 
