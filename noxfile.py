@@ -37,9 +37,11 @@ def _env(session: nox.Session) -> dict[str, str]:
 def tests(session: nox.Session, package: str) -> None:
     session.install(TORCH)
     if package == "core":
-        session.install("-e", ".[test,train,hf,slurm]", *TEST_PLUGINS)  # slurm: submitit for the debug-executor tests
+        # slurm: submitit for the debug-executor tests; nc, maps: xarray/h5netcdf and nibabel for the .nc and .nii.gz outputs
+        session.install("-e", ".[test,train,hf,slurm,nc,maps]", *TEST_PLUGINS)
     else:
-        session.install("-e", ".[test,hf]", "-e", PLUGINS[package] + ("[test]" if package == "text2fmri" else ""))  # text2fmri: x-transformers==2.3.0, the head's reference
+        # text2fmri[test]: x-transformers==2.3.0, the head's reference; maps: nibabel for LeBel's volumes and their fixtures
+        session.install("-e", ".[test,hf,maps]", "-e", PLUGINS[package] + ("[test]" if package == "text2fmri" else ""))
     session.run("pytest", f"tests/{package}", *session.posargs, env=_env(session))
 
 
