@@ -145,3 +145,10 @@ def test_search_writes_an_attribute_sidecar(tmp_path):
     side = json.loads((tmp_path / "hits.json").read_text())
     assert ATTR_KEYS <= set(side) and side["model_id"] == MODEL
     assert side["columns"] == ["roi_a", "roi_b", "roi_c"] and side["n_sentences_scored"] == 5
+
+
+def test_nifti_needs_a_model_with_a_voxel_space(tmp_path, capsys):
+    """A .nii.gz output for a model whose columns are not voxels of a known volume is refused before loading it."""
+    assert main(["encode", "test-sentence_length", "abc", "-o", str(tmp_path / "p.nii.gz")]) == 1
+    assert "unknown output type '.nii.gz'" in capsys.readouterr().err
+    assert not (tmp_path / "p.nii.gz").exists()
