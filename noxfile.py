@@ -40,8 +40,8 @@ def tests(session: nox.Session, package: str) -> None:
         # slurm: submitit for the debug-executor tests; nc, maps: xarray/h5netcdf and nibabel for the .nc and .nii.gz outputs
         session.install("-e", ".[test,train,hf,slurm,nc,maps]", *TEST_PLUGINS)
     else:
-        # text2fmri[test]: x-transformers==2.3.0, the head's reference; maps: nibabel for LeBel's volumes and their fixtures
-        session.install("-e", ".[test,hf,maps]", "-e", PLUGINS[package] + ("[test]" if package == "text2fmri" else ""))
+        # text2fmri[test]: x-transformers==2.3.0, the head's reference; maps, nc: nibabel for LeBel's volumes and fixtures, xarray for its .nc test
+        session.install("-e", ".[test,hf,maps,nc]", "-e", PLUGINS[package] + ("[test]" if package == "text2fmri" else ""))
     session.run("pytest", f"tests/{package}", *session.posargs, env=_env(session))
 
 
