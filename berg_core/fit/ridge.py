@@ -397,6 +397,14 @@ class _Estimator:
         )
 
 
+class _Regressor(_Estimator):
+    """What RidgeCV and BandedRidgeCV share as scikit-learn estimators: fitted ``coef_`` by ``fit(X, y)``."""
+
+    _kind = "regressor"
+    _fitted_attribute = "coef_"
+    _fit_call = "fit(X, y)"
+
+
 # ------------------------------------------------------------------------------------------------
 # the factor-once ridge
 # ------------------------------------------------------------------------------------------------
@@ -530,7 +538,7 @@ def select_alphas(scores: np.ndarray) -> np.ndarray:
     return s.shape[0] - 1 - np.argmax(ok[::-1], axis=0)
 
 
-class RidgeCV(_Estimator):
+class RidgeCV(_Regressor):
     """Ridge with one alpha per target chosen by cross-validation (a scikit-learn compatible regressor).
 
     Args:
@@ -552,10 +560,6 @@ class RidgeCV(_Estimator):
     one, ``n_features_in_``. Fitted on a 1-D ``y`` (n_samples,), the per-target attributes and
     ``predict`` drop the target axis, as sklearn's ``Ridge``.
     """
-
-    _kind = "regressor"
-    _fitted_attribute = "coef_"
-    _fit_call = "fit(X, y)"
 
     def __init__(
         self,
@@ -772,7 +776,7 @@ def _space_slices(spaces: Any, n_features: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-class BandedRidgeCV(_Estimator):
+class BandedRidgeCV(_Regressor):
     """Banded ridge: one regularisation weight per feature space, searched by random search (himalaya's algorithm).
 
     ``n_iter`` Dirichlet draws of space weights on the simplex × the alpha grid, best per target by CV
@@ -798,10 +802,6 @@ class BandedRidgeCV(_Estimator):
     ``backend_`` (the backend used, in himalaya's names), ``n_features_in_``. Fitted on a 1-D ``y`` the target
     axis is dropped, as in ``RidgeCV``.
     """
-
-    _kind = "regressor"
-    _fitted_attribute = "coef_"
-    _fit_call = "fit(X, y)"
 
     def __init__(
         self,
