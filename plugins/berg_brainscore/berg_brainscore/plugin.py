@@ -61,7 +61,8 @@ def make_spec(model: BrainscoreModel, version: str | None = None) -> EncoderSpec
         options=OPTIONS,
         params=model.to_info(),  # what the factory needs (BrainscoreModel.from_info(spec.params))
         info={**model.to_info(), "brainscore_language": version, "training_data": f"{DATA_IDENTIFIER} {EXPERIMENT}",
-              "n_outputs": dict(VOXELS)},
+              "n_outputs": dict(VOXELS),
+              "units": "z (Pereira 2018 voxel responses, z-scored per voxel)"},
     )
 
 

@@ -75,6 +75,7 @@ def berg_register_encoders(register):  # type: ignore[no-untyped-def]
                 "predictivity_r": "0.38 (lang_LH_netw, 5-fold CV)",
                 "noise_ceiling_r": "0.56 (lang_LH_netw)",
                 "precision": "float32 on CPU; float16 on GPU unless dtype='float32'",
+                "units": "z (BOLD response magnitude, z-scored per session, averaged over voxels and participants)",
                 "paper": "https://www.nature.com/articles/s41562-023-01783-7",
             },
         )
