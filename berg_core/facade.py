@@ -30,7 +30,7 @@ def resolve_spec(model_id: str | os.PathLike[str]) -> EncoderSpec:
     if not isinstance(text, str):
         raise InvalidParameterError(f"a model id is a str such as 'fmri-tuckute_2024-GPT2_XL' (or a trained-encoder folder), "
                                     f"not {type(model_id).__name__}; run `berg list` to see the installed models")
-    if text not in get_registry().specs and _is_dir(text):
+    if get_registry().canonical(text) not in get_registry().specs and _is_dir(text):  # an id or alias wins over a folder
         from berg_core.trained.cards import spec_from_dir
 
         return spec_from_dir(Path(text))
@@ -208,9 +208,11 @@ class BERG:
         For ``subject`` (every subject of a per-subject model when None): BERG's files into berg_dir; then,
         with ``include_backbone=True``, the Hugging Face backbone the model loads (its ``backbone``/``revision``
         options, overridable by ``options``, e.g. ``{"backbone": "/data/gpt2-xl"}``) into the HF cache, so compute nodes can run with
-        ``HF_HUB_OFFLINE=1``; then the plugin's ``prepare`` step (conversions, caches). Each backbone's config
+        ``HF_HUB_OFFLINE=1``; then the plugin's ``prepare`` step (conversions, caches; it gets the validated ``options``
+        when it takes them, e.g. Text2fMRI's ``model_variant``). Each backbone's config
         is checked first (exists, no custom code, supported architecture), before anything large is downloaded.
         """
+        from berg_core.spec import run_prepare
         from berg_core.store.fetch import fetch_model_files
 
         spec = resolve_spec(model_id)
@@ -234,5 +236,5 @@ class BERG:
         if spec.prepare:
             for subj in subjects:
                 with plugin_errors(spec.model_id, spec.plugin, "preparing the model's files", subject=subj):
-                    import_object(spec.prepare)(spec, subj, self.berg_dir, show_progress)
+                    run_prepare(spec, subj, self.berg_dir, show_progress, merged)  # -O options reach hooks that take them
         return list(dict.fromkeys(paths))

@@ -6,6 +6,9 @@ Rules (xarray's backend loading, llm's hooks):
   ``PluginError`` (``berg plugins`` shows it); ``BERG_STRICT_PLUGINS=1`` re-raises it instead;
 - ``BERG_LOAD_PLUGINS=a,b`` loads only those entry names, ``BERG_DISABLE_PLUGINS=a`` skips some;
 - a model id claimed twice is kept out entirely and reported with both claimants;
+- a model's ``aliases`` (older ids) resolve to it, with a one-line notice naming the current id; an alias that is
+  another model's id, or that two models claim, is refused (the model keeps its id; the alias is dropped) and
+  reported as a problem of each plugin involved, naming both distributions (``BERG_STRICT_PLUGINS=1`` raises);
 - a trained-encoder card found through ``$BERG_ENCODER_PATH`` (the built-in ``trained`` source) never
   shadows an installed plugin's model: a card claiming such an id is kept out and reported;
 - a plugin may report one skipped item (a bad card) through ``register.problem(source, message)``: it is
@@ -31,6 +34,7 @@ from typing import Any
 import pluggy
 
 from berg_core import hookspecs
+from berg_core.console import notice
 from berg_core.errors import ModelNotFoundError, PluginError
 from berg_core.spec import EncoderSpec
 
@@ -77,30 +81,49 @@ class Registry:
     duplicates: dict[str, list[str]] = field(default_factory=dict)
     #: model id -> the yielding claimants (trained-encoder folders) kept out because a plugin owns the id
     shadowed: dict[str, list[str]] = field(default_factory=dict)
+    #: alias (an older id) -> the model id it stands for
+    aliases: dict[str, str] = field(default_factory=dict)
+    #: aliases already announced in this process (the notice is printed once per alias)
+    _announced: set[str] = field(default_factory=set, repr=False)
+
+    def canonical(self, model_id: str) -> str:
+        """``model_id`` itself, or the id an alias stands for (no notice; unknown ids come back unchanged)."""
+        return model_id if model_id in self.specs else self.aliases.get(model_id, model_id)
 
     def get(self, model_id: str) -> EncoderSpec:
         try:
             return self.specs[model_id]
         except KeyError:
             pass
+        target = self.aliases.get(model_id)
+        if target is not None:
+            if model_id not in self._announced:
+                self._announced.add(model_id)
+                notice(f"note: {model_id!r} is an older id of {target!r}; use {target!r} (same model)")
+            return self.specs[target]
         if model_id in self.duplicates:
             raise ModelNotFoundError(
                 f"model id {model_id!r} is claimed by several plugins ({', '.join(self.duplicates[model_id])}) "
                 "and was kept out; uninstall or disable one (BERG_DISABLE_PLUGINS=name)"
             )
-        close = difflib.get_close_matches(model_id, list(self.specs), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(model_id, [*self.specs, *self.aliases], n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run `berg list` to see the installed models"
         raise ModelNotFoundError(f"unknown model {model_id!r}{hint}")
 
     def find(self, pattern: str | None = None) -> list[EncoderSpec]:
-        """Specs whose id matches ``pattern`` (case-insensitive substring, or a glob with * ? [])."""
+        """Specs whose id or one of its aliases matches ``pattern`` (case-insensitive substring, or a glob with
+        * ? []), or whose family is ``pattern``; each model once, by id."""
         specs = sorted(self.specs.values(), key=lambda s: s.model_id)
         if not pattern:
             return specs
         pat = pattern.lower()
+
+        def ids(s: EncoderSpec) -> list[str]:
+            return [s.model_id.lower()] + [a.lower() for a in s.aliases if self.aliases.get(a) == s.model_id]
+
         if any(ch in pat for ch in "*?["):
-            return [s for s in specs if fnmatch.fnmatch(s.model_id.lower(), pat)]
-        return [s for s in specs if pat in s.model_id.lower() or pat == s.family.lower()]
+            return [s for s in specs if any(fnmatch.fnmatch(i, pat) for i in ids(s))]
+        return [s for s in specs if any(pat in i for i in ids(s)) or pat == s.family.lower()]
 
 
 _registry: Registry | None = None
@@ -227,7 +250,32 @@ def build_registry() -> Registry:
             reg.specs[model_id] = claimants[0][1]
         else:
             reg.duplicates[model_id] = [_claimant(n, s) if n in YIELDING_PLUGINS else n for n, s in claimants]
+    _resolve_aliases(reg, claims, records)
     return reg
+
+
+def _resolve_aliases(reg: Registry, claims: dict[str, list[tuple[str, EncoderSpec]]], records: dict[str, PluginRecord]) -> None:
+    """Fill ``reg.aliases`` from the registered specs; refuse (and report on each plugin involved) an alias that is
+    another model's id or that several models claim: the alias is dropped, every model keeps its own id."""
+    alias_claims: dict[str, list[tuple[str, EncoderSpec]]] = {}
+    for model_id, spec in reg.specs.items():
+        name = next(n for n, s in claims[model_id] if s is spec)
+        for alias in spec.aliases:
+            alias_claims.setdefault(alias, []).append((name, spec))
+    for alias, claimants in alias_claims.items():
+        if alias not in claims and len(claimants) == 1:
+            reg.aliases[alias] = claimants[0][1].model_id
+            continue
+        if alias in claims:  # another model's id (it keeps it, even when that id is itself kept out as a duplicate)
+            clash = "the model id of " + " and of ".join(f"{s.plugin or n}" for n, s in claims[alias])
+        else:
+            clash = "an alias claimed by " + " and by ".join(f"{s.model_id!r} ({s.plugin or n})" for n, s in claimants)
+        for name, spec in claimants:
+            line = (f"refused alias {alias!r} of model {spec.model_id!r} ({spec.plugin or name}): {alias!r} is {clash}; "
+                    "an alias may not repeat another model's id or alias (rename or drop it)")
+            if _strict():
+                raise PluginError(line)
+            records[name].problems.append(line)
 
 
 def _claimant(name: str, spec: EncoderSpec) -> str:

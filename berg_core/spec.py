@@ -7,7 +7,9 @@ imported only when the model is loaded (npe2's lazy factories).
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from berg_core.errors import PluginError
@@ -52,8 +54,10 @@ class EncoderSpec:
             (list of str, one per fMRI TR, empty strings = silent TRs; one output row per TR).
         metadata: ``"module:attr"`` of ``(spec, subject, berg_dir) -> dict`` (no backbone load).
         remote_files: files of BERG's bucket the model needs (``berg fetch`` gets them).
-        prepare: optional ``"module:attr"`` of ``(spec, subject, berg_dir, show_progress) -> None`` that
-            ``berg fetch`` runs after the remote files (e.g. to build a cache ahead of first use).
+        prepare: optional ``"module:attr"`` of ``(spec, subject, berg_dir, show_progress, *, options) -> None`` that
+            ``berg fetch`` runs after the remote files (e.g. to build a cache ahead of first use); ``options`` is the
+            validated load options (defaults filled in, ``-O key=value`` applied), passed only to hooks that accept an
+            ``options`` keyword (or ``**kwargs``): the older four-argument form still works.
         card: the model card text (``berg info``).
         options: the declared load options: ``Options(Option("layer", int, 22, help=...), ...)`` (a tuple of
             ``Option`` also works). The old form, a plain ``{name: default}`` dict, is still accepted and
@@ -63,6 +67,10 @@ class EncoderSpec:
             folder): not user-settable, not shown by ``berg info``; the factory reads ``spec.params``.
         info: further JSON-able display facts shown by ``berg info`` (status, layer, reason, ...); factories
             should not read their parameters from here (use ``params``).
+        aliases: other ids of the same model (ids BERG used earlier, spellings of BERG's docs): accepted everywhere an
+            id is (``get_encoding_model``, ``berg encode/info/fetch``, ``get_spec``) with a one-line notice naming
+            ``model_id``; ``berg list`` shows the model once, under ``model_id``. An alias that is another model's id or
+            another model's alias is refused at registration (reported by ``berg plugins``; that model keeps its id).
         plugin: ``"distribution version"`` of the plugin that registered it (set by the registry).
     """
 
@@ -82,10 +90,18 @@ class EncoderSpec:
     options: Options = field(default_factory=Options)
     params: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
     plugin: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", Options.of(self.options))
+        aliases = (self.aliases,) if isinstance(self.aliases, str) else self.aliases
+        if not isinstance(aliases, (tuple, list)) or not all(isinstance(a, str) and a.strip() == a and a for a in aliases):
+            raise PluginError(f"{self.model_id}: aliases must be a tuple of non-empty model ids without spaces at the ends, "
+                              f"got {self.aliases!r}")
+        if self.model_id in aliases:
+            raise PluginError(f"{self.model_id}: its aliases repeat its own model_id")
+        object.__setattr__(self, "aliases", tuple(dict.fromkeys(aliases)))
 
     def with_plugin(self, plugin: str) -> EncoderSpec:
         return replace(self, plugin=plugin)
@@ -114,6 +130,7 @@ class EncoderSpec:
             "options": dict(self.options),
             "option_types": self.options.describe(),
             "info": dict(self.info),
+            "aliases": list(self.aliases),
             "plugin": self.plugin,
         }
 
@@ -133,3 +150,25 @@ def import_object(path: str) -> Any:
         except AttributeError as exc:
             raise PluginError(f"{module_name!r} has no attribute {attr!r} (from {path!r})") from exc
     return obj
+
+
+def _takes_keyword(func: Any, name: str) -> bool:
+    """Whether ``func`` accepts the keyword argument ``name`` (a parameter of that name, or ``**kwargs``)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: call it the old way
+        return False
+    return any(p.kind is p.VAR_KEYWORD or (p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+               for p in params)
+
+
+def run_prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool, options: dict[str, Any]) -> None:
+    """Call the spec's ``prepare`` hook: with ``options=`` (the validated load options) when the hook accepts that
+    keyword, else in the older four-argument form ``(spec, subject, berg_dir, show_progress)``."""
+    if not spec.prepare:
+        return
+    hook = import_object(spec.prepare)
+    if _takes_keyword(hook, "options"):
+        hook(spec, subject, berg_dir, show_progress, options=dict(options))
+    else:
+        hook(spec, subject, berg_dir, show_progress)

@@ -1,6 +1,6 @@
 """``berg info MODEL [--subject S] [--card] [--json]``: a short summary of a model, its card on request.
 
-The text output starts with a summary (id, family, plugin, stimulus, subjects, outputs, selection keys,
+The text output starts with a summary (id, aliases, family, plugin, stimulus, subjects, outputs, selection keys,
 files in berg_dir and their size on disk, how to fetch them), then the subject's metadata (with
 ``--subject``), the description, load options and further facts; the full model card only with
 ``--card``. ``--json`` prints everything, card included. No backbone is loaded.
@@ -112,6 +112,7 @@ def summary_lines(spec: EncoderSpec, model: str, subject: str | None, berg_dir: 
     subjects = spec.subjects
     lines = [
         spec.model_id,
+        *([f"aliases: {', '.join(spec.aliases)} (older ids, accepted with a notice)"] if spec.aliases else []),
         f"family: {spec.family}",
         f"plugin: {spec.plugin or 'built in'}",
         f"stimulus: {STIMULUS.get(spec.stimulus, spec.stimulus)}",
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
     berg = BERG(args.berg_dir)
     spec = resolve_spec(args.model)
+    model = spec.model_id if args.model in spec.aliases else args.model  # hints name the current id
     meta = summarise(berg.get_model_metadata(args.model, subject=args.subject)) if args.subject is not None else None
     if args.json:
         out = spec.to_dict()
@@ -157,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(out)
         return 0
     subject = None if args.subject is None else str(args.subject)
-    lines = summary_lines(spec, args.model, subject, berg.berg_dir)
+    lines = summary_lines(spec, model, subject, berg.berg_dir)
     if meta is not None:
         lines += ["", f"metadata (subject {args.subject}):"] + [f"  {key}: {value}" for key, value in meta.items()]
     lines += detail_lines(spec)
@@ -165,6 +167,6 @@ def run(args: argparse.Namespace) -> int:
     if card and args.card:
         lines += ["", card]
     elif card:
-        lines += ["", f"model card: {len(card.splitlines())} lines; `berg info {shlex.quote(args.model)} --card` prints it"]
+        lines += ["", f"model card: {len(card.splitlines())} lines; `berg info {shlex.quote(model)} --card` prints it"]
     print("\n".join(lines))
     return 0

@@ -1,4 +1,5 @@
-"""``berg list [PATTERN] [--json]``: the installed models, one table row each (id, family, subjects, stimulus).
+"""``berg list [PATTERN] [--json] [--aliases]``: the installed models, one table row each (id, family, subjects,
+stimulus; ``--aliases`` adds their older ids). A pattern also matches aliases; each model is listed once, by its id.
 
 On a terminal each row is cut to the terminal's width (ending in ``…``); piped output and ``--json``
 are never cut.
@@ -25,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "piped output is never cut, and --json gives every field.")
     p.add_argument("pattern", nargs="?", help="substring or glob of model ids (case-insensitive), or a family name")
     p.add_argument("--json", action="store_true", help="print JSON (every field of every model)")
+    p.add_argument("--aliases", action="store_true", help="add a column with each model's older ids (accepted with a notice)")
     p.set_defaults(func=run)
 
 
@@ -62,14 +64,19 @@ def compact_subjects(subjects: Sequence[str] | None, sym: dict[str, str] | None 
     return f"{subjects[0]}, {subjects[1]}, {sym['cut']}, {subjects[-1]} ({n})"
 
 
-def table_rows(specs: Sequence[EncoderSpec], sym: dict[str, str] | None = None) -> list[tuple[str, ...]]:
-    """The header and one row per model: id, family, subjects, stimulus (plus ``[status]`` when not usable)."""
+def table_rows(specs: Sequence[EncoderSpec], sym: dict[str, str] | None = None, *,
+               aliases: dict[str, list[str]] | None = None) -> list[tuple[str, ...]]:
+    """The header and one row per model: id, family, subjects, stimulus (plus ``[status]`` when not usable);
+    with ``aliases`` ({model id: its accepted older ids}) a last column of them."""
     sym = sym or symbols()
-    rows = [COLUMNS]
+    rows: list[tuple[str, ...]] = [COLUMNS + (("aliases",) if aliases is not None else ())]
     for s in specs:
         status = s.info.get("status")
         stimulus = f"{s.stimulus} [{status}]" if status and status != "usable" else s.stimulus
-        rows.append((s.model_id, s.family, compact_subjects(s.subjects, sym), stimulus))
+        row: tuple[str, ...] = (s.model_id, s.family, compact_subjects(s.subjects, sym), stimulus)
+        if aliases is not None:
+            row += (", ".join(aliases.get(s.model_id, ())) or sym["none"],)
+        rows.append(row)
     return rows
 
 
@@ -105,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
         print("no models match" if args.pattern else "no models installed: pip install a berg family (berg-tuckute, berg-lebel, ...)")
     else:
         sym = symbols()
-        print("\n".join(format_table(table_rows(specs, sym), terminal_width(), sym["cut"])))
+        accepted: dict[str, list[str]] | None = None
+        if getattr(args, "aliases", False):
+            accepted = {}
+            for alias, model_id in sorted(registry.aliases.items()):
+                accepted.setdefault(model_id, []).append(alias)
+        print("\n".join(format_table(table_rows(specs, sym, aliases=accepted), terminal_width(), sym["cut"])))
     broken = [p for p in registry.plugins if p.error]
     skipped = sum(len(p.problems) for p in registry.plugins)
     if broken or registry.duplicates or skipped:
