@@ -144,6 +144,16 @@ class Encoder:
         (the default): 2-D outputs named by ``output_names``."""
         return None
 
+    def column_groups(self) -> dict[str, Any] | None:
+        """Optional: which ROI each output column is in (2-D outputs), for the labels every output file carries.
+
+        ``{ROI name: indices into THIS output's columns}`` (after the selection; int, ascending) or, equivalently, a
+        boolean mask of shape (n_columns,) per ROI; ROIs may overlap. The core turns masks into indices and leaves
+        out a ROI with no selected column. ``None`` (the default): the columns have no groups (e.g. each column is
+        already one ROI). Not used for N-D outputs (``output_axes``).
+        """
+        return None
+
     def _release(self) -> None:
         """Free the backbone and weights (called once by ``close``)."""
 
@@ -231,6 +241,37 @@ def output_axes_of(model: Encoder) -> dict[str, list[str]] | None:
     with plugin_errors(model.model_id, model.spec.plugin, "naming its output axes", wrap=PluginError):
         axes = model.output_axes
     return None if axes is None else {str(k): [str(v) for v in labels] for k, labels in axes.items()}
+
+
+def column_groups_of(model: Encoder, n_columns: int) -> dict[str, np.ndarray] | None:
+    """``model.column_groups()`` checked and normalised: ``{name: int64 ascending indices into the n_columns
+    columns}``, ROIs with no column left out; ``None`` when the model has none or its outputs are N-D. A plugin
+    failing there, or returning indices out of range or masks of the wrong length, is one ``PluginError`` line."""
+    with plugin_errors(model.model_id, model.spec.plugin, "grouping its output columns", wrap=PluginError):
+        if model.output_axes is not None:
+            return None
+        groups = model.column_groups()
+        if groups is None:
+            return None
+        if not isinstance(groups, dict):
+            raise PluginError(f"column_groups() returned a {type(groups).__name__}, not a dict of ROI name -> column indices "
+                              "(a plugin bug; report it)")
+        out: dict[str, np.ndarray] = {}
+        for name, value in groups.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind == "b" and arr.shape == (n_columns,):
+                index = np.flatnonzero(arr).astype(np.int64)
+            elif arr.ndim == 1 and (arr.dtype.kind in "iu" or arr.size == 0):
+                index = np.unique(arr.astype(np.int64))
+                if index.size and (index[0] < 0 or index[-1] >= n_columns):
+                    raise PluginError(f"column_groups()[{str(name)!r}] lists columns outside 0..{n_columns - 1} "
+                                      "(a plugin bug; report it)")
+            else:
+                raise PluginError(f"column_groups()[{str(name)!r}] is a {arr.dtype} array of shape {arr.shape}, neither column "
+                                  f"indices nor a boolean mask over the {n_columns} columns (a plugin bug; report it)")
+            if index.size:
+                out[str(name)] = index
+        return out
 
 
 def output_names_of(model: Encoder) -> list[str]:

@@ -55,14 +55,16 @@ def subject_hint(subject: object) -> str | None:
     return str(subject) if isinstance(subject, (str, int)) and not isinstance(subject, bool) else None
 
 
-@dataclass
+@dataclass(eq=False)
 class OutputLabels:
     """What an output's rows and columns are (the labels every ``berg encode`` output file carries).
 
     ``row_name``: ``"stimulus"`` (rows are sentences), ``"tr_onset_s"`` (TR onset times, s), ``"word"`` or ``"row"``;
     ``rows``: (n_rows,) the sentences / times / words (row numbers for ``"row"``); ``columns``: (n_columns,) ROI or
     voxel names (N-D models: the flattened names); ``axes``: ``{axis name: labels}`` of N-D models, else None;
-    ``attrs``: model_id, subject, berg_version, backbone, backbone_revision, layer, units (str or int; "" unknown).
+    ``attrs``: model_id, subject, berg_version, backbone, backbone_revision, layer, units (str or int; "" unknown);
+    ``column_groups``: ``{ROI name: int64 ascending indices into columns}`` (``Encoder.column_groups``: e.g. the
+    selected voxels of each LeBel ROI; ROIs may overlap; a ROI with no selected column is left out), else None.
     """
 
     row_name: str
@@ -70,6 +72,16 @@ class OutputLabels:
     columns: list[str]
     axes: dict[str, list[str]] | None
     attrs: dict[str, Any]
+    column_groups: dict[str, np.ndarray] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OutputLabels):
+            return NotImplemented
+        mine, theirs = self.column_groups, other.column_groups
+        same_groups = mine == theirs if mine is None or theirs is None else (
+            list(mine) == list(theirs) and all(np.array_equal(mine[k], theirs[k]) for k in mine))
+        return same_groups and (self.row_name, self.rows, self.columns, self.axes, self.attrs) == (
+            other.row_name, other.rows, other.columns, other.axes, other.attrs)
 
 
 def output_attrs(model: Encoder) -> dict[str, Any]:
@@ -97,8 +109,8 @@ def spec_attrs(spec: EncoderSpec, subject: str | None, options: dict[str, Any], 
 def output_labels(model: Encoder, stimulus: Any, n_rows: int) -> OutputLabels:
     """The labels of ``model.encode(stimulus)``'s (``n_rows`` rows) output: a model's ``row_labels(stimulus)``
     (``(name, labels)``, e.g. LeBel's TR onsets) when it has one, else the sentences (or words) when there is one
-    row per sentence (word), else row numbers."""
-    from berg_core.encoder import output_axes_of, output_names_of
+    row per sentence (word), else row numbers; its columns' names and groups (``column_groups_of``)."""
+    from berg_core.encoder import column_groups_of, output_axes_of, output_names_of
     from berg_core.stimulus import TimedWords
 
     custom = getattr(model, "row_labels", None)
@@ -113,7 +125,8 @@ def output_labels(model: Encoder, stimulus: Any, n_rows: int) -> OutputLabels:
         row_name, rows = "stimulus", list(canonical)
     if len(rows) != n_rows:
         row_name, rows = "row", list(range(n_rows))
-    return OutputLabels(row_name, rows, output_names_of(model), output_axes_of(model), output_attrs(model))
+    columns = output_names_of(model)
+    return OutputLabels(row_name, rows, columns, output_axes_of(model), output_attrs(model), column_groups_of(model, len(columns)))
 
 
 class BERG:
@@ -167,7 +180,8 @@ class BERG:
         return_labels: bool = False,
     ) -> np.ndarray | tuple[Any, ...]:
         """Predicted responses (float32); with ``return_metadata`` also the model's metadata; with ``return_labels``
-        also (last) the ``OutputLabels`` of the rows, columns and axes, and the attributes (``output_labels``)."""
+        also (last) the ``OutputLabels`` of the rows, columns (names and ROI groups) and axes, and the attributes
+        (``output_labels``)."""
         if not isinstance(model, Encoder):
             raise InvalidParameterError(f"model must be a loaded model from get_encoding_model, got {type(model).__name__}")
         responses = model.encode(stimulus, show_progress=show_progress)

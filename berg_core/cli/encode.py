@@ -1,7 +1,7 @@
 """``berg encode MODEL [--subject S] [--roi R ...] [--voxels FILE] (TEXT... | --input FILE|-) [--output FILE]``.
 
 Everything cheap is checked before the model is loaded: the options, where the output goes, the input
-file (decoding, blank lines) and the voxel mask.
+file (decoding, blank lines: refused for sentences, silent TRs for a ``tr_texts`` model) and the voxel mask.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", action="append", default=[], metavar="KEY=FILE",
                    help="a 0/1 mask file over one output axis of an N-D model, e.g. --mask electrode_index=e.txt --mask lags=l.npy")
     p.add_argument("--input", "-i", default=None,
-                   help=".txt (one sentence a line; no blank lines), - (the same from stdin) or .json/.csv/.tsv (words + onsets)")
+                   help=".txt (one sentence a line, no blank lines; for a tr_texts model one TR a line, an empty line = a silent TR, "
+                        "and the newline ending the last line adds no TR), - (the same from stdin) or .json/.csv/.tsv (words + onsets)")
     p.add_argument("--output", "-o", default=None,
                    help="write .npy, .csv, .tsv, .h5 or .nc (labelled; .nc needs berg-core[nc]); voxelwise models in a "
                         "subject space also .nii.gz (needs berg-core[maps]) (default: print)")
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     selection = selection_from_args(args)
     if args.shards != 1 or args.executor != "local":
         return _sharded(args, spec, options, selection)
-    stimulus = read_stimulus(args.input) if args.input is not None else list(args.text)
+    stimulus = read_stimulus(args.input, spec.stimulus) if args.input is not None else list(args.text)
     validate_stimulus(spec, stimulus)  # before the model loads (encode checks it again)
     berg = BERG(args.berg_dir)
     if "progress" in spec.options:  # a model's own bars (e.g. LeBel's conversion) follow --progress
@@ -142,12 +143,14 @@ def run(args: argparse.Namespace) -> int:
             return 0
     columns, axes = labels.columns, labels.axes
     if args.output:
-        write_responses(args.output, responses, columns, attrs=labels.attrs, axes=axes, rows=labels.rows, row_name=labels.row_name)
+        write_responses(args.output, responses, columns, attrs=labels.attrs, axes=axes, rows=labels.rows, row_name=labels.row_name,
+                        column_groups=labels.column_groups)
         notice(f"wrote {' x '.join(map(str, responses.shape))} responses to {args.output}")
         return 0
     responses = responses.reshape(len(responses), -1)  # N-D outputs print flattened, one column per name
     if args.json:
-        print_json({"model_id": model.model_id, "columns": columns, "responses": responses.tolist()})
+        groups = {} if labels.column_groups is None else {"column_groups": {k: v.tolist() for k, v in labels.column_groups.items()}}
+        print_json({"model_id": model.model_id, "columns": columns, **groups, "responses": responses.tolist()})
     else:
         print("\t".join(columns))
         np.savetxt(sys.stdout, responses, delimiter="\t", fmt="%.6g")

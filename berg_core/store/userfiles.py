@@ -1,13 +1,17 @@
 """Reading stimulus files and writing responses (atomically) by extension.
 
-Inputs: ``.txt`` (one sentence a line; ``-`` reads them from stdin), ``.json`` (``{"words": [...],
+Inputs: ``.txt`` (one sentence a line; for a ``tr_texts`` model one TR a line, a blank line = a silent TR; ``-``
+reads the same from stdin), ``.json`` (``{"words": [...],
 "word_onsets": [...]}`` or a list of sentences), ``.csv``/``.tsv`` (columns ``word`` and ``onset``, or
 ``words``/``word_onsets``). Text is UTF-8; a byte-order mark (Excel's "CSV UTF-8") is dropped.
 Outputs: ``.npy`` (the bare array, as BERG returns it), ``.csv``/``.tsv`` (header row; with row labels a leading
 ``stimulus``/``tr_onset_s``/``word`` column, and a JSON sidecar ``<name>.json`` with the attributes), ``.h5``
 (dataset ``responses`` + ``columns``, a row-label dataset named like the CSV's first column, attributes) and
 ``.nc`` (xarray + h5netcdf, the ``berg-core[nc]`` extra: a labelled ``presentation x neuroid`` array with
-Brain-Score-style coordinates).
+Brain-Score-style coordinates). Column groups (``Encoder.column_groups``: which ROI each output column is in) go in
+every labelled format: ``.h5`` datasets ``column_groups`` (bool, n_groups x n_columns) + ``column_group_names``, a
+``.nc`` ``column_groups`` (bool, ``group x neuroid``, coordinate ``group`` = names), the ``.csv``/``.tsv`` sidecar key
+``"column_groups": {name: [column indices]}``.
 N-D responses (n_rows, n_1, n_2, ...) with named axes: ``.npy`` and ``.h5`` keep the shape (``.h5`` adds attribute
 ``dims`` and one label dataset ``axis_<name>`` per axis; ``.nc`` one dimension per axis), ``.csv`` is flattened to
 ``<label_1>@<label_2>`` columns.
@@ -23,7 +27,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -123,6 +127,19 @@ def parse_sentences(text: str, name: str) -> list[str]:
     return lines
 
 
+def parse_tr_texts(text: str, name: str) -> list[str]:
+    """One TR a line (a ``tr_texts`` model): line i is TR i, kept as written; an empty line is a silent TR (``""``).
+
+    Newline rule: lines end with ``\n`` (``\r\n`` too), so a file ending in a newline has no extra empty TR after its
+    last line; every blank line before that, at the start, in the middle or at the end (``"a\n\n"`` = ``["a", ""]``),
+    is one silent TR.
+    """
+    lines = text_lines(text)
+    if not lines:
+        raise StimulusError(f"{name} has no TRs; give one line per TR (an empty line for a silent TR)")
+    return lines
+
+
 def read_sentences(path: str | Path) -> list[str]:
     """The sentences of a text file (``-`` = stdin), one a line; see ``parse_sentences``."""
     return parse_sentences(decode_text(read_input_bytes(path), _name(path)), _name(path))
@@ -166,10 +183,16 @@ def _parse_table(text: str, name: str, delimiter: str) -> dict[str, list[Any]]:
     return {"words": words, "word_onsets": onsets}
 
 
-def read_stimulus(path: str | Path) -> Any:
-    """Load a stimulus file: sentences (list of str) or timed words (dict), by extension (``-``: sentences on stdin)."""
+def read_stimulus(path: str | Path, kind: str = "sentences") -> Any:
+    """Load a stimulus file: sentences (list of str) or timed words (dict), by extension (``-``: sentences on stdin).
+
+    ``kind``: the model's stimulus kind (``EncoderSpec.stimulus``); for ``"tr_texts"`` a ``.txt`` (or stdin) is one
+    TR a line with blank lines as silent TRs (``parse_tr_texts``), for every other kind one sentence a line with no
+    blank line (``parse_sentences``).
+    """
+    lines = parse_tr_texts if kind == "tr_texts" else parse_sentences
     if str(path) == STDIN:
-        return read_sentences(STDIN)
+        return lines(decode_text(read_input_bytes(STDIN), _name(STDIN)), _name(STDIN))
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in INPUT_TYPES:
@@ -177,7 +200,7 @@ def read_stimulus(path: str | Path) -> Any:
                                     "(words + onsets), or - for sentences on stdin")
     text = decode_text(read_input_bytes(path), str(path))
     if ext == ".txt":
-        return parse_sentences(text, str(path))
+        return lines(text, str(path))
     if ext == ".json":
         return _parse_json(text, str(path))
     return _parse_table(text, str(path), "\t" if ext == ".tsv" else ",")
@@ -302,9 +325,21 @@ def _row_cell(value: Any) -> str:
     return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
 
 
+def group_matrix(groups: Mapping[str, Any], n_columns: int) -> tuple[list[str], np.ndarray]:
+    """Column groups ``{name: ascending column indices}`` as (names, bool (n_groups, n_columns) membership matrix)."""
+    names = [str(name) for name in groups]
+    matrix = np.zeros((len(names), n_columns), dtype=bool)
+    for row, index in zip(matrix, groups.values(), strict=True):
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if index.size and (index.min() < 0 or index.max() >= n_columns):
+            raise ValueError(f"column group indices must lie in 0..{n_columns - 1}")
+        row[index] = True
+    return names, matrix
+
+
 def write_responses(path: str | Path, responses: np.ndarray, columns: list[str], *, attrs: dict[str, Any] | None = None,
                     axes: dict[str, list[str]] | None = None, rows: list[Any] | np.ndarray | None = None,
-                    row_name: str = "stimulus") -> Path:
+                    row_name: str = "stimulus", column_groups: Mapping[str, Any] | None = None) -> Path:
     """Write responses by extension (.npy, .csv, .tsv, .h5/.hdf5, .nc), atomically.
 
     ``responses``: (n_rows, n_columns) named by ``columns``; or N-D (n_rows, n_1, n_2, ...) with ``axes`` =
@@ -316,6 +351,9 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
     ``columns`` after a leading ``row_name`` column (when ``rows`` is given) and ``attrs`` in a JSON sidecar;
     ``.h5`` keeps the shape in dataset ``responses``, with ``columns``, dataset ``row_name``, attribute ``dims``
     (``["row", *axes]``) and a label dataset ``axis_<name>`` per axis; ``.nc``: see ``write_netcdf``.
+    ``column_groups`` (2-D outputs): ``{ROI name: ascending indices into columns}`` (``OutputLabels.column_groups``),
+    stored as the sidecar key ``"column_groups"`` (``{name: [indices]}``) or the ``.h5`` datasets ``column_groups``
+    (bool, (n_groups, n_columns)) and ``column_group_names`` (UTF-8); ``.npy`` stores none.
     """
     path = check_output_path(path)
     ext = path.suffix.lower()
@@ -327,9 +365,12 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
         raise ValueError(f"{len(rows)} row labels for {len(responses)} rows")
     if row_name not in ROW_NAMES:
         raise ValueError(f"row_name must be one of {ROW_NAMES}, got {row_name!r}")
+    if column_groups is not None and axes is not None:
+        raise ValueError("column groups are for 2-D outputs (n_rows, n_columns), not N-D ones")
+    names, membership = group_matrix(column_groups, len(columns)) if column_groups is not None else ([], None)
     try:
         if ext == ".nc":
-            write_netcdf(path, responses, columns, attrs=attrs, axes=axes, rows=rows, row_name=row_name)
+            write_netcdf(path, responses, columns, attrs=attrs, axes=axes, rows=rows, row_name=row_name, column_groups=column_groups)
             return path
         with atomic_path(path) as tmp:
             if ext == ".npy":
@@ -342,10 +383,12 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
                     for i, row in enumerate(responses.reshape(len(responses), -1)):
                         cells = [repr(float(v)) for v in row]
                         writer.writerow([_row_cell(rows[i]), *cells] if rows is not None else cells)
-                if attrs or rows is not None:
+                if attrs or rows is not None or membership is not None:
                     first = row_name if rows is not None else "row"
+                    groups = {} if membership is None else {"column_groups": {
+                        name: np.flatnonzero(member).tolist() for name, member in zip(names, membership, strict=True)}}
                     write_sidecar(path, {**attrs, "rows": first, "dims": [first, *(list(axes) if axes else ["column"])],
-                                         "shape": list(responses.shape)})
+                                         "shape": list(responses.shape), **groups})
             else:
                 import h5py
 
@@ -363,6 +406,9 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
                         f.attrs["dims"] = np.array(["row", *axes], dtype=h5py.string_dtype())
                         for name, labels in axes.items():
                             f.create_dataset(f"axis_{name}", data=np.array(labels, dtype=object), dtype=h5py.string_dtype())
+                    if membership is not None:
+                        f.create_dataset("column_groups", data=membership)
+                        f.create_dataset("column_group_names", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
                     for key, value in attrs.items():
                         f.attrs[key] = "" if value is None else value
     except OSError as exc:
@@ -374,12 +420,15 @@ def write_responses(path: str | Path, responses: np.ndarray, columns: list[str],
 
 def write_netcdf(path: str | Path, responses: np.ndarray, columns: list[str], *, attrs: dict[str, Any],
                  axes: dict[str, list[str]] | None = None, rows: list[Any] | np.ndarray | None = None,
-                 row_name: str = "stimulus") -> Path:
+                 row_name: str = "stimulus", column_groups: Mapping[str, Any] | None = None) -> Path:
     """A labelled array in netCDF-4 (xarray + h5netcdf; ``pip install 'berg-core[nc]'``), following Brain-Score's
     assembly conventions: dims ``presentation`` (rows) x ``neuroid`` (columns) for 2-D outputs, or ``presentation``
     x one dim per named axis for N-D outputs; coordinates ``stimulus_id`` (row number) and ``row_name`` (sentence /
     TR onset in s / word) on ``presentation``; ``neuroid_id`` (column name), ``roi`` (ROI outputs) or ``voxel_num``
-    (``voxel_<i>`` outputs: i) and ``subject`` on ``neuroid``; ``attrs`` as attributes.
+    (``voxel_<i>`` outputs: i) and ``subject`` on ``neuroid``; ``attrs`` as attributes. ``column_groups`` (2-D
+    outputs, ``{name: column indices}``): a bool variable ``column_groups`` of dims ``group x neuroid`` with coordinate
+    ``group`` = the names, stored as a coordinate of the file's dataset (read it with ``xarray.open_dataset(path)
+    ["column_groups"]``; ``open_dataarray`` still opens the responses alone).
     """
     try:
         import xarray as xr
@@ -405,7 +454,14 @@ def write_netcdf(path: str | Path, responses: np.ndarray, columns: list[str], *,
         coords.update({name: (name, np.array(labels, dtype=object)) for name, labels in axes.items()})
     clean = {k: ("" if v is None else v) for k, v in attrs.items()}
     array = xr.DataArray(responses, dims=dims, coords=coords, name="responses", attrs=clean)
+    data: Any = array
+    if column_groups is not None:
+        if axes is not None:
+            raise ValueError("column groups are for 2-D outputs (n_rows, n_columns), not N-D ones")
+        names, membership = group_matrix(column_groups, len(columns))
+        data = array.to_dataset().assign_coords(
+            group=("group", np.array(names, dtype=object)), column_groups=(("group", "neuroid"), membership))
     path = Path(path)
     with atomic_path(path) as tmp:
-        array.to_netcdf(tmp, engine="h5netcdf")
+        data.to_netcdf(tmp, engine="h5netcdf")
     return path

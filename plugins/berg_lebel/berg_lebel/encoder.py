@@ -10,7 +10,8 @@
 8. FIR delays 1-4 TRs, delay-major (column (d−1)·hidden + j);
 9. product with the selected weight columns (float32; no intercept): a ``berg_core.readout.LinearReadout``.
 
-Selection (``roi`` ∪ ``voxel_index``, ascending voxel order): ``berg_core.selection.select_outputs``.
+Selection (``roi`` ∪ ``voxel_index``, ascending voxel order): ``berg_core.selection.select_outputs``; the output
+columns' ROI membership: ``column_groups``.
 """
 
 from __future__ import annotations
@@ -152,6 +153,13 @@ class LebelEncoder(Encoder):
     def selected_voxels(self) -> np.ndarray | None:
         """Indices of the output columns among the subject's voxels (None: every voxel)."""
         return self.columns
+
+    def column_groups(self) -> dict[str, np.ndarray]:
+        """Each of the subject's ROIs (metadata ``roi`` masks) as a boolean mask over the output columns (the selected
+        voxels, ascending); the core turns them into column indices and drops ROIs with no selected voxel."""
+        assert self.subject is not None
+        masks = weights_io.roi_masks(self.metadata, self.subject)
+        return {name: mask if self.columns is None else mask[self.columns] for name, mask in masks.items()}
 
     @property
     def output_names(self) -> list[str]:

@@ -73,6 +73,10 @@ class Text2fMRIEncoder(Encoder):
         """The selected parcels' Schaefer label names (``7Networks_LH_Vis_1`` ...), in label order."""
         return [self.labels[i] for i in self.parcels]
 
+    def column_groups(self) -> dict[str, NDArray[np.bool_]]:
+        """Each of the 7 networks as a boolean mask over the output columns (the selected parcels, ascending)."""
+        return {net: mask[self.parcels] for net, mask in shipped_masks().items()}
+
     def tr_features(self, trs: list[str]) -> NDArray[np.float32]:
         """(n_TR, d) float32 language-model features per TR (``berg_text2fmri.features``)."""
         from berg_text2fmri.features import tr_features
