@@ -80,8 +80,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--perm-mode", choices=["voxel", "pooled"], default="voxel",
                    help="voxel (default): p = (k+1)/(N+1) against each voxel's own null; pooled: one null from all voxels "
                    "(drama2brain) - miscalibrated when voxels differ in autocorrelation (liberal for smooth, conservative for rough ones)")
-    g.add_argument("--fdr-q", type=float, default=0.05, help="FDR level reported in the summary")
+    g.add_argument("--fdr-q", type=float, default=0.05, help="FDR level reported in the summary (and of map_significant_*.nii.gz)")
+    g.add_argument("--noise-ceiling", default=None, metavar="FILE.npy",
+                   help="CCmax per response column, in (0, 1]: writes noise_ceiling.npy and cc_norm_*.npy (test r / CCmax)")
     g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("subject space (brain maps)")
+    g.add_argument("--space-mask", default=None, metavar="MASK.nii.gz",
+                   help="NIfTI mask whose nonzero voxels are the response columns, in pycortex order (get_fdata().T != 0, "
+                   "C-order); with --space-reference: writes map_r/map_cc_norm/map_significant_*.nii.gz and lets "
+                   "`berg encode DIR --output pred.nii.gz` write volumes")
+    g.add_argument("--space-reference", default=None, metavar="REF.nii.gz", help="NIfTI on the mask's grid whose affine the maps get")
+    g.add_argument("--space-name", default=None, metavar="NAME", help="name of the space recorded in the card (e.g. UTS03)")
     g = p.add_argument_group("encoder card (to make the folder runnable by `berg encode`)")
     g.add_argument("--model-id", default=None, help="model id (default trained-<out folder name>)")
     g.add_argument("--description", default=None)
@@ -123,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype, target_batch=args.target_batch, seed=args.seed, show_progress=args.progress, overwrite=args.overwrite,
         model_id=args.model_id, description=args.description, stimulus=args.stimulus, backbone=list(args.backbone),
         layer=list(args.layer), pooling=args.pooling, tr=args.tr, output_names=args.output_names, rois=args.rois, card_text=card_text,
+        space_mask=args.space_mask, space_reference=args.space_reference, space_name=args.space_name, noise_ceiling=args.noise_ceiling,
     )
     result = train(cfg)
     scores = result.summary["scores"]

@@ -12,7 +12,12 @@ Outputs in ``out`` (suffix ``raw`` or ``{N}PCs``): ``cv_cc_{s}.npy`` (n_vox,), `
 correlations); banded: also ``cc_{s}_{space}.npy`` (split correlation), ``preds_{s}_{space}.npy``
 (that space's part of the centred prediction), ``coef_{s}_{space}.npy``; ``summary.json``; and the
 trained-encoder folder files (``berg_core.trained.encoder``: ``berg_encoder.json``, ``weights.h5``,
-``arrays.npz``). The folder is written as a unit (``berg_core.trained.encoder.staged_folder``): an existing
+``arrays.npz``). With ``noise_ceiling`` (CCmax per voxel): ``noise_ceiling.npy`` and ``cc_norm_{s}.npy`` (cc / CCmax).
+With a subject space (``space_mask`` + ``space_reference``: the response columns are the mask's nonzero voxels in
+pycortex order, (z, y, x) C-order): ``space_mask.nii.gz``, ``space_reference.nii.gz`` (copies, named in the card's
+``space`` field) and 3-D float32 maps in the reference's space, NaN outside the mask, each with a JSON sidecar:
+``map_r_{s}.nii.gz`` (test r), ``map_cc_norm_{s}.nii.gz`` (with a noise ceiling), ``map_significant_{s}.nii.gz``
+(1 where the FDR-corrected p <= ``fdr_q``, 0 elsewhere in the mask; with permutations). The folder is written as a unit (``berg_core.trained.encoder.staged_folder``): an existing
 ``out`` is refused unless ``overwrite``, and is replaced only once the new folder is complete.
 
 Stages (each a function with a small dataclass for what it hands on): ``load_inputs`` -> ``Inputs``,
@@ -83,6 +88,11 @@ class TrainConfig:
     output_names: str | None = None
     rois: str | None = None
     card_text: str | None = None
+    # the subject space of the response columns (both or neither) and the noise ceiling
+    space_mask: str | None = None  #: NIfTI mask: its nonzero voxels, (z, y, x) C-order, are the response columns
+    space_reference: str | None = None  #: NIfTI on the mask's grid whose affine places the maps
+    space_name: str | None = None  #: e.g. the subject ("UTS03"), recorded in the card
+    noise_ceiling: str | None = None  #: .npy of CCmax per response column, in (0, 1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -270,6 +280,8 @@ class Inputs:
     groups: np.ndarray | None  #: CV label per training row (n_train,), or None (contiguous folds)
     bounds: list[tuple[int, int]]  #: (start, stop) of each segment; delays stay inside one
     alphas: np.ndarray  #: the alpha grid (n_alphas,), float64
+    space: Any = None  #: ``berg_core.store.volumes.VoxelSpace`` of the response columns (user's files, checked), or None
+    noise_ceiling: np.ndarray | None = None  #: CCmax per voxel (v,), float64, or None
 
 
 @dataclass
@@ -353,6 +365,20 @@ def check_config(cfg: TrainConfig) -> None:
     for flag, text, limit in texts:
         if text is not None and (not isinstance(text, str) or len(text) > limit or CONTROL_RE.search(text)):
             raise InvalidParameterError(f"{flag}: give text of at most {limit} characters without control characters")
+    if (cfg.space_mask is None) != (cfg.space_reference is None):
+        raise InvalidParameterError("--space-mask and --space-reference go together: give the mask whose voxels are the response "
+                                    "columns and the reference NIfTI on its grid (or neither)")
+    if cfg.space_name is not None and cfg.space_mask is None:
+        raise InvalidParameterError("--space-name names the subject space of --space-mask/--space-reference; give those too")
+    if cfg.space_name is not None and (not cfg.space_name or len(cfg.space_name) > MAX_NAME or CONTROL_RE.search(cfg.space_name)):
+        raise InvalidParameterError(f"--space-name: give text of 1 to {MAX_NAME} characters without control characters")
+    if cfg.space_mask is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("nibabel") is None:
+            raise InvalidParameterError("--space-mask/--space-reference read and write NIfTI, which needs nibabel: pip install 'berg-core[maps]'")
+    if cfg.noise_ceiling is not None and not cfg.test:
+        raise InvalidParameterError("--noise-ceiling normalises the test correlations (cc_norm = r / CCmax): give --test too")
 
 
 def load_inputs(cfg: TrainConfig) -> Inputs:
@@ -371,6 +397,8 @@ def load_inputs(cfg: TrainConfig) -> Inputs:
     spaces = [load_matrix(f, what=f"features {n}") for f, n in zip(cfg.features, names)]
     Y = load_matrix(cfg.responses, what="responses")
     output_names, rois = _read_names(cfg.output_names, Y.shape[1]), _read_rois(cfg.rois, Y.shape[1])  # cheap: before the fit
+    space = _read_space(cfg, Y.shape[1])
+    ceiling = _read_ceiling(cfg.noise_ceiling, Y.shape[1]) if cfg.noise_ceiling else None
     n = Y.shape[0]
     for f, x in zip(cfg.features, spaces):
         if x.shape[0] != n:
@@ -385,7 +413,60 @@ def load_inputs(cfg: TrainConfig) -> Inputs:
         groups=read_groups(cfg.cv_groups, n, train_rows) if cfg.cv_groups else None,
         bounds=segment_bounds(cfg.segments, n) if cfg.segments else [(0, n)],
         alphas=np.asarray(cfg.alphas if cfg.alphas else DEFAULT_ALPHAS, dtype=np.float64),
+        space=space, noise_ceiling=ceiling,
     )
+
+
+def _read_space(cfg: TrainConfig, n_columns: int) -> Any:
+    """The ``VoxelSpace`` of ``--space-mask``/``--space-reference`` (None without them), checked before the fit: both
+    readable NIfTI on one grid, and the mask's nonzero voxel count equal to the responses' column count."""
+    if cfg.space_mask is None or cfg.space_reference is None:
+        return None
+    from berg_core.store.volumes import VolumeError, VoxelSpace, load_mask, load_reference
+
+    paths = {}
+    for flag, given in (("--space-mask", cfg.space_mask), ("--space-reference", cfg.space_reference)):
+        path = Path(given)
+        if not path.is_file():
+            raise ResourceError(f"{flag} file {given!r} not found")
+        if not path.name.lower().endswith((".nii", ".nii.gz")):
+            raise InvalidParameterError(f"{flag} {path.name!r}: give a NIfTI file (.nii or .nii.gz)")
+        paths[flag] = path
+    fix = "give a NIfTI file nibabel can read"
+    mask_zyx = load_mask(paths["--space-mask"], fix=fix)
+    n_mask = int(mask_zyx.sum())
+    if n_mask != n_columns:
+        raise VolumeError(f"--space-mask {paths['--space-mask'].name} has {n_mask} nonzero voxels but the responses have {n_columns} "
+                          "columns: give the mask whose voxels (pycortex order: get_fdata().T != 0, C-order) are the response columns")
+    shape, _affine = load_reference(paths["--space-reference"], fix=fix, read_data=True)
+    if shape != mask_zyx.shape[::-1]:
+        raise VolumeError(f"--space-mask {paths['--space-mask'].name} is a {mask_zyx.shape[::-1]} grid but --space-reference "
+                          f"{paths['--space-reference'].name} is {shape}: give a reference on the mask's grid")
+    return VoxelSpace(paths["--space-mask"], paths["--space-reference"], n_mask, cfg.tr)
+
+
+def _read_ceiling(path: str, n_columns: int) -> np.ndarray:
+    """``--noise-ceiling``: CCmax per response column from a ``.npy`` ((v,), or (v, 1)/(1, v)), every value in (0, 1]."""
+    file = Path(path)
+    if not file.is_file():
+        raise ResourceError(f"--noise-ceiling file {path!r} not found")
+    if file.suffix.lower() != ".npy":
+        raise InvalidParameterError(f"--noise-ceiling {file.name!r}: give a .npy of CCmax per response column")
+    try:
+        values = np.load(file, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise InvalidParameterError(f"--noise-ceiling {file.name}: not a plain numeric .npy ({exc}); save it with np.save") from exc
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating) or values.dtype == np.bool_:
+        raise InvalidParameterError(f"--noise-ceiling {file.name}: must be real numbers, got dtype {values.dtype}")
+    if values.ndim > 2 or (values.ndim == 2 and 1 not in values.shape) or values.size != n_columns:
+        raise InvalidParameterError(f"--noise-ceiling {file.name} has shape {values.shape}; give one CCmax per response column ({n_columns},)")
+    values = values.astype(np.float64).reshape(-1)
+    bad = ~(np.isfinite(values) & (values > 0) & (values <= 1))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InvalidParameterError(f"--noise-ceiling {file.name}: {int(bad.sum())} values outside (0, 1] or NaN (first: column {first}, "
+                                    f"{values[first]!r}); floor the ceiling (e.g. at 0.25, as BERG) before normalising by it")
+    return values
 
 
 def build_design(cfg: TrainConfig, inputs: Inputs) -> Design:
@@ -482,6 +563,11 @@ def evaluate(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted) -
     summary: dict[str, Any] = {"mean_cv_cc": float(fitted.cv_cc.mean())}
     if cc is not None:
         summary.update(mean_cc=float(cc.mean()), median_cc=float(np.median(cc)), max_cc=float(cc.max()))
+        if inputs.noise_ceiling is not None:
+            from berg_core.fit.stats import cc_norm
+
+            files[f"cc_norm_{s}"] = cc_norm(cc, inputs.noise_ceiling)
+            summary["mean_cc_norm"] = float(files[f"cc_norm_{s}"].mean())
         if pcorr is not None:
             summary[f"n_significant_fdr{cfg.fdr_q:g}"] = int((pcorr <= cfg.fdr_q).sum())
     return Scores(files=files, cc=cc, pvalues=pvals, pvalues_corrected=pcorr, preds=preds, summary=summary, perm_block=block, notes=notes)
@@ -527,6 +613,15 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
         "training": training,
         "card": cfg.card_text or "",
     }
+    if inputs.space is not None:
+        card["space"] = {"mask": SPACE_MASK, "reference": SPACE_REFERENCE, "n_voxels": int(inputs.space.n_voxels), "name": cfg.space_name}
+        training["inputs"]["space"] = {flag: {"file": str(path), "sha256": _sha256(str(path))}
+                                       for flag, path in (("mask", inputs.space.mask), ("reference", inputs.space.reference))}
+    if inputs.noise_ceiling is not None:
+        training["inputs"]["noise_ceiling"] = {"file": str(cfg.noise_ceiling), "sha256": _sha256(str(cfg.noise_ceiling))}
+    maps = _maps(cfg, inputs, scores, card["model_id"])
+    extra_files = ([NOISE_CEILING_FILE] if inputs.noise_ceiling is not None else []) + \
+        ([SPACE_MASK, SPACE_REFERENCE] if inputs.space is not None else []) + [f for name in maps for f in (name, _sidecar(name))]
     arrays = {"cv_cc": fitted.cv_cc, "alphas": fitted.best_alphas}
     if cc is not None:
         arrays["cc"] = cc
@@ -534,18 +629,70 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
         arrays["pvalues_corrected"] = pcorr
     summary = {"suffix": s, "model_id": card["model_id"], "feature_spaces": names, "n_voxels": int(inputs.Y.shape[1]),
                "n_weight_rows": int(coef.shape[0]), "scores": scores.summary, "files": sorted(f"{k}.npy" for k in scores.files)
-               + ([f"dist_{s}.png"] if cc is not None else []), "training": training, "config": asdict(cfg)}
+               + ([f"dist_{s}.png"] if cc is not None else []) + extra_files, "training": training, "config": asdict(cfg)}
     # every file goes into a hidden sibling folder that replaces ``out`` only once complete
     with staged_folder(out, overwrite=cfg.overwrite) as stage:
         for key, value in scores.files.items():
             np.save(stage / f"{key}.npy", np.asarray(value))
         if cc is not None:
             _histogram(cc, stage / f"dist_{s}.png", title=f"test correlation ({s}, {len(cc)} voxels)")
+        if inputs.noise_ceiling is not None:
+            np.save(stage / NOISE_CEILING_FILE, inputs.noise_ceiling)
+        if inputs.space is not None:
+            _copy_gzipped(inputs.space.mask, stage / SPACE_MASK)
+            _copy_gzipped(inputs.space.reference, stage / SPACE_REFERENCE)
+            _write_maps(maps, stage, inputs.space)
         write_encoder_dir(stage, card=card, coef=coef, intercept=fitted.intercept,
                           pca=[(p.mean_, p.components_) if p is not None else None for p in design.pcas], arrays=arrays,
                           show_progress=cfg.show_progress)
         (stage / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     return TrainResult(out=out, suffix=s, cv_cc=fitted.cv_cc, cc=cc, pvalues_corrected=pcorr, preds=scores.preds, coef=coef, summary=summary)
+
+
+#: file names of the copies of the subject space and the noise ceiling in the output folder
+SPACE_MASK = "space_mask.nii.gz"
+SPACE_REFERENCE = "space_reference.nii.gz"
+NOISE_CEILING_FILE = "noise_ceiling.npy"
+
+
+def _maps(cfg: TrainConfig, inputs: Inputs, scores: Scores, model_id: str) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+    """The 3-D maps to write with a subject space: file name -> (values per mask voxel (v,), sidecar attributes)."""
+    s = inputs.suffix
+    if inputs.space is None or scores.cc is None:
+        return {}
+    base = {"model_id": model_id, "berg_core": _version(), "suffix": s, "space": cfg.space_name}
+    maps = {f"map_r_{s}.nii.gz": (scores.cc, {**base, "map": "test Pearson r of the predictions per voxel", "units": "r"})}
+    if f"cc_norm_{s}" in scores.files:
+        maps[f"map_cc_norm_{s}.nii.gz"] = (scores.files[f"cc_norm_{s}"], {**base, "map": "test r / noise ceiling (CCmax) per voxel",
+                                                                          "units": "cc_norm"})
+    if scores.pvalues_corrected is not None:
+        significant = (scores.pvalues_corrected <= cfg.fdr_q).astype(np.float32)
+        maps[f"map_significant_{s}.nii.gz"] = (significant, {**base, "map": f"1 where the BH-FDR corrected permutation p <= {cfg.fdr_q:g}, "
+                                                             "0 elsewhere in the mask", "units": "0/1", "fdr_q": cfg.fdr_q})
+    return maps
+
+
+def _sidecar(name: str) -> str:
+    return name.removesuffix(".nii.gz") + ".json"
+
+
+def _write_maps(maps: dict[str, tuple[np.ndarray, dict[str, Any]]], folder: Path, space: Any) -> None:
+    """Each map as a 3-D NIfTI in ``folder`` on the copies of the space's files (``berg_core.store.volumes.write_map``)."""
+    from dataclasses import replace
+
+    from berg_core.store.volumes import write_map
+
+    copied = replace(space, mask=folder / SPACE_MASK, reference=folder / SPACE_REFERENCE)
+    for name, (values, attrs) in maps.items():
+        write_map(folder / name, values, copied, attrs)
+
+
+def _copy_gzipped(src: Path, dest: Path) -> None:
+    """Copy a NIfTI to ``dest`` (.nii.gz), gzip-compressing it unless it already is."""
+    import gzip
+
+    data = src.read_bytes()
+    dest.write_bytes(data if data[:2] == b"\x1f\x8b" else gzip.compress(data, compresslevel=6, mtime=0))
 
 
 def _delay(x: np.ndarray, delays: Sequence[int], mode: str) -> np.ndarray:

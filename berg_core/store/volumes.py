@@ -49,12 +49,13 @@ class ExternalFile:
 @dataclass(frozen=True)
 class VoxelSpace:
     """Where a voxelwise model's columns sit: ``mask`` (NIfTI; its nonzero voxels, read (z, y, x) C-order, are the
-    ``n_voxels`` columns), ``reference`` (NIfTI whose affine is the space's), ``tr_s`` (seconds per row)."""
+    ``n_voxels`` columns), ``reference`` (NIfTI whose affine is the space's), ``tr_s`` (seconds per row; None when
+    the rows are not time, e.g. one per sentence)."""
 
     mask: Path
     reference: Path
     n_voxels: int
-    tr_s: float
+    tr_s: float | None
 
 
 def openneuro_url() -> str:
@@ -102,17 +103,50 @@ def _nibabel() -> Any:
     return nibabel
 
 
-def read_mask(space: VoxelSpace) -> np.ndarray:
-    """The mask as bool (z, y, x); its voxel count must equal ``space.n_voxels`` (else one ``VolumeError`` line)."""
+def load_mask(path: Path, *, fix: str = "delete it to fetch it again") -> np.ndarray:
+    """A NIfTI mask as bool (z, y, x) (pycortex's ``get_fdata().T != 0``); unreadable or not 3-D: one line."""
     nib = _nibabel()
     try:
-        mask_zyx: np.ndarray = np.asarray(nib.load(space.mask).get_fdata()).T != 0
+        mask_zyx: np.ndarray = np.asarray(nib.load(path).get_fdata()).T != 0
     except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds for a damaged file
-        raise ModelLoadError(f"{space.mask} is not a readable NIfTI mask ({type(exc).__name__}); delete it to fetch it again") from exc
-    if mask_zyx.ndim != 3 or int(mask_zyx.sum()) != space.n_voxels:
+        raise ModelLoadError(f"{path} is not a readable NIfTI mask ({type(exc).__name__}); {fix}") from exc
+    if mask_zyx.ndim != 3:
+        raise VolumeError(f"the mask {Path(path).name} is {mask_zyx.ndim}-D; a voxel mask must be a 3-D NIfTI")
+    return mask_zyx
+
+
+def load_reference(path: Path, *, fix: str = "delete it to fetch it again", read_data: bool = False) -> tuple[tuple[int, ...], np.ndarray]:
+    """The grid (x, y, z) and the 4×4 affine of a reference NIfTI (``read_data``: also decode its voxels, so a
+    truncated file is refused now); unreadable: one line."""
+    nib = _nibabel()
+    try:
+        ref = nib.load(path)
+        affine = np.asarray(ref.affine, dtype=np.float64)
+        if read_data:
+            np.asanyarray(ref.dataobj)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{path} is not a readable NIfTI ({type(exc).__name__}); {fix}") from exc
+    if len(ref.shape) < 3 or affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        raise VolumeError(f"the reference {Path(path).name} has shape {ref.shape}: a reference must be a 3-D (or 4-D) NIfTI with an affine")
+    return tuple(int(n) for n in ref.shape[:3]), affine
+
+
+def read_mask(space: VoxelSpace) -> np.ndarray:
+    """The mask as bool (z, y, x); its voxel count must equal ``space.n_voxels`` (else one ``VolumeError`` line)."""
+    mask_zyx = load_mask(space.mask)
+    if int(mask_zyx.sum()) != space.n_voxels:
         raise VolumeError(f"the mask {space.mask.name} has {int(mask_zyx.sum())} voxels but the model has {space.n_voxels} "
                           "columns: refusing to place predictions in the wrong voxels (write .npy/.h5 instead)")
     return mask_zyx
+
+
+def space_grid(space: VoxelSpace) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask (z, y, x) bool, affine 4×4)`` of ``space``, checked: voxel count, reference readable, same grid."""
+    mask_zyx = read_mask(space)
+    shape, affine = load_reference(space.reference)
+    if shape != mask_zyx.shape[::-1]:
+        raise VolumeError(f"the mask {mask_zyx.shape[::-1]} and the reference {shape} are not the same grid")
+    return mask_zyx, affine
 
 
 def voxel_volume(values: np.ndarray, mask_zyx: np.ndarray, voxels: np.ndarray | None = None) -> np.ndarray:
@@ -126,12 +160,33 @@ def voxel_volume(values: np.ndarray, mask_zyx: np.ndarray, voxels: np.ndarray | 
     return vol.transpose(2, 1, 0, 3)
 
 
+def _write_nifti(path: Path, vol: np.ndarray, affine: np.ndarray, meta: dict[str, Any], *, step: tuple[float, str] | None = None) -> Path:
+    """Write float32 ``vol`` (x, y, z[, n]) with ``affine`` atomically (gzip when ``path`` ends in .gz), xyz units mm,
+    and the JSON sidecar ``meta`` beside it. 4-D: ``step`` = (pixdim[4], its unit: "sec" or "unknown")."""
+    nib = _nibabel()
+    img = nib.Nifti1Image(np.asarray(vol, dtype=np.float32), affine)
+    t_step, t_unit = step or (0.0, "sec")
+    img.header.set_xyzt_units("mm", t_unit)
+    if vol.ndim == 4:
+        img.header.set_zooms((*img.header.get_zooms()[:3], float(t_step)))
+    img.header.set_data_dtype(np.float32)
+    gz = path.name.lower().endswith(".gz")
+    data = img.to_bytes()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(data, compresslevel=6, mtime=0) if gz else data)
+    side = path.with_name(path.name[: -len(".nii.gz" if gz else ".nii")] + ".json")
+    with atomic_path(side) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
 def write_volume(path: str | Path, responses: np.ndarray, space: VoxelSpace, *, voxels: np.ndarray | None = None,
                  summary: str | None = None, attrs: dict[str, Any] | None = None) -> Path:
-    """Write ``responses`` (n_TRs, n_selected) float32 as a NIfTI in ``space`` (atomically), with a JSON sidecar.
+    """Write ``responses`` (n_rows, n_selected) float32 as a NIfTI in ``space`` (atomically), with a JSON sidecar.
 
-    4-D (x, y, z, TR) with ``pixdim[4] = tr_s`` in seconds, or with ``summary`` (mean|max|std over the TRs) 3-D;
-    the reference's affine; NaN outside the selected voxels.
+    4-D (x, y, z, row) or with ``summary`` (mean|max|std over the rows) 3-D; the reference's affine; NaN outside
+    the selected voxels. Rows are TRs when ``space.tr_s`` is set (``pixdim[4] = tr_s``, unit seconds); with
+    ``tr_s`` None (sentences: one volume per sentence, not time) ``pixdim[4] = 1`` and the time unit "unknown".
     """
     if summary is not None and summary not in SUMMARIES:
         raise VolumeError(f"--summary must be one of {', '.join(SUMMARIES)}, got {summary!r}")
@@ -139,34 +194,24 @@ def write_volume(path: str | Path, responses: np.ndarray, space: VoxelSpace, *, 
     n_sel = space.n_voxels if voxels is None else len(voxels)
     if responses.ndim != 2 or responses.shape[1] != n_sel:
         raise VolumeError(f"predictions of shape {responses.shape} do not fit {n_sel} selected voxels")
-    nib = _nibabel()
-    mask_zyx = read_mask(space)
-    try:
-        ref = nib.load(space.reference)
-        affine = np.asarray(ref.affine, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{space.reference} is not a readable NIfTI ({type(exc).__name__}); delete it to fetch it again") from exc
-    if ref.shape[:3] != mask_zyx.shape[::-1]:
-        raise VolumeError(f"the mask {mask_zyx.shape[::-1]} and the reference {ref.shape[:3]} are not the same grid")
+    mask_zyx, affine = space_grid(space)
     maps = responses if summary is None else getattr(np, summary)(responses, axis=0, keepdims=True)
     vol = voxel_volume(maps, mask_zyx, voxels)
-    img = nib.Nifti1Image(vol if summary is None else vol[..., 0], affine)
-    img.header.set_xyzt_units("mm", "sec")
-    if summary is None:
-        zooms = img.header.get_zooms()
-        img.header.set_zooms((*zooms[:3], float(space.tr_s)))
-    img.header.set_data_dtype(np.float32)
-    path = Path(path)
-    gz = path.name.lower().endswith(".gz")
-    data = img.to_bytes()
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(gzip.compress(data, compresslevel=6, mtime=0) if gz else data)
-    side = path.with_name(path.name[: -len(".nii.gz" if gz else ".nii")] + ".json")
-    meta = {**(attrs or {}), "tr_s": float(space.tr_s), "summary": summary or "", "n_trs": int(responses.shape[0]),
-            "n_selected_voxels": int(n_sel)}
-    with atomic_path(side) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    return path
+    step = (float(space.tr_s), "sec") if space.tr_s is not None else (1.0, "unknown")
+    meta = {**(attrs or {}), "tr_s": None if space.tr_s is None else float(space.tr_s), "summary": summary or "",
+            "n_trs" if space.tr_s is not None else "n_rows": int(responses.shape[0]), "n_selected_voxels": int(n_sel)}
+    return _write_nifti(Path(path), vol if summary is None else vol[..., 0], affine, meta, step=None if summary else step)
+
+
+def write_map(path: str | Path, values: np.ndarray, space: VoxelSpace, attrs: dict[str, Any] | None = None) -> Path:
+    """Write one value per mask voxel, ``values`` (n_voxels,) in the mask's (z, y, x) C-order, as a 3-D float32 NIfTI
+    in ``space`` (the reference's affine, NaN outside the mask, units mm), atomically, with a JSON sidecar ``attrs``."""
+    values = np.asarray(values, dtype=np.float32).reshape(-1)
+    if values.shape[0] != space.n_voxels:
+        raise VolumeError(f"a map of {values.shape[0]} values does not fit the {space.n_voxels} voxels of the space")
+    mask_zyx, affine = space_grid(space)
+    meta = {**(attrs or {}), "n_voxels": int(space.n_voxels)}
+    return _write_nifti(Path(path), voxel_volume(values[None], mask_zyx)[..., 0], affine, meta)
 
 
 def write_model_volume(model: Any, path: str | Path, responses: np.ndarray, labels: Any, *, summary: str | None = None) -> Path:

@@ -29,6 +29,8 @@ from berg_core import BergError, EncoderSpec, ModelLoadError, Option, Options, h
 CARD_FILE = "berg_encoder.json"
 WEIGHTS_FILE = "weights.h5"
 ARRAYS_FILE = "arrays.npz"
+#: the keys of a card's optional ``space`` field that name files (``berg train --space-mask/--space-reference``)
+SPACE_FILES = ("mask", "reference")
 FORMAT = "berg-trained-encoder/1"
 FAMILY = "trained"
 #: os.pathsep-separated folders: each an encoder folder or a folder of encoder folders (listed by ``berg list``)
@@ -256,7 +258,25 @@ def check_card(card: Any, file: Path) -> dict[str, Any]:
         digest = hashes.get(weights[key])
         if not (isinstance(digest, str) and SHA256_RE.fullmatch(digest)):
             raise c.fail(f"weights.sha256[{weights[key]!r}]", "a sha256 hex digest", digest)
+    _check_space(c, card.get("space"), n_out)
     return card
+
+
+def _check_space(c: _Checker, value: Any, n_out: int) -> None:
+    """The optional ``space`` field: ``mask``/``reference`` file names, ``n_voxels`` (= outputs.n), ``name``, and the
+    sha256 of both files (``sha256``: file name -> hex digest)."""
+    if value is None:
+        return
+    space = c.mapping("space", value, optional=False)
+    for key in SPACE_FILES:
+        c.text(f"space.{key}", space.get(key), optional=False)
+    c.integer("space.n_voxels", space.get("n_voxels"), n_out, n_out)
+    c.text("space.name", space.get("name"))
+    hashes = c.mapping("space.sha256", space.get("sha256"), optional=False)
+    for key in SPACE_FILES:
+        digest = hashes.get(space[key])
+        if not (isinstance(digest, str) and SHA256_RE.fullmatch(digest)):
+            raise c.fail(f"space.sha256[{space[key]!r}]", "a sha256 hex digest", digest)
 
 
 def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -269,6 +289,9 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     card = check_card(_read_json(file), file)
     for key in ("file", "arrays"):
         inside(folder, card["weights"][key], file=file, field=f"weights.{key}")
+    if card.get("space") is not None:
+        for key in SPACE_FILES:
+            inside(folder, card["space"][key], file=file, field=f"space.{key}")
     return card
 
 
@@ -297,16 +320,33 @@ def verify_files(folder: str | os.PathLike[str], card: Mapping[str, Any], model_
     files = card_files(folder, card, keys)
     who = model_id or str(folder)
     for key, path in files.items():
-        regular_file(path, what=who)
-        want = card["weights"]["sha256"][card["weights"][key]]
-        try:
-            got = file_sha256(path)
-        except OSError as exc:
-            raise ModelLoadError(f"{who}: {path} cannot be read ({exc.strerror})") from exc
-        if got != want:
-            raise ModelLoadError(f"{who}: {path} is corrupt (sha256 {got[:12]}... but its card pins {want[:12]}...); "
-                                 "re-run `berg train` or reinstall the encoder")
+        _check_hash(path, card["weights"]["sha256"][card["weights"][key]], who)
     return files
+
+
+def verify_space_files(folder: str | os.PathLike[str], card: Mapping[str, Any], model_id: str = "") -> dict[str, Path]:
+    """``{"mask": path, "reference": path}`` of a checked card's ``space``, confined to ``folder``, each a regular file
+    whose sha256 is the one the card pins (else one ``ModelLoadError`` line naming the file)."""
+    folder = Path(folder)
+    space = card.get("space")
+    who = model_id or str(folder)
+    if not space:
+        raise ModelLoadError(f"{who}: its card names no subject space (berg train --space-mask/--space-reference)")
+    files = {key: inside(folder, space[key], file=folder / CARD_FILE, field=f"space.{key}") for key in SPACE_FILES}
+    for key, path in files.items():
+        _check_hash(path, space["sha256"][space[key]], who)
+    return files
+
+
+def _check_hash(path: Path, want: str, who: str) -> None:
+    regular_file(path, what=who)
+    try:
+        got = file_sha256(path)
+    except OSError as exc:
+        raise ModelLoadError(f"{who}: {path} cannot be read ({exc.strerror})") from exc
+    if got != want:
+        raise ModelLoadError(f"{who}: {path} is corrupt (sha256 {got[:12]}... but its card pins {want[:12]}...); "
+                             "re-run `berg train` or reinstall the encoder")
 
 
 def output_names(card: Mapping[str, Any]) -> list[str]:
@@ -343,6 +383,9 @@ def spec_from_dir(path: str | os.PathLike[str], *, family: str = FAMILY, model_i
         info["delays"] = f"{card['delays']} ({card.get('delay_mode', 'fir')})"
     if card.get("tr"):
         info["tr_s"] = card["tr"]
+    if card.get("space"):  # `berg encode DIR --output pred.nii.gz` maps the outputs into this space
+        info["volume"] = True
+        info["space"] = card["space"].get("name") or "subject space of berg train --space-mask"
     return EncoderSpec(
         model_id=model_id or card.get("model_id") or folder.name,
         family=family,

@@ -6,7 +6,8 @@ A trained-encoder folder (written by ``berg train``, shippable inside a plugin p
   (``"sentences"`` | ``"timed_words"``), ``feature_spaces`` (one entry per space: name, backbone (hub id or
   local folder), revision, layer, pooling, n_features, reduce), ``delays`` + ``delay_mode``, ``tr``,
   ``outputs`` (n, names), ``rois`` (name -> voxel indices), ``weights`` (file names), ``scores``,
-  ``training`` (provenance), ``card`` (free text).
+  ``training`` (provenance), ``card`` (free text), optionally ``space`` (the subject space the outputs are voxels
+  of: ``mask`` and ``reference`` NIfTI file names in the folder, ``n_voxels``, ``name``, their ``sha256``).
 * ``weights.h5`` — the ridge weights, (n_weight_rows, n_outputs) float32, column-chunked HDF5
   (``berg_core.store.h5matrix``) so a voxel selection reads only its columns. Rows: feature spaces in card
   order; inside a space, FIR delays delay-major (row ``i·d + j`` = reduced feature j at ``delays[i]``).
@@ -22,7 +23,7 @@ spaces → ``@ W + intercept``.
   before PCA/delays, so training features can be computed exactly as the encoder will.
 
 Integrity: the card pins the sha256 of ``weights.h5`` and ``arrays.npz`` (``weights.sha256``), checked
-on every load, and the weights' HDF5 shape/dtype must be the ones the card records. ``berg train`` writes
+on every load (and of the space's files, ``space.sha256``, checked when a volume is written), and the weights' HDF5 shape/dtype must be the ones the card records. ``berg train`` writes
 the whole folder into a hidden sibling and switches it in at once (``staged_folder``), so a killed
 ``berg train --out EXISTING --overwrite`` leaves the old encoder or the new one, never a mix.
 
@@ -58,6 +59,7 @@ from berg_core.trained.cards import (  # noqa: F401  (re-exported: the card API 
     FAMILY,
     FORMAT,
     PATH_ENV,
+    SPACE_FILES,
     WEIGHTS_FILE,
     card_files,
     check_card,
@@ -71,6 +73,7 @@ from berg_core.trained.cards import (  # noqa: F401  (re-exported: the card API 
     regular_file,
     spec_from_dir,
     verify_files,
+    verify_space_files,
 )
 
 #: per-output training scores kept in ``arrays.npz``
@@ -188,6 +191,10 @@ def write_encoder_dir(
     full["outputs"] = {**dict(card.get("outputs") or {}), "n": int(coef.shape[1])}
     full["weights"] = {"file": WEIGHTS_FILE, "arrays": ARRAYS_FILE, "shape": list(coef.shape), "dtype": "float32",
                        "sha256": {name: file_sha256(folder / name) for name in (WEIGHTS_FILE, ARRAYS_FILE)}}
+    if card.get("space") is not None:  # its files are already in the folder: pin them like the weights
+        space = dict(card["space"])
+        space["sha256"] = {space[key]: file_sha256(folder / space[key]) for key in SPACE_FILES}
+        full["space"] = space
     text = json.dumps(full, indent=2, default=_json_default) + "\n"
     try:
         check_card(json.loads(text), folder / CARD_FILE)
@@ -358,6 +365,30 @@ class TrainedEncoder(Encoder):
                                      f"{space['n_features']}-d ones; use the backbone named in its card")
             self._backbones[key] = bb
         return self._backbones[key]
+
+    # -- subject space (``berg encode DIR --output pred.nii.gz``, ``berg_core.store.volumes.write_model_volume``) ----
+    def voxel_space(self) -> Any:
+        """The card's subject space (``VoxelSpace``; its files' pinned sha256 checked), or one-line refusal without one.
+
+        Rows: a timed-words encoder's are TRs (``tr_s`` = the card's ``tr``; 1.0 s with a warning if the card has none);
+        a sentence encoder's are sentences, not time (``tr_s`` None: a 4-D file holds one volume per sentence).
+        """
+        import warnings
+
+        from berg_core import VoxelSpace
+
+        files = verify_space_files(self.folder, self.card, self.model_id)
+        tr_s: float | None = None
+        if self.card["stimulus"] == "timed_words":
+            tr_s = float(self.card.get("tr") or 0) or None
+            if tr_s is None:
+                warnings.warn(f"{self.model_id}: its card gives no tr; writing the TR as 1.0 s in the NIfTI header", stacklevel=2)
+                tr_s = 1.0
+        return VoxelSpace(files["mask"], files["reference"], int(self.card["space"]["n_voxels"]), tr_s)
+
+    def selected_voxels(self) -> np.ndarray | None:
+        """Indices of the selected outputs among the space's voxels (None: every voxel)."""
+        return None if len(self.columns) == int(self.card["outputs"]["n"]) else np.asarray(self.columns, dtype=np.int64)
 
     # -- Encoder API -----------------------------------------------------------------------------
     @property
