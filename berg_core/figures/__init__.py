@@ -5,8 +5,11 @@ self-contained HTML page per run (``report``). It sits beside ``scale``, below `
 
 Kinds (``render``): ``encode`` (per-ROI bars, or a heatmap for many rows), ``heatmap``, ``timecourse`` (chosen columns
 over time), ``search`` (histogram over the corpus with the cut-offs, and drive/baseline/suppress bars),
-``search-histogram``, ``search-bars``, ``train`` (test-r histogram, per-ROI r, chosen alphas), ``train-r``,
-``train-rois``, ``train-alphas``. A kind with several figures written to ``OUT.png`` gives ``OUT_<name>.png`` each.
+``search-histogram``, ``search-bars``, ``train`` (test-r histogram, per-ROI r, chosen alphas, and the r map on the
+subject's reference when the folder has one), ``train-r``, ``train-rois``, ``train-alphas``, ``train-map``; for a brain
+volume (``.nii.gz``/``.nii``, ``brain``): ``ortho`` (slices at the peak, nilearn), ``glass`` (max-|value| projections)
+and ``timecourse`` (voxels of a 4-D file); see ``brain``. ``--rois A,B`` draws each ROI's mean over its columns (when
+the result records its ROI groups). A kind with several figures written to ``OUT.png`` gives ``OUT_<name>.png`` each.
 """
 
 from __future__ import annotations
@@ -17,23 +20,36 @@ from typing import Any
 from berg_core.errors import InvalidParameterError
 
 KINDS = ("auto", "encode", "bars", "heatmap", "timecourse", "search", "search-histogram", "search-bars",
-         "train", "train-r", "train-rois", "train-alphas")
+         "train", "train-r", "train-rois", "train-alphas", "train-map", "brain", "ortho", "glass")
+#: kinds that draw only a brain volume
+BRAIN_KINDS = ("brain", "ortho", "glass")
 
 
 def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | None = None, tr: float | None = None,
-                histogram: str | Path | None = None, noise_ceiling: str | Path | None = None) -> list[tuple[str, Any]]:
+                histogram: str | Path | None = None, noise_ceiling: str | Path | None = None, rois: list[str] | None = None,
+                bg: str | Path | None = None, voxels: list[tuple[int, int, int]] | None = None) -> list[tuple[str, Any]]:
     """``[(name, matplotlib Figure), ...]`` of the result at ``path`` (checked before anything is drawn)."""
     from berg_core.figures import plots, readers
 
     if kind not in KINDS:
         raise InvalidParameterError(f"--kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    base = readers.result_kind(path) if kind == "auto" else kind.split("-")[0]
+    found = readers.result_kind(path)
+    if found == "volume":
+        from berg_core.figures.brain import volume_figures
+
+        if columns or rois:
+            raise InvalidParameterError("--columns/--rois pick columns of an encode result; for a volume choose voxels with --voxels i,j,k")
+        return volume_figures(path, kind, bg=bg, voxels=voxels)
+    if kind in BRAIN_KINDS or voxels or bg is not None:
+        raise InvalidParameterError(f"{Path(path).name} is not a brain volume (.nii.gz or .nii); --kind brain/ortho/glass, "
+                                    "--voxels and --bg are for volumes")
+    base = found if kind == "auto" else kind.split("-")[0]
     base = "encode" if base in ("bars", "heatmap", "timecourse") else base
     if base == "train":
         run = readers.read_train_run(path, noise_ceiling)
-        figs = {"r_hist": plots.plot_train_r, "roi_r": plots.plot_train_rois, "alphas": plots.plot_train_alphas}
-        wanted = {"train-r": ["r_hist"], "train-rois": ["roi_r"], "train-alphas": ["alphas"]}.get(
-            kind, ["r_hist", "roi_r", "alphas"] if run.cc is not None else ["alphas"])
+        figs = {"r_hist": plots.plot_train_r, "roi_r": plots.plot_train_rois, "alphas": plots.plot_train_alphas, "r_map": r_map_figure}
+        wanted = {"train-r": ["r_hist"], "train-rois": ["roi_r"], "train-alphas": ["alphas"], "train-map": ["r_map"]}.get(
+            kind, (["r_hist", "roi_r", "alphas"] if run.cc is not None else ["alphas"]) + (["r_map"] if run.r_map and _installed("nibabel") else []))
         return [(name, figs[name](run)) for name in wanted]
     if base == "search":
         table = readers.read_search_result(path)
@@ -50,6 +66,10 @@ def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | No
             out.append(("bars", plots.plot_search_bars(table, hist)))
         return out
     result = readers.read_encode_result(path)
+    if rois:
+        if columns:
+            raise InvalidParameterError("give --columns or --rois, not both")
+        result = result.roi_means(rois)
     if kind == "timecourse":
         return [("timecourse", plots.plot_timecourse(result, columns, tr=tr))]
     if columns:
@@ -60,6 +80,15 @@ def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | No
         result = readers.EncodeResult(result.path, result.values[:, idx], list(columns), result.rows, result.times)
     heat = {"bars": False, "heatmap": True}.get(kind)
     return [("heatmap" if heat or (heat is None and _many(result)) else "bars", plots.plot_encode(result, heatmap=heat))]
+
+
+def r_map_figure(run: Any) -> Any:
+    """The ortho view of a train folder's r map on its ``space_reference.nii.gz``."""
+    from berg_core.figures.brain import plot_volume_file
+
+    if run.r_map is None:
+        raise InvalidParameterError(f"{run.path} has no r map (map_r_<suffix>.nii.gz: written for encoders with a subject space)")
+    return plot_volume_file(run.r_map, bg=run.reference, title="test r")
 
 
 def _many(result: Any) -> bool:
@@ -97,11 +126,15 @@ def report_for(path: str | Path, *, histogram: str | Path | None = None, noise_c
                                 "berg report reads one of those (use berg plot for an encode result)")
 
 
-def have_matplotlib() -> bool:
-    """Whether matplotlib can be imported (it comes with the ``train`` extra), without importing it."""
+def _installed(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("matplotlib") is not None
+    return importlib.util.find_spec(module) is not None
+
+
+def have_matplotlib() -> bool:
+    """Whether matplotlib can be imported (it comes with the ``train`` extra), without importing it."""
+    return _installed("matplotlib")
 
 
 def write_defaults(path: str | Path, *, params: dict[str, Any] | None = None, histogram: str | Path | None = None) -> list[Path]:

@@ -7,6 +7,7 @@ imported inside the functions (``berg list`` must not import it).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +31,12 @@ COLORS = {"drive": "#cc3311", "baseline": "#888888", "suppress": "#0077bb"}
 BASELINE_SEED = 0
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise InvalidParameterError(f"figures need matplotlib: pip install 'berg-core[train]' ({exc})") from exc
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=100, layout=layout)
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -239,6 +240,16 @@ def roi_means(run: TrainRun) -> dict[str, tuple[float, float | None]]:
     groups = run.rois or {"all voxels": list(range(len(run.cc)))}
     return {name: (float(np.nanmean(run.cc[idx])), float(np.nanmean(run.noise_ceiling[idx])) if run.noise_ceiling is not None else None)
             for name, idx in groups.items()}
+
+
+def roi_cc_norm(run: TrainRun) -> dict[str, float]:
+    """Per ROI (or ``all voxels``): the mean normalised correlation (``cc_norm_<suffix>.npy``), or {} without that file."""
+    if run.cc_norm is None:
+        return {}
+    groups = run.rois or {"all voxels": list(range(len(run.cc_norm)))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an ROI of voxels without a ceiling
+        return {name: float(np.nanmean(run.cc_norm[idx])) for name, idx in groups.items()}
 
 
 def plot_train_rois(run: TrainRun) -> Figure:

@@ -1,10 +1,15 @@
 """Read the result files berg writes, for figures and reports; every bad file is a one-line ``BergError``.
 
 * an encode result: ``.npy`` (n_rows, n_columns ...), ``.csv`` (header of column names; non-numeric leading columns such
-  as a stimulus or onset column are taken as row labels) or ``.h5`` (dataset ``responses`` + ``columns``);
+  as a stimulus or onset column are taken as row labels), ``.h5`` (dataset ``responses`` + ``columns``) or ``.nc``
+  (``responses`` over ``presentation`` x ``neuroid``, or one dimension per axis of an N-D model, flattened like the CSV:
+  ``electrode@lag``); with the ROI membership of its columns when the file carries it (``column_groups``: a bool
+  (group, column) dataset + ``column_group_names`` in ``.h5``, a bool variable over (``group``, ``neuroid``) in
+  ``.nc``, ``{"column_groups": {name: [column indices]}}`` in a CSV's JSON sidecar);
 * a search result: ``berg search``'s CSV (``roi, direction, rank, sentence, <one column per ROI>, line``) and its
   response histogram (``roi, bin_start, bin_end, count``; ``berg_core.search.shard.Histogram.write_csv``);
-* a training run: ``berg train``'s folder (``summary.json``, ``cc_{s}.npy``, ``alphas_{s}.npy``, ``berg_encoder.json``).
+* a training run: ``berg train``'s folder (``summary.json``, ``cc_{s}.npy``, ``alphas_{s}.npy``, ``berg_encoder.json``;
+  when there: ``noise_ceiling.npy``, ``cc_norm_{s}.npy``, ``map_r_{s}.nii.gz`` + ``space_reference.nii.gz``).
 """
 
 from __future__ import annotations
@@ -75,20 +80,36 @@ def _float(value: str) -> float | None:
 @dataclass
 class EncodeResult:
     """Predicted responses ``values`` (n_rows, n_columns) float64, ``columns`` names, ``rows`` labels (sentence or time);
-    ``times``: (n_rows,) seconds when the file has a time column (``onset``, ``time``, ``tr_onset_s`` ...), else None."""
+    ``times``: (n_rows,) seconds when the file has a time column (``onset``, ``time``, ``tr_onset_s`` ...), else None;
+    ``groups``: ``{ROI name: column indices}`` when the file records which columns each ROI holds, else None."""
 
     path: Path
     values: np.ndarray
     columns: list[str]
     rows: list[str]
     times: np.ndarray | None = None
+    groups: dict[str, np.ndarray] | None = None
+
+    def roi_means(self, rois: list[str]) -> EncodeResult:
+        """A result whose columns are the mean over each ROI's columns (NaN ignored), per row."""
+        if not self.groups:
+            raise InvalidParameterError(f"{self.path.name} carries no ROI groups (column_groups); choose columns with --columns")
+        missing = [r for r in rois if r not in self.groups]
+        if missing:
+            raise InvalidParameterError(f"{self.path.name} has no ROI group(s) {missing[:3]}; its groups are {list(self.groups)[:10]}")
+        empty = [r for r in rois if not len(self.groups[r])]
+        if empty:
+            raise InvalidParameterError(f"the ROI group(s) {empty[:3]} of {self.path.name} hold no columns; choose other ROIs")
+        values = np.stack([self.values[:, self.groups[r]].mean(axis=1) for r in rois], axis=1)
+        return EncodeResult(self.path, values, list(rois), self.rows, self.times)
 
 
 def read_encode_result(path: str | Path) -> EncodeResult:
-    """A ``berg encode`` output (.npy, .csv/.tsv, .h5/.hdf5); N-D outputs are flattened to one column per name."""
+    """A ``berg encode`` output (.npy, .csv/.tsv, .h5/.hdf5, .nc); N-D outputs are flattened to one column per name."""
     path = Path(path)
     ext = path.suffix.lower()
-    what = "berg encode output (.npy, .csv, .tsv or .h5)"
+    what = "berg encode output (.npy, .csv, .tsv, .h5 or .nc)"
+    groups: Any = None
     if not path.is_file():
         raise ResourceError(f"{str(path)!r} not found; give the {what}")
     if ext == ".npy":
@@ -115,8 +136,11 @@ def read_encode_result(path: str | Path) -> EncodeResult:
         rows = [" | ".join(r[j] for j in label_cols) for r in body] if label_cols else None
         times = next((np.array([float(r[j]) for r in body]) for j in label_cols
                       if header[j].strip().lower() in TIME_COLUMNS and all(_float(r[j]) is not None for r in body)), None)
+        groups = read_sidecar(path).get("column_groups")
     elif ext in (".h5", ".hdf5"):
-        values, columns, rows, times = _read_h5(path, what)
+        values, columns, rows, times, groups = _read_h5(path, what)
+    elif ext == ".nc":
+        values, columns, rows, times, groups = _read_nc(path, what)
     else:
         raise _bad(path, f"has extension {ext or '(none)'}", f"give the {what}")
     values = np.asarray(values)
@@ -128,10 +152,35 @@ def read_encode_result(path: str | Path) -> EncodeResult:
         columns = [f"col_{j}" for j in range(c)]
     if rows is None or len(rows) != n:
         rows = [f"row {i}" for i in range(n)]
-    return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows], times)
+    return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows], times, _groups(path, groups, c))
 
 
-def _read_h5(path: Path, what: str) -> tuple[np.ndarray, list[str] | None, list[str] | None, np.ndarray | None]:
+def _groups(path: Path, groups: Any, n_columns: int) -> dict[str, np.ndarray] | None:
+    """``{name: column indices}`` from a ``{name: [indices]}`` mapping or a ``(names, bool (n_groups, n_columns))`` pair."""
+    if groups is None:
+        return None
+    bad = _bad(path, "has a malformed column_groups record (ROI name -> columns)", "write the result again with berg encode")
+    if isinstance(groups, tuple):
+        names, member = groups
+        member = np.asarray(member)
+        if member.ndim != 2 or member.shape != (len(names), n_columns) or member.dtype.kind not in "biu":
+            raise bad
+        return {str(name): np.flatnonzero(row) for name, row in zip(names, member, strict=True)}
+    if not isinstance(groups, dict) or not all(
+            isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_columns for i in v)
+            for v in groups.values()):
+        raise bad
+    return {str(k): np.asarray(v, dtype=np.int64) for k, v in groups.items()}
+
+
+def _strings(data: Any) -> list[str]:
+    return [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(data).reshape(-1)]
+
+
+H5Read = tuple[np.ndarray, list[str] | None, list[str] | None, np.ndarray | None, Any]
+
+
+def _read_h5(path: Path, what: str) -> H5Read:
     import h5py
 
     try:
@@ -148,11 +197,62 @@ def _read_h5(path: Path, what: str) -> tuple[np.ndarray, list[str] | None, list[
                     if key in TIME_COLUMNS and np.asarray(data).dtype.kind in "fiu":
                         times = np.asarray(data, dtype=np.float64)
                     break
+            groups = None
+            if "column_groups" in f:
+                names = _strings(f["column_group_names"][()]) if "column_group_names" in f else []
+                groups = (names, np.asarray(f["column_groups"][()]))
     except ResultFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/ValueError/TypeError for damaged files
         raise _bad(path, f"is not a readable HDF5 result ({type(exc).__name__})", f"give the {what}") from exc
-    return values, columns, rows, times
+    return values, columns, rows, times, groups
+
+
+def _read_nc(path: Path, what: str) -> H5Read:
+    """berg's netCDF-4 (``userfiles.write_netcdf``): ``responses`` over (presentation, neuroid) or (presentation, axis...);
+    columns from ``neuroid_id`` (else the dimension's labels), N-D flattened ``a@b`` (last axis fastest)."""
+    try:
+        import xarray as xr
+    except ImportError as exc:
+        raise InvalidParameterError("reading .nc needs xarray and h5netcdf: pip install 'berg-core[nc]'") from exc
+    from berg_core.encoder import flat_output_names
+
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            if "responses" not in ds.data_vars:
+                raise _bad(path, f"has no variable 'responses' (it has {sorted(map(str, ds.data_vars))[:5]})", f"give the {what}")
+            da = ds["responses"]
+            dims = [str(d) for d in da.dims]
+            if len(dims) < 2:
+                raise _bad(path, f"holds 'responses' over {dims}, not rows x columns", f"give the {what}")
+            values = np.asarray(da.values)
+
+            def labels(dim: str) -> list[str]:
+                return _strings(ds[dim].values) if dim in ds.coords else [str(i) for i in range(ds.sizes[dim])]
+
+            if len(dims) == 2:
+                ids = da.coords.get("neuroid_id")
+                columns = _strings(ids.values) if ids is not None and ids.dims == (dims[1],) else labels(dims[1])
+            else:
+                columns = flat_output_names({d: labels(d) for d in dims[1:]})
+            rows, times = None, None
+            for key in sorted(LABEL_COLUMNS):
+                if key in da.coords and da.coords[key].dims == (dims[0],):
+                    data = np.asarray(da.coords[key].values)
+                    rows = _strings(data)
+                    if key in TIME_COLUMNS and data.dtype.kind in "fiu":
+                        times = data.astype(np.float64)
+                    break
+            groups = None
+            if "column_groups" in ds.data_vars:
+                member = ds["column_groups"]
+                names = labels(str(member.dims[0])) if member.ndim == 2 else []
+                groups = (names, np.asarray(member.values).reshape(len(names), -1) if member.ndim == 2 else np.asarray(member.values))
+    except ResultFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - xarray/h5netcdf raise OSError/ValueError/KeyError... for foreign files
+        raise _bad(path, f"is not a readable netCDF-4 result ({type(exc).__name__})", f"give the {what}") from exc
+    return values, columns, rows, times, groups
 
 
 # ------------------------------------------------------------------------------------- search results
@@ -238,8 +338,11 @@ def read_histogram(path: str | Path) -> HistogramTable:
 
 
 def read_sidecar(result: Path) -> dict[str, Any]:
-    """The attributes in a result's JSON sidecar (``hits.csv`` -> ``hits.json``), or {} when there is none."""
-    side = result.with_suffix(".json")
+    """The attributes in a result's JSON sidecar (``hits.csv`` -> ``hits.json``, ``pred.nii.gz`` -> ``pred.json``), or {}
+    when there is none."""
+    from berg_core.store.userfiles import sidecar_path
+
+    side = sidecar_path(result)
     if not side.is_file() or side == result:
         return {}
     try:
@@ -264,7 +367,9 @@ def histogram_path_for(result: Path) -> Path | None:
 
 @dataclass
 class TrainRun:
-    """A ``berg train`` folder: test ``cc`` (n_vox,), chosen ``alphas`` (n_vox,), the ``grid``, ROIs, ``summary``."""
+    """A ``berg train`` folder: test ``cc`` (n_vox,), chosen ``alphas`` (n_vox,), the ``grid``, ROIs, ``summary``;
+    ``noise_ceiling`` (n_vox,) CCmax (r units; ``--noise-ceiling`` or the folder's ``noise_ceiling.npy``), ``cc_norm``
+    (n_vox,) r / CCmax, ``r_map`` the 3-D NIfTI of test r in the subject's space and ``reference`` its background."""
 
     path: Path
     summary: dict[str, Any]
@@ -273,6 +378,9 @@ class TrainRun:
     grid: np.ndarray
     rois: dict[str, list[int]] | None
     noise_ceiling: np.ndarray | None
+    cc_norm: np.ndarray | None = None
+    r_map: Path | None = None
+    reference: Path | None = None
 
 
 def _npy(path: Path, n: int | None, what: str) -> np.ndarray:
@@ -319,14 +427,20 @@ def read_train_run(folder: str | Path, noise_ceiling: str | Path | None = None) 
     ceiling = _npy(Path(noise_ceiling), n, "noise ceiling") if noise_ceiling is not None else None
     if ceiling is None and (folder / "noise_ceiling.npy").is_file():
         ceiling = _npy(folder / "noise_ceiling.npy", n, "noise ceiling")
-    return TrainRun(folder, summary, cc, alphas, grid, rois, ceiling)
+    norm = _npy(folder / f"cc_norm_{suffix}.npy", n, "normalised correlations") if (folder / f"cc_norm_{suffix}.npy").is_file() else None
+    r_map = folder / f"map_r_{suffix}.nii.gz"
+    reference = folder / "space_reference.nii.gz"
+    return TrainRun(folder, summary, cc, alphas, grid, rois, ceiling, norm, r_map if r_map.is_file() else None,
+                    reference if reference.is_file() else None)
 
 
 def result_kind(path: str | Path) -> str:
-    """``train`` (a folder), ``search`` (a search CSV), else ``encode``."""
+    """``train`` (a folder), ``search`` (a search CSV), ``volume`` (.nii.gz / .nii), else ``encode``."""
     path = Path(path)
     if path.is_dir():
         return "train"
+    if path.name.lower().endswith((".nii", ".nii.gz")) and path.exists():
+        return "volume"
     if path.suffix.lower() == ".csv" and path.is_file():
         try:
             with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:

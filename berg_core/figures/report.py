@@ -94,11 +94,18 @@ def train_report(run: TrainRun) -> str:
     figs = []
     if run.cc is not None:
         means = plots.roi_means(run)
+        norm = plots.roi_cc_norm(run)
         rows = "".join(f"<tr><td>{escape(name)}</td><td class=\"num\">{r:.4f}</td><td class=\"num\">"
-                       f"{'' if c is None else f'{c:.4f}'}</td></tr>" for name, (r, c) in means.items())
-        body += ["<h2>Per ROI</h2>", f"<table><tr><th>ROI</th><th>mean test r</th><th>noise ceiling</th></tr>{rows}</table>"]
+                       f"{'' if c is None else f'{c:.4f}'}</td><td class=\"num\">{'' if name not in norm else f'{norm[name]:.4f}'}"
+                       "</td></tr>" for name, (r, c) in means.items())
+        body += ["<h2>Per ROI</h2>", "<table><tr><th>ROI</th><th>mean test r</th><th>noise ceiling</th>"
+                 f"<th>mean cc_norm</th></tr>{rows}</table>"]
         figs += [("test-r histogram", plots.plot_train_r(run)), ("per-ROI mean test r", plots.plot_train_rois(run))]
     figs.append(("chosen alphas", plots.plot_train_alphas(run)))
+    if run.r_map is not None:
+        from berg_core.figures import r_map_figure
+
+        figs.append(("test r map on the subject's reference", r_map_figure(run)))
     body += _figures(figs)
     return _page(f"berg train: {run.path.name}", body)
 
