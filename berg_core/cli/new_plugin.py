@@ -128,13 +128,13 @@ def create_plugin(name: str, encoders: list[Path] | tuple[Path, ...] = (), *, ou
                   force: bool = False, kind: str = "trained") -> Path:
     """Write the package folder ``out/berg-NAME`` (and copy the encoder folders of a ``trained`` one); returns it."""
     from berg_core.store.cache import atomic_folder
-    from berg_core.trained.cards import CARD_FILE, read_card, spec_from_dir, verify_files
+    from berg_core.trained.cards import CARD_FILE, read_card, spec_from_dir, verify_folder_files
 
     check_kind(kind, len(encoders))
     files = render(name, version, kind)
     specs = [spec_from_dir(Path(e)) for e in encoders]  # validates each folder's card first
     # the files each card names, confined to its folder and matching their pinned sha256
-    sources = [verify_files(s.info["path"], read_card(s.info["path"]), s.model_id) for s in specs]
+    sources = [verify_folder_files(s.info["path"], read_card(s.info["path"]), s.model_id) for s in specs]
     ids = [s.model_id for s in specs]
     if len(set(ids)) != len(ids):
         raise InvalidParameterError(f"two encoder folders share a model id: {', '.join(ids)}; set --model-id when training")

@@ -88,7 +88,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--space-mask", default=None, metavar="MASK.nii.gz",
                    help="NIfTI mask whose nonzero voxels are the response columns, in pycortex order (get_fdata().T != 0, "
                    "C-order); with --space-reference: writes map_r/map_cc_norm/map_significant_*.nii.gz and lets "
-                   "`berg encode DIR --output pred.nii.gz` write volumes")
+                   "`berg encode DIR --output pred.nii.gz` write volumes (4-D: one volume per TR, the TR in the header, or per sentence for a "
+                   "sentence encoder, whose 4th axis has no time unit)")
     g.add_argument("--space-reference", default=None, metavar="REF.nii.gz", help="NIfTI on the mask's grid whose affine the maps get")
     g.add_argument("--space-name", default=None, metavar="NAME", help="name of the space recorded in the card (e.g. UTS03)")
     g = p.add_argument_group("encoder card (to make the folder runnable by `berg encode`)")

@@ -338,6 +338,15 @@ def verify_space_files(folder: str | os.PathLike[str], card: Mapping[str, Any], 
     return files
 
 
+def verify_folder_files(folder: str | os.PathLike[str], card: Mapping[str, Any], model_id: str = "") -> dict[str, Path]:
+    """Every file a checked card names (weights, arrays, and the space's mask and reference when it has one), each
+    verified against its pinned sha256: what a copy of the encoder folder must carry."""
+    files = {f"weights.{k}": p for k, p in verify_files(folder, card, model_id).items()}
+    if card.get("space"):
+        files.update({f"space.{k}": p for k, p in verify_space_files(folder, card, model_id).items()})
+    return files
+
+
 def _check_hash(path: Path, want: str, who: str) -> None:
     regular_file(path, what=who)
     try:

@@ -251,3 +251,17 @@ def test_encode_trained_encoder_as_volume(data, sentence_encoder, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "space_reference.nii.gz is corrupt" in err, err
     assert not (t / "y.nii.gz").exists()
+
+
+def test_new_plugin_ships_the_space_files(data):
+    """`berg new-plugin --encoder DIR` copies the space's files with the card, still matching their pinned hashes."""
+    from berg_core.cli.new_plugin import create_plugin
+    from berg_core.trained.cards import verify_space_files
+
+    d, out = data, data["tmp"] / "out"
+    assert main(train_args(d, out, "--permutations", "0", "--model-id", "lab-maps", *space_args(d))) == 0
+    root = create_plugin("mapslab", [out], out=d["tmp"] / "pkg")
+    shipped = next((root / "berg_mapslab" / "encoders").iterdir())
+    files = verify_space_files(shipped, read_card(shipped))
+    assert files["mask"].read_bytes() == (out / "space_mask.nii.gz").read_bytes()
+    assert files["reference"].read_bytes() == (out / "space_reference.nii.gz").read_bytes()
