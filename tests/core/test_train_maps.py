@@ -190,15 +190,21 @@ def test_card_space_field_checked(data):
 # ------------------------------------------------------------------------------------------------
 # berg encode DIR --output pred.nii.gz for a trained sentence encoder with a space
 # ------------------------------------------------------------------------------------------------
-@pytest.fixture()
-def sentence_encoder(data):
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
+    from berg_core.testing.hf import tiny_gpt2
+
+    return tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
+
+
+@pytest.fixture()
+def sentence_encoder(data, gpt2):
     from berg_core.features.backbones import load_backbone, sentence_features
-    from berg_core.testing.hf import CORPUS, tiny_gpt2
+    from berg_core.testing.hf import CORPUS
 
     d, t = data, data["tmp"]
-    gpt2 = tiny_gpt2(t / "gpt2")
     vocab = sorted({w.strip(".,!?'") for s in CORPUS for w in s.split() if w.strip(".,!?'")})
     rng = np.random.default_rng(3)
     sents = [" ".join(rng.choice(vocab, size=rng.integers(3, 9))) + "." for _ in range(60)]
@@ -265,3 +271,36 @@ def test_new_plugin_ships_the_space_files(data):
     files = verify_space_files(shipped, read_card(shipped))
     assert files["mask"].read_bytes() == (out / "space_mask.nii.gz").read_bytes()
     assert files["reference"].read_bytes() == (out / "space_reference.nii.gz").read_bytes()
+
+
+def test_encode_timed_words_encoder_as_volume(data, gpt2):
+    """A timed-words encoder's volume: one volume per TR, pixdim[4] = the card's tr in seconds."""
+    from berg_core.features.backbones import load_backbone
+    from berg_core.stimulus import as_timed_words
+    from berg_core.testing.hf import CORPUS
+    from berg_core.trained.encoder import stimulus_features
+
+    d, t = data, data["tmp"]
+    vocab = sorted({w.strip(".,!?'") for s in CORPUS for w in s.split() if w.strip(".,!?'")})
+    rng = np.random.default_rng(4)
+    stories = [{"words": list(rng.choice(vocab, size=60)), "word_onsets": np.cumsum(rng.uniform(0.2, 0.6, 60)).tolist()} for _ in range(3)]
+    bb = load_backbone(str(gpt2), layer=2)
+    feats = [stimulus_features({"layer": 2}, bb, as_timed_words(s), stimulus_kind="timed_words", tr=2.0) for s in stories]
+    F = np.concatenate(feats)
+    np.save(t / "F.npy", F)
+    np.save(t / "YT.npy", F @ rng.standard_normal((F.shape[1], d["n_vox"])) * 0.2 + rng.standard_normal((len(F), d["n_vox"])))
+    n_test = len(feats[-1])
+    out = t / "timed"
+    assert main(["train", "--features", str(t / "F.npy"), "--responses", str(t / "YT.npy"), "--test", f"{len(F) - n_test}:{len(F)}", "--folds", "3",
+                 "--alphas", "logspace:-1:3:5", "--permutations", "0", "--stimulus", "timed_words", "--tr", "2.0",
+                 "--backbone", str(gpt2), "--layer", "2", "--out", str(out), "--quiet", "--no-plots", *space_args(d)]) == 0
+    (t / "story.json").write_text(json.dumps(stories[-1]))
+    base = ["encode", str(out), "--input", str(t / "story.json"), "--device", "cpu"]
+    assert main([*base, "--output", str(t / "p.npy")]) == 0
+    assert main([*base, "--output", str(t / "p.nii.gz")]) == 0
+    preds, img = np.load(t / "p.npy"), nib.load(t / "p.nii.gz")
+    vol = np.asarray(img.dataobj)
+    assert vol.shape == (*SHAPE, len(preds))
+    x, y, z = zyx_positions(d["mask"])
+    np.testing.assert_array_equal(vol[x, y, z].T, preds.astype(np.float32))
+    assert img.header.get_xyzt_units() == ("mm", "sec") and img.header.get_zooms()[3] == pytest.approx(2.0)
