@@ -238,14 +238,16 @@ def plot_glass(map3: np.ndarray, affine: np.ndarray, *, title: str = "") -> Figu
     codes, sizes = axis_codes(affine), _voxel_sizes(affine)
     projections = glass_projections(map3)
     vmax = float(np.nanmax([np.nanmax(p) for p in projections])) or 1.0
+    from matplotlib import colormaps
+
+    cmap = colormaps["inferno"].with_extremes(bad="#dddddd")  # lines without any value: light grey, not black
     fig = _plain_figure(12, 4.2)
     image = None
     for k, proj in enumerate(projections):
         a, b = [d for d in range(3) if d != k]
         ax = fig.add_subplot(1, 3, k + 1)
-        image = ax.imshow(proj.T, origin="lower", cmap="inferno", vmin=0.0, vmax=vmax, aspect=sizes[b] / sizes[a],
+        image = ax.imshow(proj.T, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax, aspect=sizes[b] / sizes[a],
                           interpolation="nearest")
-        ax.set_facecolor("#dddddd")
         ax.set_xlabel(f"{'ijk'[a]} (voxel) → {codes[a]}")
         ax.set_ylabel(f"{'ijk'[b]} (voxel) → {codes[b]}")
         ax.set_title(f"{VIEW[codes[k]]}: max |value| along {'ijk'[k]} ({OPPOSITE[codes[k]]}→{codes[k]})", fontsize=9)

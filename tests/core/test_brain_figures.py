@@ -379,3 +379,31 @@ def test_berg_list_imports_no_plotting_or_volume_library():
             "print(json.dumps(sorted(m for m in ('matplotlib', 'nilearn', 'nibabel', 'xarray', 'h5netcdf') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_berg_train_with_a_subject_space_writes_the_r_map_figure(tmp_path):
+    """End to end: berg train --space-mask/--space-reference/--noise-ceiling writes fig_r_map.png, cut at the voxel of the
+    largest |test r| (found here from cc_raw.npy and the mask in pycortex order: (z, y, x) C-order)."""
+    pytest.importorskip("nilearn")
+    rng = np.random.default_rng(5)
+    mask = rng.random((6, 5, 4)) < 0.5
+    n_vox = int(mask.sum())
+    X = rng.standard_normal((200, 8))
+    Y = X @ (rng.standard_normal((8, n_vox)) * (np.arange(n_vox) % 3 == 0)) + rng.standard_normal((200, n_vox))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "Y.npy", Y)
+    np.save(tmp_path / "ceiling.npy", rng.uniform(0.4, 1.0, n_vox))
+    save_nifti(tmp_path / "mask.nii.gz", mask.astype(np.float32))
+    save_nifti(tmp_path / "ref.nii.gz", rng.uniform(100, 200, mask.shape))
+    out = tmp_path / "run"
+    assert main(["train", "--features", str(tmp_path / "X.npy"), "--responses", str(tmp_path / "Y.npy"), "--test", "150:200",
+                 "--alphas", "logspace:-2:4:7", "--out", str(out), "--quiet", "--space-mask", str(tmp_path / "mask.nii.gz"),
+                 "--space-reference", str(tmp_path / "ref.nii.gz"), "--noise-ceiling", str(tmp_path / "ceiling.npy")]) == 0
+    assert_png(out / "fig_r_map.png")
+    cc = np.load(out / "cc_raw.npy")
+    z, y, x = np.nonzero(mask.T)
+    best = int(np.argmax(np.abs(cc)))
+    wx, wy, wz = (AFFINE @ np.array([x[best], y[best], z[best], 1.0]))[:3]
+    fig = dict(figures_for(out))["r_map"]
+    np.testing.assert_allclose(crosses(fig), [(wy, wz), (wx, wz), (wx, wy)], atol=1e-6)
+    assert "test r map" in (out / "report.html").read_text(encoding="utf-8")
