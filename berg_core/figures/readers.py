@@ -244,7 +244,7 @@ def _read_nc(path: Path, what: str) -> H5Read:
                         times = data.astype(np.float64)
                     break
             groups = None
-            if "column_groups" in ds.data_vars:
+            if "column_groups" in ds.variables:  # a data variable, or (as berg encode writes it) a coordinate
                 member = ds["column_groups"]
                 names = labels(str(member.dims[0])) if member.ndim == 2 else []
                 groups = (names, np.asarray(member.values).reshape(len(names), -1) if member.ndim == 2 else np.asarray(member.values))

@@ -312,6 +312,23 @@ def test_roi_time_courses_are_means_over_each_rois_columns(tmp_path, fmt):
     np.testing.assert_allclose(lines[0].get_xdata(), np.arange(8) * 2.0)
 
 
+@pytest.mark.parametrize("ext", [".h5", ".nc", ".csv", ".tsv"])
+def test_roi_groups_written_by_berg_encode_outputs_are_read(tmp_path, ext):
+    """The groups as userfiles.write_responses records them (berg encode's writer) give the same ROI means."""
+    if ext == ".nc":
+        pytest.importorskip("xarray")
+        pytest.importorskip("h5netcdf")
+    from berg_core.store.userfiles import write_responses
+
+    values = np.random.default_rng(4).standard_normal((6, len(COLUMNS)))
+    path = tmp_path / f"w{ext}"
+    write_responses(path, values, COLUMNS, rows=[f"s{i}" for i in range(6)], attrs={"model_id": "m"}, column_groups=GROUPS)
+    res = read_encode_result(path)
+    assert {k: v.tolist() for k, v in res.groups.items()} == GROUPS
+    means = res.roi_means(["A", "B"]).values
+    np.testing.assert_allclose(means, np.stack([values[:, [0, 2]].mean(1), values[:, [1, 3, 4]].mean(1)], axis=1))
+
+
 def test_rois_without_groups_and_unknown_roi_one_line(tmp_path, capsys):
     from berg_core.store.userfiles import write_responses
 
