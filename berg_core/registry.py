@@ -99,7 +99,8 @@ class Registry:
         if target is not None:
             if model_id not in self._announced:
                 self._announced.add(model_id)
-                notice(f"note: {model_id!r} is an older id of {target!r}; use {target!r} (same model)")
+                notice(f"note: {model_id!r} is an older id of {target!r}; use {target!r} (same model; `berg info {target}` "
+                       "lists its subjects and options)")
             return self.specs[target]
         if model_id in self.duplicates:
             raise ModelNotFoundError(

@@ -15,8 +15,17 @@ from numpy.typing import NDArray
 
 from berg_core import Encoder, EncoderSpec, ModelLoadError, select_outputs
 from berg_text2fmri.labels import parcel_labels
-from berg_text2fmri.plugin import MODEL_ID, N_PARCELS, SUBJECT_INDEX
-from berg_text2fmri.weights import load_head, load_roi_masks, read_config, shipped_masks, show_licence_once, variant_folder
+from berg_text2fmri.plugin import MODEL_ID, N_PARCELS, SUBJECT_INDEX, hub_cache
+from berg_text2fmri.revisions import cached_commit, is_commit, lock_resolved
+from berg_text2fmri.weights import (
+    backbone_request,
+    load_head,
+    load_roi_masks,
+    read_config,
+    shipped_masks,
+    show_licence_once,
+    variant_folder,
+)
 
 if TYPE_CHECKING:
     from berg_core import Backbone
@@ -47,7 +56,13 @@ class Text2fMRIEncoder(Encoder):
             raise ModelLoadError(f"{folder}/config.json is for {self.config['num_subjects']} subjects x {self.config['num_rois']} "
                                  f"parcels, not the 4 x {N_PARCELS} of {MODEL_ID}")
         self.backbone_name = str(self.options["backbone"] or self.config["extractor_LLM"])
-        self.backbone_revision = variant.backbone_revision if variant and not self.options["backbone"] else None
+        # the table's commit, else the one locked on first use, else "main" (locked to what it resolves to at load)
+        self.backbone_revision, self._backbone_fixed = (None, True) if self.options["backbone"] else \
+            backbone_request(variant, self.backbone_name)
+        #: the commits read: the head's (None for a local folder) and the language model's (output attribute
+        #: ``backbone_revision``; known once it is loaded unless locked or pinned)
+        self.head_revision = variant.revision if variant else None
+        self.revision: str | None = self.backbone_revision
         # BERG runs the LM in the config's dtype (float16) even on CPU; berg: that dtype on a GPU, float32 on CPU
         self.dtype = str(self.options["dtype"] or (self.config["extractor_LLM_dtype"] if self.device != "cpu" else "float32"))
         self.head = load_head(folder, self.config, self.device)
@@ -62,6 +77,12 @@ class Text2fMRIEncoder(Encoder):
         n_layers = int(backbone_config(self.backbone_name, self.backbone_revision).num_hidden_layers)
         backbone = load_backbone(self.backbone_name, layer=n_layers, device=self.device, dtype=self.dtype,
                                  revision=self.backbone_revision)
+        if backbone.revision != "local":  # a hub id: the commit read (transformers may report only the branch name)
+            commit = backbone.revision if is_commit(backbone.revision) else cached_commit(self.backbone_name, self.backbone_revision, hub_cache())
+            self.revision = commit or backbone.revision
+            if not self._backbone_fixed and commit:
+                lock_resolved(self.backbone_name, commit)
+                self.backbone_revision, self._backbone_fixed = commit, True
         if backbone.hidden_size != int(self.config["extractor_LLM_feature_size"]) or not hasattr(backbone.model, "norm"):
             backbone.release()
             raise ModelLoadError(f"backbone {self.backbone_name!r} gives {backbone.hidden_size}-d states but the head expects "

@@ -13,8 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berg_core import EncoderSpec, Option, Options, RemoteFile, hookimpl
+from berg_text2fmri.revisions import is_commit, locks_line
 
 MODEL_ID = "fmri-cneuromod_algo2025-text2fmri"
+#: other ids BERG gave this model (the model_id of its older cards): ``fmri-cneuromods-text2fmri`` (card
+#: ``text2fmri.yaml`` @ b69df84; the id in the BERG example of the hub card ShreyDixit/Text2fMRI-Qwen-2.5-0.5B) and
+#: ``fmri-cneuromod-text2fmri`` (card ``fmri-cneuromod-text2fmri.yaml`` @ 03d3d89). ``text2fmri`` (spec text2fmri.md)
+#: is only that card's file name, never an id, so it is not registered. Both old cards numbered the subjects 0-3
+#: (the head's rows), which are subjects 1, 2, 3, 5 here: the card says so.
+ALIASES: tuple[str, ...] = ("fmri-cneuromods-text2fmri", "fmri-cneuromod-text2fmri")
 #: CNeuroMod subjects sub-01/02/03/05 -> the head's subject-embedding row
 SUBJECT_INDEX: dict[str, int] = {"1": 0, "2": 1, "3": 2, "5": 3}
 SUBJECTS: tuple[str, ...] = tuple(SUBJECT_INDEX)
@@ -27,7 +34,9 @@ METADATA_PATH = f"{MODEL_DIR}/metadata/metadata.npy"
 
 #: The hub revisions below could not be verified offline (no hub access while this plugin was written): "main" is
 #: NOT a pinned commit. Replace each by the 40-hex commit of the repo (``huggingface-cli download ... --revision``)
-#: after checking it; until then berg reads whatever ``main`` is (or was, when fetched into the hub cache).
+#: after checking it (a 40-hex value is used verbatim). Until then berg locks, per install, the commit ``main``
+#: resolves to on the first ``berg fetch`` or load (``berg_text2fmri.revisions``: trust on first use) and reads
+#: exactly that commit afterwards.
 UNVERIFIED_HEAD_REVISION = "main"
 #: Qwen/Qwen2.5-0.5B and -1.5B: likewise unverified offline
 UNVERIFIED_BACKBONE_REVISION = "main"
@@ -87,6 +96,11 @@ Schaefer label names (7Networks_LH_Vis_1 ...; label order 1..1000: LH 1-500, RH 
 Precision: BERG runs the LM in float16, even on CPU; berg does on a GPU and uses float32 on CPU (dtype=float16 for
 BERG's CPU numbers; the two differ by ~1e-3 relative).
 Licence: the head repos declare no licence readable offline; see berg info's "licence" and the first-load notice.
+Older ids: fmri-cneuromods-text2fmri and fmri-cneuromod-text2fmri (accepted, with a notice) numbered the subjects
+0, 1, 2, 3; here they are 1, 2, 3, 5 (CNeuroMod sub-01/02/03/05): old subject 0 is 1, 1 is 2, 2 is 3, 3 is 5.
+Revisions: the variant table's hub revisions are "main" (unverified, not pinned); the first berg fetch (or load)
+locks the commit main resolved to in berg's cache (text2fmri/revisions.json) and berg reads exactly that commit
+afterwards (berg info "revisions"; the output attribute backbone_revision is the language model's commit).
 """
 
 _LICENCE_LINE = re.compile(r"^licen[cs]e:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -153,12 +167,18 @@ def _networks_line() -> str:
     return ", ".join(f"{net} {n}" for net, n in counts.items()) + " parcels (Schaefer-2018 table shipped with the plugin)"
 
 
+def _table_revisions() -> set[str]:
+    """The distinct revisions of the variant table, quoted (``'main'``) unless they are commits."""
+    return {r if is_commit(r) else repr(r) for v in VARIANTS.values() for r in (v.revision, v.backbone_revision)}
+
+
 @hookimpl
 def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     """Register the one model of this family."""
     register(
         EncoderSpec(
             model_id=MODEL_ID,
+            aliases=ALIASES,
             family="text2fmri",
             factory="berg_text2fmri.encoder:Text2fMRIEncoder",
             modality="fmri",
@@ -181,7 +201,8 @@ def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                 "outputs": "(n_TR, 1000 Schaefer-2018 parcels), columns named by their labels, TR 1.49 s, no HRF shift",
                 "networks": _networks_line(),
                 "variants": {name: f"{v.repo}@{v.revision}" for name, v in VARIANTS.items()},
-                "revisions": "UNVERIFIED: hub revisions are 'main', not pinned commits (no hub access when written)",
+                "revisions": "UNVERIFIED: the table's hub revisions are " + ", ".join(sorted(_table_revisions())) +
+                             ", not pinned commits (no hub access when written); locked per install: " + locks_line(),
                 "licence": _licence_line(),
                 "precision": "LM float16 on GPU (BERG's), float32 on CPU (BERG: float16 there too; -O dtype=float16); head float32",
             },

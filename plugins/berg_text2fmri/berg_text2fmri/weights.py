@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from berg_text2fmri.plugin import (
     hub_cache,
     non_commercial,
 )
+from berg_text2fmri.revisions import is_commit, lock_path, lock_resolved, requested_revision, snapshot_commit
 
 if TYPE_CHECKING:
     from berg_text2fmri.head import Text2fMRIHead
@@ -125,7 +127,9 @@ def variant_folder(name: str, *, show_progress: bool = False) -> tuple[Path, Var
     """``model_variant`` -> (folder holding config.json + model.pt, its table entry or None for a local folder).
 
     A hub variant is read from the Hugging Face cache at its revision, downloaded when missing (one
-    ``ResourceError`` line naming ``berg fetch`` when offline). A name neither in ``VARIANTS`` nor a folder is refused
+    ``ResourceError`` line naming ``berg fetch`` when offline). An unpinned table revision (``"main"``) is locked to
+    the commit it resolves to the first time (``berg_text2fmri.revisions``) and that commit is requested from then
+    on; the returned entry carries the commit actually read. A name neither in ``VARIANTS`` nor a folder is refused
     (BERG silently used random weights).
     """
     local = Path(name).expanduser()
@@ -135,6 +139,9 @@ def variant_folder(name: str, *, show_progress: bool = False) -> tuple[Path, Var
     if variant is None:
         raise InvalidParameterError(f"unknown model_variant {name!r}; use one of {', '.join(VARIANTS)} or a local folder with "
                                     "config.json and model.pt")
+    revision, fixed = requested_revision(variant.repo, variant.revision)
+    locked = f" (locked in {lock_path()} on first use; delete that entry to accept the hub's current {variant.revision!r})" \
+        if fixed and not is_commit(variant.revision) else ""
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
@@ -144,18 +151,30 @@ def variant_folder(name: str, *, show_progress: bool = False) -> tuple[Path, Var
         with hf_guard():
             if not show_progress:
                 disable_progress_bars()
-            folder = Path(snapshot_download(variant.repo, revision=variant.revision, allow_patterns=[*HEAD_FILES, "README.md"],
+            folder = Path(snapshot_download(variant.repo, revision=revision, allow_patterns=[*HEAD_FILES, "README.md"],
                                             local_files_only=offline, cache_dir=hub_cache()))
     except Exception as exc:  # huggingface_hub's offline/HTTP errors share no base class below Exception
         why = "not in the Hugging Face cache" if offline else f"could not be downloaded ({type(exc).__name__})"
-        raise ResourceError(f"the Text2fMRI head {variant.repo}@{variant.revision} is {why}; {_fetch_hint(name)}") from exc
+        raise ResourceError(f"the Text2fMRI head {variant.repo}@{revision}{locked} is {why}; {_fetch_hint(name)}") from exc
     finally:
         if not show_progress and not bars_were_off:
             enable_progress_bars()
     missing = [f for f in HEAD_FILES if not (folder / f).is_file()]
     if missing:
         raise ResourceError(f"the Text2fMRI head {variant.repo} lacks {', '.join(missing)} in {folder}; {_fetch_hint(name)}")
-    return folder, variant
+    commit = snapshot_commit(folder)
+    if not fixed:
+        lock_resolved(variant.repo, commit)
+    return folder, replace(variant, revision=commit or revision)
+
+
+def backbone_request(variant: Variant | None, repo: str) -> tuple[str | None, bool]:
+    """(revision to request, whether it is fixed) for the language model ``repo`` (a hub id) a variant's config names:
+    the table's commit, else the commit locked on first use, else the table's unpinned revision (``False``: lock what
+    it resolves to with ``lock_resolved``). A local variant folder or a local language model: (None, True)."""
+    if variant is None or Path(repo).expanduser().is_dir():
+        return None, True
+    return requested_revision(repo, variant.backbone_revision)
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -224,10 +243,19 @@ def show_licence_once(folder: Path, name: str) -> None:
         print(notice, file=sys.stderr)
 
 
-def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool) -> None:
-    """``berg fetch``: the default variant's head and its language model into the Hugging Face cache (the bucket
-    metadata is a remote file of the spec, fetched before this)."""
-    folder, variant = variant_folder(DEFAULT_VARIANT, show_progress=show_progress)
+def prepare(spec: EncoderSpec, subject: str | None, berg_dir: Path, show_progress: bool, *,
+            options: dict[str, Any] | None = None) -> None:
+    """``berg fetch [-O model_variant=...] [-O backbone=...]``: that variant's head (default: BERG's) and its language
+    model (the ``backbone`` option, else the variant config's ``extractor_LLM``) into the Hugging Face cache, locking
+    the commits unpinned table revisions resolve to (the bucket metadata is a remote file of the spec, fetched
+    before this)."""
+    options = options or {}
+    folder, variant = variant_folder(str(options.get("model_variant") or DEFAULT_VARIANT), show_progress=show_progress)
     config = read_config(folder)
-    fetch_backbone(str(config["extractor_LLM"]), revision=variant.backbone_revision if variant else None,
-                   show_progress=show_progress)
+    if options.get("backbone"):  # a user's choice: berg_core's fetch already got it (no table revision applies)
+        return
+    name = str(config["extractor_LLM"])
+    revision, fixed = backbone_request(variant, name)
+    snapshot = fetch_backbone(name, revision=revision, show_progress=show_progress)
+    if not fixed:
+        lock_resolved(name, snapshot_commit(snapshot))
