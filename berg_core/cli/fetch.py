@@ -2,7 +2,8 @@
 
 For every subject (or the one given): BERG's files into berg_dir, then the Hugging Face backbone the model
 loads (``backbone``/``revision`` options, overridable with ``-O``) into the HF cache, so compute nodes can run
-with ``HF_HUB_OFFLINE=1``, then the plugin's ``prepare`` hook (conversions, caches). Each backbone's config
+with ``HF_HUB_OFFLINE=1``, then the plugin's ``prepare`` hook (conversions, caches; it gets the ``-O`` options when it
+takes an ``options`` keyword). Each backbone's config
 is checked first (exists, no custom code, supported architecture), before anything large is downloaded.
 """
 
@@ -20,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model id, or a pattern of ids in quotes ('brainscore_language-*'): one task per model")
     p.add_argument("--subject", default=None, help="only this subject's files (default or 'all': every subject)")
     p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a load option naming the backbone to fetch, e.g. -O backbone=/path/to/gpt2-xl -O revision=COMMIT (repeatable)")
+                   help="a load option (repeatable, checked like berg encode's): the backbone to fetch (-O backbone=/path/to/gpt2-xl "
+                        "-O revision=COMMIT) or what the model's prepare step fetches (e.g. Text2fMRI's -O model_variant=REPO)")
     p.add_argument("--no-backbone", action="store_true", help="only BERG's files: leave the Hugging Face backbone alone")
     add_executor_options(p)
     add_progress_options(p)

@@ -11,6 +11,12 @@ from collections.abc import Callable
 from berg_core import EncoderSpec, Option, Options, RemoteFile, hookimpl
 
 MODEL_ID = "ecog-zada2025-gpt2_xl"
+#: No alias. BERG's older id ``ecog-podcast_ecog-gpt2_xl`` (card and ``podcast_ecog_gpt2_xl.py`` @ 5618e98; spec
+#: ecog_zada2025.md) named the same recipe trained earlier into another bucket folder (``train_dataset-podcast_ecog/``),
+#: with other weights and selection key ``timepoints``; its module could not even be imported (bug 6) and BERG's newest
+#: registry dropped it. The spec allows the alias only if those files exist, which cannot be checked offline; an alias
+#: would silently serve this model's weights under that id.
+ALIASES: tuple[str, ...] = ()
 SUBJECTS: tuple[str, ...] = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
 #: electrodes per subject (BERG's table; the files' own count is what berg uses and checks)
 ELECTRODES: dict[str, int] = {"01": 99, "02": 90, "03": 235, "04": 143, "05": 159, "06": 166, "07": 116, "08": 72, "09": 188}
@@ -66,6 +72,7 @@ def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     register(
         EncoderSpec(
             model_id=MODEL_ID,
+            aliases=ALIASES,
             family="ecog",
             factory="berg_ecog.encoder:EcogEncoder",
             modality="ecog",
