@@ -12,7 +12,8 @@
   index and the anatomical direction it runs toward (from the affine, ``nibabel.aff2axcodes``), pixels shaped by the
   voxel sizes.
 * A 4-D file (x, y, z, TR): the views show the mean over TRs, and ``timecourse`` draws chosen voxels' series
-  (``--voxels i,j,k[;i,j,k]``, default the peak voxel of the mean map) against time in s (``pixdim[4]``).
+  (``--voxels i,j,k[;i,j,k]``, default the peak voxel of the mean map) against time in s (``pixdim[4]`` in the header's
+  time unit), or against the volume number when the time unit is unknown (e.g. one volume per sentence).
 
 Every figure is a ``matplotlib.figure.Figure`` made without pyplot, so callers and tests read back what was drawn.
 """
@@ -110,9 +111,9 @@ def read_volume(path: str | Path, bg: str | Path | None = None) -> Volume:
         raise ResultFileError(f"{str(path)!r} is a damaged NIfTI ({type(exc).__name__}); give a {WHAT}") from exc
     if affine.shape != (4, 4) or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) == 0:
         raise ResultFileError(f"{str(path)!r} has no usable affine; give a {WHAT}")
-    tr = None
-    if len(shape) == 4 and len(zooms) > 3 and float(zooms[3]) > 0:
-        tr = float(zooms[3]) * TIME_UNITS.get(str(unit), 1.0)
+    tr = None  # a time unit "unknown" (berg's one-volume-per-sentence files) is no time axis
+    if len(shape) == 4 and len(zooms) > 3 and float(zooms[3]) > 0 and str(unit) in TIME_UNITS:
+        tr = float(zooms[3]) * TIME_UNITS[str(unit)]
     return Volume(path, data, affine, tr, Path(bg) if bg is not None else recorded_reference(path))
 
 
@@ -292,7 +293,7 @@ def plot_voxel_timecourse(vol: Volume, voxels: list[tuple[int, int, int]] | None
                                         "choose another with --voxels")
         xyz = world(vol.affine, ijk)
         ax.plot(x, series, linewidth=1.2, label=f"voxel {ijk} = ({xyz[0]:.1f}, {xyz[1]:.1f}, {xyz[2]:.1f}) mm")
-    ax.set_xlabel("time (s)" if vol.tr_s else "volume (TR; no TR in the header)")
+    ax.set_xlabel("time (s)" if vol.tr_s else "volume (no time unit in the header)")
     ax.set_ylabel("value")
     ax.set_title(f"{vol.path.name}: time course")
     ax.legend(fontsize=7)
@@ -300,7 +301,7 @@ def plot_voxel_timecourse(vol: Volume, voxels: list[tuple[int, int, int]] | None
 
 
 def volume_title(vol: Volume) -> str:
-    return f"{vol.path.name}" + (f" (mean over {vol.data.shape[3]} TRs)" if vol.is_4d else "")
+    return f"{vol.path.name}" + (f" (mean over {vol.data.shape[3]} {'TRs' if vol.tr_s else 'volumes'})" if vol.is_4d else "")
 
 
 def volume_figures(path: str | Path, kind: str = "auto", *, bg: str | Path | None = None,

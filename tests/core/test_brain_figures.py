@@ -196,6 +196,20 @@ def test_4d_time_course_in_seconds_and_mean_map_views(vols, tmp_path):
     np.testing.assert_allclose(images(panel)[0], want, rtol=1e-6)
 
 
+def test_4d_without_a_time_unit_is_drawn_against_the_volume_number(tmp_path):
+    """berg's one-volume-per-sentence files have pixdim[4] = 1 and time unit "unknown": no seconds axis."""
+    v = np.random.default_rng(6).standard_normal((*SHAPE, 5)).astype(np.float32)
+    img = nib.Nifti1Image(v, AFFINE)
+    img.header.set_xyzt_units("mm", "unknown")
+    img.header.set_zooms((*img.header.get_zooms()[:3], 2.0))  # a step, but in no time unit
+    nib.save(img, str(tmp_path / "sent.nii.gz"))
+    [(_, fig)] = figures_for(tmp_path / "sent.nii.gz", "timecourse", voxels=[(1, 2, 3)])
+    [line] = fig.axes[0].get_lines()
+    np.testing.assert_allclose(line.get_xdata(), np.arange(5))
+    np.testing.assert_allclose(line.get_ydata(), v[1, 2, 3])
+    assert fig.axes[0].get_xlabel().startswith("volume")
+
+
 @pytest.mark.parametrize("argv, needles", [
     (["--voxels", "1,2"], ["--voxels", "i,j,k"]),
     (["--voxels", "20,1,1"], ["outside", "grid"]),
