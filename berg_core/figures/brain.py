@@ -202,6 +202,8 @@ def _ortho_fallback(map3: np.ndarray, affine: np.ndarray, ijk: tuple[int, int, i
     """The three voxel-grid slices through ``ijk`` (matplotlib only), the peak crossed; ``bg`` underneath if on the same grid."""
     codes, sizes = axis_codes(affine), _voxel_sizes(affine)
     under = _bg_data(bg, map3.shape)
+    if bg is not None and under is None:
+        title += f" (background {bg.name} not drawn: not on this voxel grid)"
     finite = np.abs(map3[np.isfinite(map3)])
     lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     fig = _plain_figure(12, 4.2)

@@ -166,6 +166,9 @@ def test_without_nilearn_the_ortho_view_falls_back_to_voxel_slices(vols, monkeyp
         np.testing.assert_allclose(under, ref[tuple(index)].T, rtol=1e-6)
         a, b = [d for d in range(3) if d != k]
         assert crosses(fig)[k] == (PEAK[a], PEAK[b])
+    save_nifti(tmp / "other.nii.gz", np.ones((4, 4, 4)))  # another grid: the fallback does not resample, and says so
+    [(_, fig)] = figures_for(tmp / "pred3.nii.gz", "ortho", bg=tmp / "other.nii.gz")
+    assert "not drawn" in fig.get_suptitle() and all(len(ax.images) == 1 for ax in fig.axes if ax.get_xlabel())
 
 
 # ------------------------------------------------------------------------------------- 4-D volumes
