@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--feature-names", nargs="+", default=None, metavar="NAME", help="names of the feature spaces (default: file stems)")
     g.add_argument("--responses", required=True, metavar="FILE", help=".npy/.h5 responses (samples × voxels)")
     g.add_argument("--test", default=None, metavar="FILE|START:STOP",
-                   help="held-out rows: START:STOP (slice, e.g. 800:1000 or -200:) or a file of row indices / a 0/1 mask")
+                   help="held-out rows: START:STOP (slice, e.g. 800:1000, or --test=-200: for the last 200) or a file of row indices / a 0/1 mask")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder (created; an existing one needs --overwrite)")
     g.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
                    help="replace an existing --out folder written by berg train (swapped in only once the new one is complete)")
