@@ -198,9 +198,17 @@ def write_volume(path: str | Path, responses: np.ndarray, space: VoxelSpace, *, 
     maps = responses if summary is None else getattr(np, summary)(responses, axis=0, keepdims=True)
     vol = voxel_volume(maps, mask_zyx, voxels)
     step = (float(space.tr_s), "sec") if space.tr_s is not None else (1.0, "unknown")
-    meta = {**(attrs or {}), "tr_s": None if space.tr_s is None else float(space.tr_s), "summary": summary or "",
+    meta = {**(attrs or {}), "reference": reference_entry(space, Path(path)),
+            "tr_s": None if space.tr_s is None else float(space.tr_s), "summary": summary or "",
             "n_trs" if space.tr_s is not None else "n_rows": int(responses.shape[0]), "n_selected_voxels": int(n_sel)}
     return _write_nifti(Path(path), vol if summary is None else vol[..., 0], affine, meta, step=None if summary else step)
+
+
+def reference_entry(space: VoxelSpace, out: Path) -> str:
+    """How a volume's sidecar names its background image (``berg plot`` draws on it): the file name when the
+    reference sits beside ``out`` (a train folder's ``space_reference.nii.gz``), else its absolute path (berg's cache)."""
+    reference = Path(space.reference).resolve()
+    return reference.name if reference.parent == out.resolve().parent else str(reference)
 
 
 def write_map(path: str | Path, values: np.ndarray, space: VoxelSpace, attrs: dict[str, Any] | None = None) -> Path:
@@ -210,7 +218,7 @@ def write_map(path: str | Path, values: np.ndarray, space: VoxelSpace, attrs: di
     if values.shape[0] != space.n_voxels:
         raise VolumeError(f"a map of {values.shape[0]} values does not fit the {space.n_voxels} voxels of the space")
     mask_zyx, affine = space_grid(space)
-    meta = {**(attrs or {}), "n_voxels": int(space.n_voxels)}
+    meta = {**(attrs or {}), "reference": reference_entry(space, Path(path)), "n_voxels": int(space.n_voxels)}
     return _write_nifti(Path(path), voxel_volume(values[None], mask_zyx)[..., 0], affine, meta)
 
 

@@ -108,6 +108,7 @@ def test_maps_r_cc_norm_and_significance(data):
     assert {"map_r_raw.nii.gz", "map_r_raw.json", "noise_ceiling.npy", "space_mask.nii.gz"} <= set(summary["files"])
     side = json.loads((out / f"map_cc_norm_{s}.json").read_text())
     assert side["units"] == "cc_norm" and side["model_id"] == summary["model_id"] and side["space"] == "UTS99"
+    assert side["reference"] == "space_reference.nii.gz"  # beside the map, so the folder can move
     assert json.loads((out / f"map_significant_{s}.json").read_text())["units"] == "0/1"
     # the copies: gzip, same image as the user's files; the card names and pins them
     for name, src in (("space_mask.nii.gz", d["mask_file"]), ("space_reference.nii.gz", d["ref_file"])):

@@ -90,6 +90,9 @@ def test_4d_volume_puts_every_voxel_at_its_mask_position(opt_dir, story, mirror,
     assert np.isnan(vol[outside]).all()
     side = json.loads((tmp_path / "pred.json").read_text())
     assert side["model_id"] == MODEL and side["subject"] == SUBJECT and side["tr_s"] == 2.0 and side["n_trs"] == pred.shape[0]
+    # the background berg plot draws on: the cached copy of the subject's reference
+    served = (_folder(mirror[1]) / "reference.nii.gz").read_bytes()
+    assert Path(side["reference"]).is_absolute() and Path(side["reference"]).read_bytes() == served
     assert url.gets(plugin.PYCORTEX_DIR.format(subject=SUBJECT) + "mask_thick.nii.gz") == 1
     # cached: a second run downloads nothing
     assert encode(opt_dir, story, tmp_path / "again.nii.gz", "--summary", "max") == 0
