@@ -96,6 +96,7 @@ def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                             "left-padded with id 0); per word: mean over its tokens",
                 "readout": "StandardScaler -> himalaya RidgeCV (alpha per target) -> inverse StandardScaler",
                 "outputs": "(n_words, n_electrodes, 129 lags), high-gamma power, lags -2..+2 s at 32 Hz",
+                "units": "high-gamma power in the dataset's units (ds005574 desc-highgamma at 32 Hz; the scaler is inverted)",
                 "electrodes": dict(ELECTRODES),
                 "data": "OpenNeuro ds005574 (Podcast ECoG, Zada et al. 2025), CC0",
                 "precision": "float32 on CPU; float16 on GPU unless dtype='float32'",

@@ -199,6 +199,7 @@ def berg_register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                 "features": "mean of the last four hidden states (the last one final-normed), averaged over each TR's tokens",
                 "head": "x-transformers-style encoder, 4 layers x 8 heads x 128, RoPE (interleaved), ScaleNorm; 52 M parameters",
                 "outputs": "(n_TR, 1000 Schaefer-2018 parcels), columns named by their labels, TR 1.49 s, no HRF shift",
+                "units": "BOLD, a.u. (CNeuroMod parcel time series as the head was trained on them)",
                 "networks": _networks_line(),
                 "variants": {name: f"{v.repo}@{v.revision}" for name, v in VARIANTS.items()},
                 "revisions": "UNVERIFIED: the table's hub revisions are " + ", ".join(sorted(_table_revisions())) +
