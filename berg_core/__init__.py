@@ -5,8 +5,9 @@ loaded until the registry is first used.
 
 This top level is also the declared API for plugin authors (docs/plugins.md lists every name with its
 signature): a family package imports from ``berg_core`` only, never from its submodules (an
-import-linter contract in the ``lint`` nox session checks it). Names needing numpy or heavier libraries
-are in ``_LAZY``: they are imported on first attribute access, so ``import berg_core`` stays light.
+import-linter contract in the ``lint`` nox session checks it). Each name is listed once for type checkers (the
+``TYPE_CHECKING`` block) and once in ``_LAZY_BY_MODULE``, imported on first attribute access, so ``import berg_core``
+stays light; ``__all__`` is computed from it.
 
 Layout: the framework is this folder's modules (hookspecs, spec, options, registry, encoder, facade,
 errors, stimulus, device, selection, readout, config, console); ``store/`` holds files (cache, fetch,
@@ -21,61 +22,98 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from berg_core.errors import (
-    BergError,
-    DownloadError,
-    InvalidParameterError,
-    ModelLoadError,
-    ModelNotFoundError,
-    PluginError,
-    ResourceError,
-    StimulusError,
-    UnsafePickleError,
-)
-from berg_core.hookspecs import hookimpl
-from berg_core.options import Option, Options
-from berg_core.spec import EncoderSpec, RemoteFile
-
-if TYPE_CHECKING:
-    from berg_core.console import progress, progress_bar
-    from berg_core.device import default_dtype, resolve_device
-    from berg_core.encoder import Encoder
-    from berg_core.facade import BERG
+if TYPE_CHECKING:  # the names of _LAZY_BY_MODULE, for type checkers (`X as X`: re-exported)
+    from berg_core.console import progress as progress, progress_bar as progress_bar
+    from berg_core.device import default_dtype as default_dtype, resolve_device as resolve_device
+    from berg_core.encoder import Encoder as Encoder
+    from berg_core.errors import (
+        BergError as BergError,
+        DownloadError as DownloadError,
+        InvalidParameterError as InvalidParameterError,
+        ModelLoadError as ModelLoadError,
+        ModelNotFoundError as ModelNotFoundError,
+        PluginError as PluginError,
+        ResourceError as ResourceError,
+        StimulusError as StimulusError,
+        UnsafePickleError as UnsafePickleError,
+    )
+    from berg_core.facade import BERG as BERG
     from berg_core.features.backbones import (
-        Backbone,
-        backbone_config,
-        fetch_backbone,
-        hf_guard,
-        load_backbone,
-        offline_vars,
-        pad_batch,
-        sentence_features,
+        Backbone as Backbone,
+        backbone_config as backbone_config,
+        fetch_backbone as fetch_backbone,
+        hf_guard as hf_guard,
+        load_backbone as load_backbone,
+        offline_vars as offline_vars,
+        pad_batch as pad_batch,
+        sentence_features as sentence_features,
     )
-    from berg_core.features.cache import backbone_revision, cached_features
-    from berg_core.features.timeseries import delay, lanczos_resample, tr_grid, zscore
-    from berg_core.features.words import KEEP_WORDS, MAX_WORDS, word_features, word_features_key
-    from berg_core.readout import LinearReadout
-    from berg_core.selection import select_indices, select_outputs
-    from berg_core.stimulus import TimedWords, as_timed_words, as_tr_texts, as_words
-    from berg_core.store.cache import atomic_folder, build_once, cache_key, cache_path
-    from berg_core.store.fetch import ensure_file, read_manifest, sha256_file, verify_recorded
+    from berg_core.features.cache import backbone_revision as backbone_revision, cached_features as cached_features
+    from berg_core.features.timeseries import (
+        delay as delay,
+        lanczos_resample as lanczos_resample,
+        tr_grid as tr_grid,
+        zscore as zscore,
+    )
+    from berg_core.features.words import (
+        KEEP_WORDS as KEEP_WORDS,
+        MAX_WORDS as MAX_WORDS,
+        word_features as word_features,
+        word_features_key as word_features_key,
+    )
+    from berg_core.hookspecs import hookimpl as hookimpl
+    from berg_core.options import Option as Option, Options as Options
+    from berg_core.readout import LinearReadout as LinearReadout
+    from berg_core.selection import select_indices as select_indices, select_outputs as select_outputs
+    from berg_core.spec import EncoderSpec as EncoderSpec, RemoteFile as RemoteFile
+    from berg_core.stimulus import (
+        TimedWords as TimedWords,
+        as_timed_words as as_timed_words,
+        as_tr_texts as as_tr_texts,
+        as_words as as_words,
+    )
+    from berg_core.store.cache import (
+        atomic_folder as atomic_folder,
+        build_once as build_once,
+        cache_key as cache_key,
+        cache_path as cache_path,
+    )
+    from berg_core.store.fetch import (
+        ensure_file as ensure_file,
+        read_manifest as read_manifest,
+        sha256_file as sha256_file,
+        verify_recorded as verify_recorded,
+    )
     from berg_core.store.h5matrix import (
-        ArrayColumns,
-        ColumnSource,
-        build_matrix,
-        is_complete,
-        matrix_info,
-        read_columns,
-        write_matrix,
+        ArrayColumns as ArrayColumns,
+        ColumnSource as ColumnSource,
+        build_matrix as build_matrix,
+        is_complete as is_complete,
+        matrix_info as matrix_info,
+        read_columns as read_columns,
+        write_matrix as write_matrix,
     )
-    from berg_core.store.pickled_arrays import LazyLoadUnsupported, RawArray, load_npy_lazily
-    from berg_core.store.safe_pickle import load_npy_object, load_pickle
-    from berg_core.store.safe_store import is_valid_tree, load_tree, save_tree
-    from berg_core.store.volumes import ExternalFile, VoxelSpace, ensure_external_file
-    from berg_core.trained.cards import register_package_encoders
+    from berg_core.store.pickled_arrays import (
+        LazyLoadUnsupported as LazyLoadUnsupported,
+        RawArray as RawArray,
+        load_npy_lazily as load_npy_lazily,
+    )
+    from berg_core.store.safe_pickle import load_npy_object as load_npy_object, load_pickle as load_pickle
+    from berg_core.store.safe_store import is_valid_tree as is_valid_tree, load_tree as load_tree, save_tree as save_tree
+    from berg_core.store.volumes import (
+        ExternalFile as ExternalFile,
+        VoxelSpace as VoxelSpace,
+        ensure_external_file as ensure_external_file,
+    )
+    from berg_core.trained.cards import register_package_encoders as register_package_encoders
 
-# module -> the names it exports here; imported on first use (these modules need numpy or more).
+# module -> the names it exports here, each imported on first use (most of these modules need numpy or more).
 _LAZY_BY_MODULE = {
+    "berg_core.errors": "BergError DownloadError InvalidParameterError ModelLoadError ModelNotFoundError PluginError "
+                        "ResourceError StimulusError UnsafePickleError",
+    "berg_core.hookspecs": "hookimpl",
+    "berg_core.options": "Option Options",
+    "berg_core.spec": "EncoderSpec RemoteFile",
     "berg_core.console": "progress progress_bar",
     "berg_core.device": "default_dtype resolve_device",
     "berg_core.encoder": "Encoder",
@@ -118,78 +156,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = [
-    "ArrayColumns",
-    "BERG",
-    "Backbone",
-    "BergError",
-    "ColumnSource",
-    "DownloadError",
-    "Encoder",
-    "EncoderSpec",
-    "ExternalFile",
-    "InvalidParameterError",
-    "KEEP_WORDS",
-    "LazyLoadUnsupported",
-    "LinearReadout",
-    "MAX_WORDS",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "Option",
-    "Options",
-    "PluginError",
-    "RawArray",
-    "RemoteFile",
-    "ResourceError",
-    "StimulusError",
-    "TimedWords",
-    "UnsafePickleError",
-    "VoxelSpace",
-    "__version__",
-    "as_timed_words",
-    "as_tr_texts",
-    "as_words",
-    "atomic_folder",
-    "backbone_config",
-    "backbone_revision",
-    "build_matrix",
-    "build_once",
-    "cache_key",
-    "cache_path",
-    "cached_features",
-    "default_dtype",
-    "delay",
-    "ensure_external_file",
-    "ensure_file",
-    "fetch_backbone",
-    "hf_guard",
-    "hookimpl",
-    "is_complete",
-    "is_valid_tree",
-    "lanczos_resample",
-    "load_backbone",
-    "load_npy_lazily",
-    "load_npy_object",
-    "load_pickle",
-    "load_tree",
-    "matrix_info",
-    "offline_vars",
-    "pad_batch",
-    "progress",
-    "progress_bar",
-    "read_columns",
-    "read_manifest",
-    "register_package_encoders",
-    "resolve_device",
-    "save_tree",
-    "select_indices",
-    "select_outputs",
-    "sentence_features",
-    "sha256_file",
-    "tr_grid",
-    "verify_recorded",
-    "word_features",
-    "word_features_key",
-    "write_matrix",
-    "zscore",
-]
+#: the declared API
+__all__ = sorted({"__version__", *_LAZY})

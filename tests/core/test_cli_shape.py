@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from berg_core.cli import build_parser, encode, fetch, info, main, search, train
-from berg_core.cli import list as list_cmd
+from berg_core.cli import build_parser, encode, fetch, info, list as list_cmd, main, search, train
 from berg_core.spec import EncoderSpec, RemoteFile
 
 #: minimal valid arguments of each command that shows progress (the command itself is replaced by a spy)

@@ -105,8 +105,7 @@ def test_timed_words_rows_without_labels_are_numbered(tmp_path):
 
 def test_nd_outputs_keep_their_axes_in_nc_and_csv(tmp_path):
     xr = pytest.importorskip("xarray")
-    from test_nd_outputs import SPEC
-    from test_nd_outputs import expected as grid_expected
+    from test_nd_outputs import SPEC, expected as grid_expected
 
     get_registry().specs[SPEC.model_id] = SPEC
     words = ["ab", "abc", "a"]

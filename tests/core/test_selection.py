@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from berg_core import InvalidParameterError, ModelLoadError, select_outputs
 from berg_core.facade import BERG
