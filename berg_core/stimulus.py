@@ -51,29 +51,60 @@ def _check_onset_range(onsets: np.ndarray) -> None:
                             "onsets must be in seconds (milliseconds? divide by 1000), or split the story")
 
 
-def as_sentences(stimulus: Any) -> list[str]:
-    """A str, list/tuple of str or 1-D array of str -> list of sentences (order kept, duplicates kept)."""
+@dataclass(frozen=True)
+class _TextList:
+    """How one list-of-text stimulus kind reads and words its refusals (``_as_text_list``)."""
+
+    unit: str  # what one entry is, in messages: "sentence", "word", "TR"
+    takes: str  # what the model takes, in messages
+    dict_key: str | None  # a dict stimulus gives its list under this key (None: a dict is refused)
+    one_str: str | None  # None: a single str is one entry; else it is refused with this hint
+    blank_ok: bool  # empty/blank entries kept (silent TRs) or refused
+
+
+def _as_text_list(stimulus: Any, kind: _TextList) -> list[str]:
+    """``stimulus`` (a list/tuple or 1-D array of str, a dict holding one, or a str when ``kind`` allows) -> ``list[str]``
+    after every check of ``kind``, each failure one ``StimulusError`` line."""
+    if isinstance(stimulus, Mapping):
+        if kind.dict_key is None:
+            raise StimulusError(f"this model takes {kind.takes}, not a dict of timed words")
+        if kind.dict_key not in stimulus:
+            raise StimulusError(f"this model takes {kind.takes}; a dict stimulus needs a {kind.dict_key!r} key")
+        stimulus = stimulus[kind.dict_key]
     if isinstance(stimulus, str):
+        if kind.one_str is not None:
+            raise StimulusError(f"this model takes {kind.takes}, not one str; {kind.one_str}")
         items: list[Any] = [stimulus]
-    elif isinstance(stimulus, Mapping):
-        raise StimulusError("this model takes sentences (a str or a list of str), not a dict of timed words")
     elif isinstance(stimulus, np.ndarray):
         if stimulus.ndim != 1:
-            raise StimulusError(f"a sentence array must be 1-D, got shape {stimulus.shape}; pass a flat list of sentences")
+            raise StimulusError(f"a {kind.unit} array must be 1-D, got shape {stimulus.shape}; pass a flat list of str")
         items = stimulus.tolist()
     elif isinstance(stimulus, (list, tuple)):
         items = list(stimulus)
     else:
-        raise StimulusError(f"stimulus must be a str or a list of str, got {type(stimulus).__name__}")
+        raise StimulusError(f"this model takes {kind.takes}, got {type(stimulus).__name__}")
     if not items:
-        raise StimulusError("the stimulus is empty; pass at least one sentence")
+        raise StimulusError(f"the stimulus is empty; pass at least one {kind.unit}")
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise StimulusError(f"sentence {i} is a {type(item).__name__}, not a str; pass text only")
-        if not item.strip():
-            raise StimulusError(f"sentence {i} is an empty string; remove it or give it text")
-        check_text(item, f"sentence {i}")
-    return [str(s) for s in items]
+            raise StimulusError(f"{kind.unit} {i} is a {type(item).__name__}, not a str; pass text only")
+        if not kind.blank_ok and not item.strip():
+            raise StimulusError(f"{kind.unit} {i} is {'an empty' if not item else 'a blank'} string; remove it or give it text "
+                                f"(each {kind.unit} is one output row)")
+        check_text(item, f"{kind.unit} {i}")
+    return [str(t) for t in items]
+
+
+SENTENCES = _TextList("sentence", "sentences (a str or a list of str)", None, None, blank_ok=False)
+WORDS = _TextList("word", "a list of words (list of str)", "words", "split the text into words (e.g. text.split())", blank_ok=False)
+TR_TEXTS = _TextList("TR", "one str per fMRI TR (a list of str; '' for a silent TR)", "tr_texts",
+                     "split the transcript by TR (empty strings for silent TRs)", blank_ok=True)
+
+
+def as_sentences(stimulus: Any) -> list[str]:
+    """A str, list/tuple of str or 1-D array of str -> list of sentences (order kept, duplicates kept); an empty or
+    blank sentence is refused."""
+    return _as_text_list(stimulus, SENTENCES)
 
 
 @dataclass(frozen=True)
@@ -139,29 +170,7 @@ def as_words(stimulus: Any) -> list[str]:
     str is refused (split it into words first), as are empty or blank words (a word needs text) and text that
     ``check_text`` refuses.
     """
-    if isinstance(stimulus, Mapping):
-        if "words" not in stimulus:
-            raise StimulusError("this model takes a list of words; a dict stimulus needs a 'words' key")
-        stimulus = stimulus["words"]
-    if isinstance(stimulus, str):
-        raise StimulusError("this model takes a list of words, not one str; split the text into words (e.g. text.split())")
-    if isinstance(stimulus, np.ndarray):
-        if stimulus.ndim != 1:
-            raise StimulusError(f"a word array must be 1-D, got shape {stimulus.shape}; pass a flat list of words")
-        items: list[Any] = stimulus.tolist()
-    elif isinstance(stimulus, (list, tuple)):
-        items = list(stimulus)
-    else:
-        raise StimulusError(f"this model takes a list of words (list of str), got {type(stimulus).__name__}")
-    if not items:
-        raise StimulusError("the stimulus is empty; pass at least one word")
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise StimulusError(f"word {i} is a {type(item).__name__}, not a str; pass text only")
-        if not item.strip():
-            raise StimulusError(f"word {i} is {'an empty' if not item else 'a blank'} string; remove it or give it text (each word is one output row)")
-        check_text(item, f"word {i}")
-    return [str(w) for w in items]
+    return _as_text_list(stimulus, WORDS)
 
 
 def as_tr_texts(stimulus: Any) -> list[str]:
@@ -172,25 +181,4 @@ def as_tr_texts(stimulus: Any) -> list[str]:
     list. Refused: a single str (split it per TR first), an empty list, non-str entries and text ``check_text``
     refuses.
     """
-    if isinstance(stimulus, Mapping):
-        if "tr_texts" not in stimulus:
-            raise StimulusError("this model takes one str per TR (a list of str); a dict stimulus needs a 'tr_texts' key")
-        stimulus = stimulus["tr_texts"]
-    if isinstance(stimulus, str):
-        raise StimulusError("this model takes one str per fMRI TR (a list of str), not one str; split the transcript by TR "
-                            "(empty strings for silent TRs)")
-    if isinstance(stimulus, np.ndarray):
-        if stimulus.ndim != 1:
-            raise StimulusError(f"a TR-text array must be 1-D, got shape {stimulus.shape}; pass one str per TR")
-        items: list[Any] = stimulus.tolist()
-    elif isinstance(stimulus, (list, tuple)):
-        items = list(stimulus)
-    else:
-        raise StimulusError(f"this model takes one str per TR (list of str), got {type(stimulus).__name__}")
-    if not items:
-        raise StimulusError("the stimulus is empty; pass one str per TR (at least one TR)")
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise StimulusError(f"TR {i} is a {type(item).__name__}, not a str; pass text only ('' for a silent TR)")
-        check_text(item, f"TR {i}")
-    return [str(t) for t in items]
+    return _as_text_list(stimulus, TR_TEXTS)

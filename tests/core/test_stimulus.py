@@ -16,7 +16,7 @@ def test_sentences_accepts_str_list_array_and_keeps_duplicates():
     [
         ([], "empty"),
         ("", "empty string"),
-        (["ok", "  "], "sentence 1 is an empty string"),
+        (["ok", "  "], "sentence 1 is a blank string"),
         (["ok", 3], "sentence 1 is a int"),
         (np.array([["a"], ["b"]]), "1-D"),
         (42, "str or a list"),
