@@ -10,10 +10,12 @@ from berg_core.errors import InvalidParameterError
 from berg_core.figures import KINDS
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plot", help="draw figures of berg results (encode, search, train, brain volumes) as PNG or SVG",
                        description="Figures from files berg wrote: an encode result .npy/.csv/.h5/.nc (per-ROI bars, a heatmap "
-                                   "for many rows, or --kind timecourse of --columns or of --rois means), a search result CSV "
+                                   "for many rows, or --kind timecourse of --columns or of --rois means; a 3-D result such as ECoG's words x "
+                                   "electrodes x lags: --kind profile, the default, per electrode the mean ± SE over the words "
+                                   "against lag in s, or an electrode x lag heatmap for more than 12 electrodes), a search result CSV "
                                    "(response histogram over the corpus with the drive/suppress cut-offs, drive vs baseline vs "
                                    "suppress bars), a berg train folder (test-r histogram, per-ROI mean r, chosen alphas, r map), "
                                    "a brain volume pred.nii.gz (--kind brain: slices at the peak voxel on the reference (nilearn, "
@@ -23,7 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=KINDS, default="auto", help="what to draw (default auto: from the file)")
     p.add_argument("--output", "-o", default=None, metavar="OUT",
                    help="OUT.png or OUT.svg (default: <file stem>.png beside each file; a folder's figures go inside it)")
-    p.add_argument("--columns", default=None, metavar="A,B", help="the output columns to draw (encode, timecourse)")
+    p.add_argument("--columns", default=None, metavar="A,B",
+                   help="the output columns to draw (encode, timecourse); for a profile, the electrodes")
+    p.add_argument("--rows", default=None, metavar="I,J",
+                   help="the rows to draw (0-based numbers, or exact labels such as a word); a profile draws each instead of the mean")
     p.add_argument("--tr", type=float, default=None, help="seconds per row, for the time axis of --kind timecourse")
     p.add_argument("--histogram", default=None, metavar="FILE",
                    help="a search's response histogram CSV (default: <stem>_histogram.csv or <name>.shards/histogram.csv)")
@@ -52,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"--tr must be a number of seconds > 0, got {args.tr}")
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     rois = [c.strip() for c in args.rois.split(",") if c.strip()] if args.rois else None
+    rows = [c.strip() for c in args.rows.split(",") if c.strip()] if args.rows else None
     voxels = parse_voxels(args.voxels) if args.voxels else None
     for file in args.files:
         figs = figures_for(file, args.kind, columns=columns, tr=args.tr, histogram=args.histogram, noise_ceiling=args.noise_ceiling,
-                           rois=rois, bg=args.bg, voxels=voxels)
+                           rois=rois, bg=args.bg, voxels=voxels, rows=rows)
         if not figs:
             raise InvalidParameterError(f"nothing to draw for {file!r} with --kind {args.kind}")
         path = Path(file)

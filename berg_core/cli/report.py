@@ -7,7 +7,7 @@ import argparse
 from berg_core.console import notice
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="write one self-contained HTML report of a search or training run",
                        description="The run's parameters, the selected sentences with all ROI values (search) or the "
                                    "scores (train), and the figures embedded as PNG: one .html file, nothing fetched.")

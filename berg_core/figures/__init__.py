@@ -4,7 +4,9 @@ Layer: reads result files (``readers``), draws them (``plots``, matplotlib impor
 self-contained HTML page per run (``report``). It sits beside ``scale``, below ``cli``.
 
 Kinds (``render``): ``encode`` (per-ROI bars, or a heatmap for many rows), ``heatmap``, ``timecourse`` (chosen columns
-over time), ``search`` (histogram over the corpus with the cut-offs, and drive/baseline/suppress bars),
+over time), ``profile`` (a 3-D result such as ECoG's words x electrodes x lags: per electrode the mean ± SE over the words
+against lag in s, or an electrode x lag heatmap for many electrodes; the default for 3-D results with numeric lag
+labels; ``--rows`` draws chosen rows instead of the mean, ``--columns`` chooses electrodes), ``search`` (histogram over the corpus with the cut-offs, and drive/baseline/suppress bars),
 ``search-histogram``, ``search-bars``, ``train`` (test-r histogram, per-ROI r, chosen alphas, and the r map on the
 subject's reference when the folder has one), ``train-r``, ``train-rois``, ``train-alphas``, ``train-map``; for a brain
 volume (``.nii.gz``/``.nii``, ``brain``): ``ortho`` (slices at the peak, nilearn), ``glass`` (max-|value| projections)
@@ -19,7 +21,7 @@ from typing import Any
 
 from berg_core.errors import InvalidParameterError
 
-KINDS = ("auto", "encode", "bars", "heatmap", "timecourse", "search", "search-histogram", "search-bars",
+KINDS = ("auto", "encode", "bars", "heatmap", "timecourse", "profile", "search", "search-histogram", "search-bars",
          "train", "train-r", "train-rois", "train-alphas", "train-map", "brain", "ortho", "glass")
 #: kinds that draw only a brain volume
 BRAIN_KINDS = ("brain", "ortho", "glass")
@@ -27,8 +29,12 @@ BRAIN_KINDS = ("brain", "ortho", "glass")
 
 def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | None = None, tr: float | None = None,
                 histogram: str | Path | None = None, noise_ceiling: str | Path | None = None, rois: list[str] | None = None,
-                bg: str | Path | None = None, voxels: list[tuple[int, int, int]] | None = None) -> list[tuple[str, Any]]:
-    """``[(name, matplotlib Figure), ...]`` of the result at ``path`` (checked before anything is drawn)."""
+                bg: str | Path | None = None, voxels: list[tuple[int, int, int]] | None = None,
+                rows: list[str] | None = None) -> list[tuple[str, Any]]:
+    """``[(name, matplotlib Figure), ...]`` of the result at ``path`` (checked before anything is drawn).
+
+    ``rows`` (encode results): row numbers or labels to draw instead of all rows (a profile: one panel per row instead
+    of the mean); ``columns``: output columns, or for a profile the electrodes (names on the 3-D result's axis 1)."""
     from berg_core.figures import plots, readers
 
     if kind not in KINDS:
@@ -37,14 +43,16 @@ def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | No
     if found == "volume":
         from berg_core.figures.brain import volume_figures
 
-        if columns or rois:
-            raise InvalidParameterError("--columns/--rois pick columns of an encode result; for a volume choose voxels with --voxels i,j,k")
+        if columns or rois or rows:
+            raise InvalidParameterError("--columns/--rois/--rows pick parts of an encode result; for a volume choose voxels with --voxels i,j,k")
         return volume_figures(path, kind, bg=bg, voxels=voxels)
     if kind in BRAIN_KINDS or voxels or bg is not None:
         raise InvalidParameterError(f"{Path(path).name} is not a brain volume (.nii.gz or .nii); --kind brain/ortho/glass, "
                                     "--voxels and --bg are for volumes")
     base = found if kind == "auto" else kind.split("-")[0]
-    base = "encode" if base in ("bars", "heatmap", "timecourse") else base
+    base = "encode" if base in ("bars", "heatmap", "timecourse", "profile") else base
+    if rows and base != "encode":
+        raise InvalidParameterError("--rows picks rows of an encode result; it is not for a search result or a train folder")
     if base == "train":
         run = readers.read_train_run(path, noise_ceiling)
         figs = {"r_hist": plots.plot_train_r, "roi_r": plots.plot_train_rois, "alphas": plots.plot_train_alphas, "r_map": r_map_figure}
@@ -66,6 +74,22 @@ def figures_for(path: str | Path, kind: str = "auto", *, columns: list[str] | No
             out.append(("bars", plots.plot_search_bars(table, hist)))
         return out
     result = readers.read_encode_result(path)
+    picked = result.row_indices(rows) if rows else None
+    if kind == "profile" or (kind == "auto" and not rois and plots.profile_ready(result)):
+        if rois:
+            raise InvalidParameterError("--rois draws ROI means of a 2-D result; a profile picks electrodes with --columns")
+        if result.axes is None or len(result.axes) != 2:
+            shape = "x".join(str(k) for k in (len(result.values), *(len(v) for v in (result.axes or {"column": result.columns}).values())))
+            raise InvalidParameterError(f"--kind profile draws a 3-D result (rows x electrodes x lags); {Path(path).name} is {shape}: "
+                                        "use --kind bars, heatmap or timecourse")
+        if not result.labelled:
+            from berg_core.console import notice
+
+            notice(f"{Path(path).name} keeps no axis labels: electrodes and lags are drawn by index; write .h5, .nc or .csv "
+                   "(berg encode --output pred.h5) to keep their names and seconds")
+        return [("profile", plots.plot_profile(result, lines=columns, rows=picked))]
+    if picked is not None:
+        result = result.pick_rows(picked)
     if rois:
         if columns:
             raise InvalidParameterError("give --columns or --rois, not both")

@@ -32,6 +32,7 @@ from berg_core.figures.readers import MAX_BYTES, ResultFileError, read_sidecar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
 
 #: ``--kind`` values that draw a volume
 VOLUME_KINDS = ("auto", "brain", "ortho", "glass", "timecourse")
@@ -207,7 +208,7 @@ def _ortho_fallback(map3: np.ndarray, affine: np.ndarray, ijk: tuple[int, int, i
     finite = np.abs(map3[np.isfinite(map3)])
     lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     fig = _plain_figure(12, 4.2)
-    image = None
+    images: list[AxesImage] = []
     for panel, k in enumerate((0, 1, 2)):
         a, b = [d for d in range(3) if d != k]
         ax = fig.add_subplot(1, 3, panel + 1)
@@ -215,14 +216,14 @@ def _ortho_fallback(map3: np.ndarray, affine: np.ndarray, ijk: tuple[int, int, i
         index[k] = ijk[k]
         if under is not None:
             ax.imshow(under[tuple(index)].T, origin="lower", cmap="gray", aspect=sizes[b] / sizes[a], interpolation="nearest")
-        image = ax.imshow(map3[tuple(index)].T, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                          aspect=sizes[b] / sizes[a], interpolation="nearest")
+        images.append(ax.imshow(map3[tuple(index)].T, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                                aspect=sizes[b] / sizes[a], interpolation="nearest"))
         ax.axvline(ijk[a], color="k", linewidth=0.6)
         ax.axhline(ijk[b], color="k", linewidth=0.6)
         ax.set_xlabel(f"{'ijk'[a]} (voxel) → {codes[a]}")
         ax.set_ylabel(f"{'ijk'[b]} (voxel) → {codes[b]}")
         ax.set_title(f"{VIEW[codes[k]]} slice {'ijk'[k]} = {ijk[k]}", fontsize=9)
-    fig.colorbar(image, ax=fig.axes, shrink=0.8, label="value")
+    fig.colorbar(images[-1], ax=fig.axes, shrink=0.8, label="value")
     fig.suptitle(title, fontsize=9)
     return fig
 
@@ -245,16 +246,16 @@ def plot_glass(map3: np.ndarray, affine: np.ndarray, *, title: str = "") -> Figu
 
     cmap = colormaps["inferno"].with_extremes(bad="#dddddd")  # lines without any value: light grey, not black
     fig = _plain_figure(12, 4.2)
-    image = None
+    images: list[AxesImage] = []
     for k, proj in enumerate(projections):
         a, b = [d for d in range(3) if d != k]
         ax = fig.add_subplot(1, 3, k + 1)
-        image = ax.imshow(proj.T, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax, aspect=sizes[b] / sizes[a],
-                          interpolation="nearest")
+        images.append(ax.imshow(proj.T, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax, aspect=sizes[b] / sizes[a],
+                                interpolation="nearest"))
         ax.set_xlabel(f"{'ijk'[a]} (voxel) → {codes[a]}")
         ax.set_ylabel(f"{'ijk'[b]} (voxel) → {codes[b]}")
         ax.set_title(f"{VIEW[codes[k]]}: max |value| along {'ijk'[k]} ({OPPOSITE[codes[k]]}→{codes[k]})", fontsize=9)
-    fig.colorbar(image, ax=fig.axes, shrink=0.8, label="max |value|")
+    fig.colorbar(images[-1], ax=fig.axes, shrink=0.8, label="max |value|")
     fig.suptitle(f"{title}: glass view (voxel grid, native space)", fontsize=9)
     return fig
 

@@ -7,15 +7,17 @@ imported inside the functions (``berg list`` must not import it).
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from berg_core.errors import InvalidParameterError, ResourceError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from berg_core.figures.readers import EncodeResult, HistogramTable, SearchTable, TrainRun
@@ -31,7 +33,7 @@ COLORS = {"drive": "#cc3311", "baseline": "#888888", "suppress": "#0077bb"}
 BASELINE_SEED = 0
 
 
-def _figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+def _figure(width: float, height: float, layout: Literal["constrained", "compressed", "tight"] | None = "constrained") -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
@@ -116,6 +118,128 @@ def plot_timecourse(result: EncodeResult, columns: list[str] | None = None, *, t
     ax.set_title(f"{result.path.name}: time course")
     ax.legend(fontsize=7)
     return fig
+
+
+# ------------------------------------------------------------------------------------- lag profiles (N-D results)
+
+#: a profile draws one line per electrode up to this many; more are an electrode x lag heatmap
+MAX_PROFILE_LINES = 12
+#: ``--rows``: at most this many rows, one panel each
+MAX_PROFILE_PANELS = 6
+#: a lag label: a number with an optional time unit, e.g. ``"-2.00000s"``, ``"+0.03125s"``, ``"250ms"``, ``"3"``
+_LAG = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(s|sec|ms)?\s*$")
+
+
+def lag_values(labels: list[str]) -> tuple[np.ndarray, bool] | None:
+    """The labels of a lag axis as numbers: ``(values, in_seconds)``; seconds when every label carries a time unit
+    (``s``/``sec``, or ``ms`` converted to s), plain numbers (e.g. index labels) when none does; None when a label is not
+    a number or the units are mixed."""
+    found = [_LAG.match(label) for label in labels]
+    if not labels or any(m is None for m in found):
+        return None
+    units = {m.group(2) for m in found if m is not None}
+    if None in units and len(units) > 1:
+        return None
+    values = np.array([float(m.group(1)) * (1e-3 if m.group(2) == "ms" else 1.0) for m in found if m is not None])
+    return values, None not in units
+
+
+def profile_ready(result: EncodeResult) -> bool:
+    """Whether ``result`` is drawn as a lag profile by default: 3-D (rows x lines x lags) with a numeric last axis."""
+    return result.axes is not None and len(result.axes) == 2 and lag_values(list(result.axes.values())[1]) is not None
+
+
+def _edges(x: np.ndarray) -> np.ndarray:
+    """Cell edges around the sorted centres ``x`` (midpoints; the outer cells as wide as their neighbour)."""
+    if len(x) == 1:
+        return np.array([x[0] - 0.5, x[0] + 0.5])
+    mid = (x[1:] + x[:-1]) / 2
+    return np.concatenate([[2 * x[0] - mid[0]], mid, [2 * x[-1] - mid[-1]]])
+
+
+def plot_profile(result: EncodeResult, *, lines: list[str] | None = None, rows: list[int] | None = None,
+                 heatmap: bool | None = None) -> Figure:
+    """The lag profile of a 3-D result ``(n_rows, n_lines, n_lags)`` (ECoG: words x electrodes x lags).
+
+    Without ``rows``: per electrode (``lines``: names on axis 1, default all, in the file's order) the mean over the rows
+    against lag, with a ±SE band (``std(ddof=1) / sqrt(n_rows)``), x in s when the lag labels carry a unit (``"-2.00000s"``)
+    and word onset (0 s) marked; more than ``MAX_PROFILE_LINES`` electrodes (or ``heatmap``): an electrode x lag heatmap
+    of the row means, electrodes top to bottom. With ``rows`` (row numbers): one panel per row, its own values, no band.
+    """
+    assert result.axes is not None
+    line_axis, lag_axis = list(result.axes)
+    names, lags = result.axes[line_axis], result.axes[lag_axis]
+    cube = result.cube()
+    if lines:
+        missing = [name for name in lines if name not in names]
+        if missing:
+            raise InvalidParameterError(f"{result.path.name} has no {line_axis}(s) {missing[:3]}; its {line_axis}s start {names[:8]} "
+                                        f"(--columns picks {line_axis}s of a lag profile)")
+        pick = [names.index(name) for name in lines]
+        cube, names = cube[:, pick], list(lines)
+    parsed = lag_values(lags)
+    x, seconds = parsed if parsed is not None else (np.arange(len(lags), dtype=np.float64), False)
+    order = np.argsort(x, kind="stable")
+    x, cube = x[order], cube[:, :, order]
+    n = len(cube)
+    heat = len(names) > MAX_PROFILE_LINES if heatmap is None else heatmap
+    if rows is None:
+        se = cube.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 and not heat else None
+        panels = [(f"mean{' ± SE' if se is not None else ''} over {n} {'words' if n != 1 else 'word'}", cube.mean(axis=0), se)]
+    else:
+        if len(rows) > MAX_PROFILE_PANELS:
+            raise InvalidParameterError(f"--rows chose {len(rows)} rows; a profile draws at most {MAX_PROFILE_PANELS} (one panel "
+                                        "each): give fewer row numbers")
+        panels = [(f"row {i}: {_short(result.rows[i], 50)}", cube[i], None) for i in rows]
+    per = min(2.4 + 0.16 * len(names), 9.0) if heat else 3.8
+    fig = _figure(9 if heat else 8, min(per * len(panels), 28))
+    if not result.labelled:
+        xlabel = f"lag (index: {result.path.suffix} keeps no labels; write .h5, .nc or .csv for seconds and names)"
+    elif seconds:
+        xlabel = "lag (s)"
+    else:
+        xlabel = lag_axis
+    for p, (title, values, band) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, p + 1)
+        if heat:
+            _profile_heatmap(fig, ax, x, values, names)
+            ax.set_ylabel(line_axis)
+        else:
+            for e, name in enumerate(names):
+                (line,) = ax.plot(x, values[e], label=_short(name, 30), linewidth=1.3)
+                if band is not None:
+                    ax.fill_between(x, values[e] - band[e], values[e] + band[e], color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.axhline(0, color="#888888", linewidth=0.5)
+            ax.set_ylabel("predicted response" + (" (mean ± SE)" if band is not None else ""))
+            ax.legend(fontsize=7, ncol=2 if len(names) > 6 else 1, title=line_axis if result.labelled else f"{line_axis} (index)",
+                      title_fontsize=7)
+        if seconds and x[0] <= 0 <= x[-1]:
+            ax.axvline(0.0, color="k", linestyle="--", linewidth=0.8)
+            ax.annotate("word onset", (0.0, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
+                        textcoords="offset points", fontsize=7)
+        if parsed is None:
+            ax.set_xticks(x, [_short(s, 12) for s in np.asarray(lags)[order]], rotation=60 if len(lags) > 8 else 0, fontsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{result.path.name}: {title}", fontsize=9)
+    return fig
+
+
+def _profile_heatmap(fig: Figure, ax: Axes, x: np.ndarray, values: np.ndarray, names: list[str]) -> None:
+    """Electrodes (rows, top to bottom in the given order) x lags (x in the lags' units), diverging colours around 0
+    when the values take both signs."""
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if lo < 0 < hi:
+        lim = max(-lo, hi)
+        cmap, vmin, vmax = "RdBu_r", -lim, lim
+    else:
+        cmap, vmin, vmax = "viridis", lo, hi
+    mesh = ax.pcolormesh(_edges(x), np.arange(len(names) + 1) - 0.5, values, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    step = max(1, -(-len(names) // 60))
+    ticks = list(range(0, len(names), step))
+    ax.set_yticks(ticks, [_short(names[i], 16) for i in ticks], fontsize=6 if len(names) > 30 else 7)
+    fig.colorbar(mesh, ax=ax, label="predicted response")
 
 
 # ------------------------------------------------------------------------------------- search results

@@ -3,7 +3,9 @@
 * an encode result: ``.npy`` (n_rows, n_columns ...), ``.csv`` (header of column names; non-numeric leading columns such
   as a stimulus or onset column are taken as row labels), ``.h5`` (dataset ``responses`` + ``columns``) or ``.nc``
   (``responses`` over ``presentation`` x ``neuroid``, or one dimension per axis of an N-D model, flattened like the CSV:
-  ``electrode@lag``); with the ROI membership of its columns when the file carries it (``column_groups``: a bool
+  ``electrode@lag``) — an N-D result also keeps its axes (names + labels: ``.h5`` attribute ``dims`` + datasets
+  ``axis_<name>``, ``.nc`` dimensions, ``.csv`` sidecar ``dims``/``shape`` + the ``a@b`` column names; a ``.npy``
+  or a foreign N-D file without them: index labels, ``EncodeResult.labelled`` False); with the ROI membership of its columns when the file carries it (``column_groups``: a bool
   (group, column) dataset + ``column_group_names`` in ``.h5``, a bool variable over (``group``, ``neuroid``) in
   ``.nc``, ``{"column_groups": {name: [column indices]}}`` in a CSV's JSON sidecar);
 * a search result: ``berg search``'s CSV (``roi, direction, rank, sentence, <one column per ROI>, line``) and its
@@ -81,7 +83,10 @@ def _float(value: str) -> float | None:
 class EncodeResult:
     """Predicted responses ``values`` (n_rows, n_columns) float64, ``columns`` names, ``rows`` labels (sentence or time);
     ``times``: (n_rows,) seconds when the file has a time column (``onset``, ``time``, ``tr_onset_s`` ...), else None;
-    ``groups``: ``{ROI name: column indices}`` when the file records which columns each ROI holds, else None."""
+    ``groups``: ``{ROI name: column indices}`` when the file records which columns each ROI holds, else None;
+    ``axes``: an N-D result's axes after the rows, ``{axis name: labels}`` in order (``values`` is its flattening, last
+    axis fastest, ``columns`` = ``a@b`` names), else None; ``labelled``: False when the file kept no axis names/labels
+    (a ``.npy``): then ``axes`` are ``axis_1``, ``axis_2`` ... with index labels ``"0"``, ``"1"`` ..."""
 
     path: Path
     values: np.ndarray
@@ -89,6 +94,38 @@ class EncodeResult:
     rows: list[str]
     times: np.ndarray | None = None
     groups: dict[str, np.ndarray] | None = None
+    axes: dict[str, list[str]] | None = None
+    labelled: bool = True
+
+    def cube(self) -> np.ndarray:
+        """The N-D values ``(n_rows, len(axis_1), len(axis_2), ...)`` of a result with ``axes`` (a view of ``values``)."""
+        if self.axes is None:
+            raise InvalidParameterError(f"{self.path.name} is a 2-D result (rows x columns), not an N-D one")
+        return self.values.reshape(len(self.values), *(len(v) for v in self.axes.values()))
+
+    def row_indices(self, picks: list[str]) -> list[int]:
+        """Row numbers of ``picks``: each a row number (``"3"``, 0-based) or a row label (a word or sentence: every row
+        with exactly that label), in the order given, each once; an unknown pick is one line naming the rows there are."""
+        n = len(self.rows)
+        out: list[int] = []
+        for pick in picks:
+            if pick.isdigit():
+                if int(pick) >= n:
+                    raise InvalidParameterError(f"--rows {pick}: {self.path.name} has rows 0..{n - 1}")
+                out.append(int(pick))
+                continue
+            found = [i for i, label in enumerate(self.rows) if label == pick]
+            if not found:
+                raise InvalidParameterError(f"--rows {pick!r}: no row of {self.path.name} is labelled so (its rows start "
+                                            f"{self.rows[:5]}); give row numbers (0-based) or exact labels")
+            out.extend(found)
+        return list(dict.fromkeys(out))
+
+    def pick_rows(self, index: list[int]) -> EncodeResult:
+        """The result restricted to the rows ``index`` (in that order)."""
+        times = None if self.times is None else self.times[index]
+        return EncodeResult(self.path, self.values[index], self.columns, [self.rows[i] for i in index], times, self.groups,
+                            self.axes, self.labelled)
 
     def roi_means(self, rois: list[str]) -> EncodeResult:
         """A result whose columns are the mean over each ROI's columns (NaN ignored), per row."""
@@ -105,11 +142,13 @@ class EncodeResult:
 
 
 def read_encode_result(path: str | Path) -> EncodeResult:
-    """A ``berg encode`` output (.npy, .csv/.tsv, .h5/.hdf5, .nc); N-D outputs are flattened to one column per name."""
+    """A ``berg encode`` output (.npy, .csv/.tsv, .h5/.hdf5, .nc); N-D outputs are flattened to one column per name
+    and keep their axes (``EncodeResult.axes``)."""
     path = Path(path)
     ext = path.suffix.lower()
     what = "berg encode output (.npy, .csv, .tsv, .h5 or .nc)"
     groups: Any = None
+    axes: dict[str, list[str]] | None = None
     if not path.is_file():
         raise ResourceError(f"{str(path)!r} not found; give the {what}")
     if ext == ".npy":
@@ -136,23 +175,60 @@ def read_encode_result(path: str | Path) -> EncodeResult:
         rows = [" | ".join(r[j] for j in label_cols) for r in body] if label_cols else None
         times = next((np.array([float(r[j]) for r in body]) for j in label_cols
                       if header[j].strip().lower() in TIME_COLUMNS and all(_float(r[j]) is not None for r in body)), None)
-        groups = read_sidecar(path).get("column_groups")
+        side = read_sidecar(path)
+        groups = side.get("column_groups")
+        axes = _csv_axes(columns, side.get("dims"), side.get("shape"), len(body))
     elif ext in (".h5", ".hdf5"):
-        values, columns, rows, times, groups = _read_h5(path, what)
+        values, columns, rows, times, groups, axes = _read_h5(path, what)
     elif ext == ".nc":
-        values, columns, rows, times, groups = _read_nc(path, what)
+        values, columns, rows, times, groups, axes = _read_nc(path, what)
     else:
         raise _bad(path, f"has extension {ext or '(none)'}", f"give the {what}")
     values = np.asarray(values)
     if values.dtype.kind not in "fiu" or values.ndim < 1 or values.size == 0:
         raise _bad(path, f"holds a {values.dtype} array of shape {values.shape}, not responses", f"give the {what}")
+    labelled = True
+    if axes is not None and values.ndim > 2 and tuple(len(v) for v in axes.values()) != values.shape[1:]:
+        axes = None
+    if axes is None and values.ndim > 2:  # no labels kept (.npy, a foreign file): the axes by index
+        axes = {f"axis_{k}": [str(i) for i in range(size)] for k, size in enumerate(values.shape[1:], start=1)}
+        labelled = False
     values = values.reshape(len(values), -1).astype(np.float64) if values.ndim > 1 else values.astype(np.float64)[:, None]
     n, c = values.shape
+    if axes is not None and (len(axes) < 2 or math.prod(len(v) for v in axes.values()) != c):
+        axes = None
     if columns is None or len(columns) != c:
         columns = [f"col_{j}" for j in range(c)]
     if rows is None or len(rows) != n:
         rows = [f"row {i}" for i in range(n)]
-    return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows], times, _groups(path, groups, c))
+    return EncodeResult(path, values, [str(x) for x in columns], [str(x) for x in rows], times, _groups(path, groups, c),
+                        axes, labelled)
+
+
+def _csv_axes(columns: list[str], dims: Any, shape: Any, n_rows: int) -> dict[str, list[str]] | None:
+    """The axes of a flattened N-D CSV from its sidecar's ``dims`` (``[row name, axis names...]``) and ``shape`` and the
+    ``a@b`` column names (last axis fastest); None when they do not fit together (then the CSV is read as 2-D)."""
+    from berg_core.encoder import flat_output_names
+
+    if not (isinstance(dims, list) and isinstance(shape, list) and len(dims) == len(shape) >= 3
+            and all(isinstance(d, str) for d in dims) and all(isinstance(k, int) and k > 0 for k in shape)):
+        return None
+    sizes = shape[1:]
+    if shape[0] != n_rows or math.prod(sizes) != len(columns):
+        return None
+    parts = [c.split("@") for c in columns]
+    if any(len(p) != len(sizes) for p in parts):
+        return None
+    grid = np.array(parts, dtype=object).reshape(*sizes, len(sizes))
+    axes: dict[str, list[str]] = {}
+    for k, name in enumerate(dims[1:]):
+        index = [0] * len(sizes)
+        labels = []
+        for i in range(sizes[k]):
+            index[k] = i
+            labels.append(str(grid[(*index, k)]))
+        axes[name] = labels
+    return axes if flat_output_names(axes) == columns and len(axes) == len(sizes) else None
 
 
 def _groups(path: Path, groups: Any, n_columns: int) -> dict[str, np.ndarray] | None:
@@ -177,7 +253,8 @@ def _strings(data: Any) -> list[str]:
     return [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(data).reshape(-1)]
 
 
-H5Read = tuple[np.ndarray, list[str] | None, list[str] | None, np.ndarray | None, Any]
+#: values, columns, row labels, row times (s), column groups, N-D axes
+H5Read = tuple[np.ndarray, list[str] | None, list[str] | None, np.ndarray | None, Any, dict[str, list[str]] | None]
 
 
 def _read_h5(path: Path, what: str) -> H5Read:
@@ -201,11 +278,16 @@ def _read_h5(path: Path, what: str) -> H5Read:
             if "column_groups" in f:
                 names = _strings(f["column_group_names"][()]) if "column_group_names" in f else []
                 groups = (names, np.asarray(f["column_groups"][()]))
+            axes = None
+            if "dims" in f.attrs:  # N-D: ["row", axis names...] + one label dataset axis_<name> per axis
+                names = _strings(f.attrs["dims"])[1:]
+                if names and all(f"axis_{d}" in f for d in names):
+                    axes = {d: _strings(f[f"axis_{d}"][()]) for d in names}
     except ResultFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/ValueError/TypeError for damaged files
         raise _bad(path, f"is not a readable HDF5 result ({type(exc).__name__})", f"give the {what}") from exc
-    return values, columns, rows, times, groups
+    return values, columns, rows, times, groups, axes
 
 
 def _read_nc(path: Path, what: str) -> H5Read:
@@ -230,11 +312,13 @@ def _read_nc(path: Path, what: str) -> H5Read:
             def labels(dim: str) -> list[str]:
                 return _strings(ds[dim].values) if dim in ds.coords else [str(i) for i in range(ds.sizes[dim])]
 
+            axes = None
             if len(dims) == 2:
                 ids = da.coords.get("neuroid_id")
                 columns = _strings(ids.values) if ids is not None and ids.dims == (dims[1],) else labels(dims[1])
             else:
-                columns = flat_output_names({d: labels(d) for d in dims[1:]})
+                axes = {d: labels(d) for d in dims[1:]}
+                columns = flat_output_names(axes)
             rows, times = None, None
             for key in sorted(LABEL_COLUMNS):
                 if key in da.coords and da.coords[key].dims == (dims[0],):
@@ -252,7 +336,7 @@ def _read_nc(path: Path, what: str) -> H5Read:
         raise
     except Exception as exc:  # noqa: BLE001 - xarray/h5netcdf raise OSError/ValueError/KeyError... for foreign files
         raise _bad(path, f"is not a readable netCDF-4 result ({type(exc).__name__})", f"give the {what}") from exc
-    return values, columns, rows, times, groups
+    return values, columns, rows, times, groups, axes
 
 
 # ------------------------------------------------------------------------------------- search results
