@@ -177,7 +177,8 @@ class _NumpyOps:
     def eigh(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from scipy.linalg import eigh
 
-        return eigh(a, overwrite_a=True, check_finite=False, driver="evd")
+        e, v = eigh(a, overwrite_a=True, check_finite=False, driver="evd")
+        return e, v
 
     def sqrt(self, x: Any) -> Any:
         return np.sqrt(x)
@@ -221,7 +222,8 @@ class _TorchOps:
         return x.detach().cpu().numpy() if isinstance(x, self.torch.Tensor) else np.asarray(x)
 
     def eigh(self, a: Any) -> tuple[Any, Any]:
-        return self.torch.linalg.eigh(a)
+        e, v = self.torch.linalg.eigh(a)
+        return e, v
 
     def sqrt(self, x: Any) -> Any:
         return self.torch.sqrt(x)
@@ -268,12 +270,14 @@ class NotFittedError(BergError, ValueError, AttributeError):
 
 
 @functools.cache
-def _with_sklearn_not_fitted(sklearn_error: type) -> type:
-    return type("NotFittedError", (NotFittedError, sklearn_error), {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+def _with_sklearn_not_fitted(sklearn_error: type) -> type[NotFittedError]:
+    cls = type("NotFittedError", (NotFittedError, sklearn_error), {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+    assert issubclass(cls, NotFittedError)
+    return cls
 
 
 def _not_fitted(estimator: Any, how: str) -> NotFittedError:
-    cls: type = NotFittedError
+    cls = NotFittedError
     sklearn_exceptions = sys.modules.get("sklearn.exceptions")  # never imported here: sklearn is optional
     if sklearn_exceptions is not None:
         cls = _with_sklearn_not_fitted(sklearn_exceptions.NotFittedError)
@@ -454,7 +458,7 @@ def _factor_fold(ops: ArrayOps, X: Any, G: Any, train: np.ndarray, val: np.ndarr
             Gtr = Gtr - len(train) * (mu[:, None] * mu[None, :])
         e, V = ops.eigh((Gtr + Gtr.T) / 2)
         e, V = _keep(ops, e, V)
-        A = (Xv - mu[None, :]) @ V if center else Xv @ V
+        A = Xv @ V if mu is None else (Xv - mu[None, :]) @ V
         f = _Factor("primal", e, V, tr, va, A=A, Xv=Xv, mu=mu)
     else:
         Ktt = G[tr][:, tr]
@@ -535,7 +539,8 @@ def select_alphas(scores: np.ndarray) -> np.ndarray:
     best = s.max(0)
     tol = 8 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(np.where(np.isfinite(best), best, 0.0)))
     ok = s >= (best - tol)[None, :]
-    return s.shape[0] - 1 - np.argmax(ok[::-1], axis=0)
+    best_index: np.ndarray = s.shape[0] - 1 - np.argmax(ok[::-1], axis=0)
+    return best_index
 
 
 class RidgeCV(_Regressor):
@@ -606,7 +611,7 @@ class RidgeCV(_Regressor):
     def _dtype(self, X: np.ndarray) -> np.dtype:
         if self.dtype is not None:
             try:
-                dt = np.dtype(self.dtype)
+                dt: np.dtype = np.dtype(self.dtype)
             except (TypeError, ValueError):
                 raise InvalidParameterError(f"dtype must be float32 or float64, got {self.dtype!r}") from None
             if dt not in (np.float32, np.float64):
@@ -666,7 +671,7 @@ class RidgeCV(_Regressor):
             coef = np.empty((p, n_targets), dtype=dtype)
             for b, sl in enumerate(batches):
                 lam = ops.asarray(penalties[best[sl]])
-                if kind == "primal":
+                if XtY is not None:  # primal
                     C = basis.T @ ops.asarray(XtY[b])
                     W = basis @ (C / (e[:, None] + lam[None, :]))
                 else:
@@ -697,7 +702,8 @@ class RidgeCV(_Regressor):
         """Predictions (n_samples, n_targets) = X @ coef_ + intercept_ ((n_samples,) after a 1-D fit)."""
         self._check_fitted()
         X = _check_matrix(X, "X", "RidgeCV", min_samples=0, n_features=self.n_features_in_)
-        return X @ self.coef_ + self.intercept_
+        predictions: np.ndarray = X @ self.coef_ + self.intercept_
+        return predictions
 
     def score(self, X: Any, y: Any) -> np.ndarray | float:
         """Score of the predictions on (X, Y) with this estimator's ``scoring``: one number (a float)
@@ -739,7 +745,8 @@ def _on_device(torch_device: str | None) -> contextlib.AbstractContextManager[An
     if torch_device is not None and torch_device.startswith("cuda"):
         import torch
 
-        return torch.cuda.device(torch_device)
+        device: contextlib.AbstractContextManager[Any] = torch.cuda.device(torch_device)
+        return device
     return contextlib.nullcontext()
 
 
@@ -878,6 +885,7 @@ class BandedRidgeCV(_Regressor):
         alphas = np.sort(np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=dtype).ravel())
         if alphas.size == 0 or np.any(alphas <= 0) or not np.all(np.isfinite(alphas)):
             raise InvalidParameterError("alphas must be a non-empty list of finite positive numbers")
+        best_alphas: np.ndarray | None  # None: a himalaya model without best_alphas_
         if self.engine == "berg":
             from berg_core.fit.banded import banded_random_search, dirichlet_draws
 
@@ -1041,7 +1049,8 @@ class PCA(_Estimator):
         """(n_samples, n_components) = (X − mean_) @ components_.T."""
         self._check_fitted()
         X = _check_matrix(X, "X", "PCA", min_samples=0, n_features=self.n_features_in_)
-        return (X - self.mean_) @ self.components_.T
+        scores: np.ndarray = (X - self.mean_) @ self.components_.T
+        return scores
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         """``fit(X).transform(X)``."""

@@ -41,7 +41,7 @@ def _pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _unit(x: np.ndarray) -> np.ndarray:
     """Columns centred and scaled to unit norm (a zero column stays zero)."""
-    xc = x - x.mean(0)
+    xc: np.ndarray = x - x.mean(0)
     norm = np.sqrt((xc * xc).sum(0))
     return xc / np.where(norm > 0, norm, 1.0)
 
@@ -49,7 +49,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def pearson_r(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """Pearson correlation per column, (n_voxels,); a constant column gives 0."""
     a, b = _pair(y_true, y_pred)
-    return (_unit(a) * _unit(b)).sum(0)
+    r: np.ndarray = (_unit(a) * _unit(b)).sum(0)
+    return r
 
 
 def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -205,7 +206,8 @@ def permutation_pvalues(r: np.ndarray, null: np.ndarray, *, mode: Literal["poole
         raise InvalidParameterError(f"null must be (n_permutations, {r.shape[0]}), got {null.shape}")
     if mode == "voxel":
         k = (null >= r[None, :]).sum(0)
-        return (k + 1.0) / (null.shape[0] + 1.0)
+        p: np.ndarray = (k + 1.0) / (null.shape[0] + 1.0)
+        return p
     if mode == "pooled":
         pooled = np.sort(null.ravel())
         k = pooled.size - np.searchsorted(pooled, r, side="left")
@@ -297,4 +299,5 @@ def cc_norm(r: np.ndarray, ccmax: np.ndarray) -> np.ndarray:
     ccmax = np.asarray(ccmax, dtype=np.float64)
     if np.any(ccmax <= 0):
         raise InvalidParameterError("CCmax must be > 0 (use a floor)")
-    return r / ccmax
+    normalised: np.ndarray = r / ccmax
+    return normalised

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -55,24 +55,24 @@ class TrainConfig:
     feature_names: list[str] | None = None
     test: str | None = None
     delays: list[int] = field(default_factory=list)
-    delay_mode: str = "fir"
+    delay_mode: Literal["fir", "mean"] = "fir"
     segments: str | None = None
     reduce: str | None = None
     cv_groups: str | None = None
     folds: int = 5
     alphas: list[float] | None = None
-    alpha_convention: str = "sklearn"  # sklearn (penalty λ = α) | huth (λ = α², HuthLab)
-    scoring: str = "r2"  # r2 | correlation (drama2brain, HuthLab)
-    ridge: str = "auto"  # auto | mono | banded
+    alpha_convention: Literal["sklearn", "huth"] = "sklearn"  # sklearn (penalty λ = α) | huth (λ = α², HuthLab)
+    scoring: Literal["r2", "correlation"] = "r2"  # r2 | correlation (drama2brain, HuthLab)
+    ridge: Literal["auto", "mono", "banded"] = "auto"  # auto | mono | banded
     n_iter: int = 100
-    banded_engine: str = "berg"  # berg (native) | himalaya
+    banded_engine: Literal["berg", "himalaya"] = "berg"  # berg (native) | himalaya
     permutations: int = 1000
     perm_block: int | None = None  # None: from the residuals' autocorrelation (stats.auto_block); drama2brain: 10
-    perm_mode: str = "voxel"  # voxel | pooled (drama2brain)
+    perm_mode: Literal["voxel", "pooled"] = "voxel"  # voxel | pooled (drama2brain)
     fdr_q: float = 0.05
-    backend: str = "numpy"
+    backend: Literal["numpy", "torch"] = "numpy"
     device: str | None = None
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "float64"] = "auto"
     target_batch: int = 2048
     seed: int = 0
     show_progress: bool = False
@@ -110,10 +110,7 @@ def load_matrix(spec: str | Path, *, what: str = "matrix") -> np.ndarray:
         raise ResourceError(f"{what} file {text!r} not found")
     ext = path.suffix.lower()
     if ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False, mmap_mode="r")
-        except (ValueError, EOFError) as exc:  # EOFError: an empty or cut file
-            raise InvalidParameterError(f"{path}: not a plain numeric .npy ({exc}); save it with np.save(arr) of a numeric array") from exc
+        arr = _load_npy(path, str(path), mmap=True)
     elif ext in (".h5", ".hdf5"):
         import h5py
 
@@ -126,7 +123,7 @@ def load_matrix(spec: str | Path, *, what: str = "matrix") -> np.ndarray:
                 dataset = found[0]
             if dataset not in fh:
                 raise InvalidParameterError(f"{path} has no dataset {dataset!r}")
-            arr = fh[dataset][()]
+            arr = np.asarray(fh[dataset][()])
     else:
         raise InvalidParameterError(f"{what} file {path.name!r}: use .npy or .h5 (samples × columns)")
     arr = np.asarray(arr)
@@ -156,8 +153,16 @@ def parse_test(spec: str | None, n: int) -> np.ndarray:
         path = Path(spec)
         if not path.is_file():
             raise ResourceError(f"--test {spec!r}: neither START:STOP nor an existing file of row indices / a 0/1 mask")
-        values = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else np.array(path.read_text().replace(",", " ").split(), dtype=float)
-        values = np.asarray(values).reshape(-1)
+        if path.suffix.lower() == ".npy":
+            values = _load_npy(path, f"--test {path.name}").reshape(-1)
+        else:
+            try:
+                values = np.array(path.read_text().replace(",", " ").split(), dtype=float)
+            except ValueError as exc:
+                raise InvalidParameterError(f"--test {path.name}: not a list of row indices ({exc})") from exc
+        if not (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_) or np.issubdtype(values.dtype, np.complexfloating):
+            raise InvalidParameterError(f"--test {path.name}: row indices must be integers in 0..{n - 1} (or a 0/1 mask of length {n}), "
+                                        f"got dtype {values.dtype}")
         if values.shape[0] == n and np.all(np.isin(values, (0, 1))) and values.sum() != n:
             idx = np.flatnonzero(values)
         else:
@@ -169,6 +174,19 @@ def parse_test(spec: str | None, n: int) -> np.ndarray:
     if idx.size >= n - 4:
         raise InvalidParameterError(f"--test {spec!r} leaves {n - idx.size} training rows; keep most rows for training")
     return idx
+
+
+def _load_npy(path: Path, what: str, *, mmap: bool = False) -> np.ndarray:
+    """The array in a ``.npy`` file (memory-mapped with ``mmap``); an empty, cut, pickled or ``.npz`` file is a one-line
+    ``InvalidParameterError`` naming ``what``."""
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty or cut file
+        raise InvalidParameterError(f"{what}: not a plain numeric .npy ({exc}); save it with np.save(arr) of a numeric array") from exc
+    if not isinstance(arr, np.ndarray):  # np.load reads a .npz archive whatever its name
+        arr.close()
+        raise InvalidParameterError(f"{what}: not a plain numeric .npy (a .npz archive); save one array with np.save(arr)")
+    return arr
 
 
 def _file_of(spec: str) -> Path:
@@ -195,7 +213,8 @@ def read_groups(spec: str, n: int, train_rows: np.ndarray) -> np.ndarray:
     else:
         groups = np.array(path.read_text(encoding="utf-8").split())
     if groups.shape[0] == n:
-        return groups[train_rows]
+        train_groups: np.ndarray = groups[train_rows]
+        return train_groups
     if groups.shape[0] == train_rows.size:
         return groups
     raise InvalidParameterError(f"--cv-groups has {groups.shape[0]} labels; give one per sample ({n}) or per training sample ({train_rows.size})")
@@ -452,10 +471,7 @@ def _read_ceiling(path: str, n_columns: int) -> np.ndarray:
         raise ResourceError(f"--noise-ceiling file {path!r} not found")
     if file.suffix.lower() != ".npy":
         raise InvalidParameterError(f"--noise-ceiling {file.name!r}: give a .npy of CCmax per response column")
-    try:
-        values = np.load(file, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        raise InvalidParameterError(f"--noise-ceiling {file.name}: not a plain numeric .npy ({exc}); save it with np.save") from exc
+    values = _load_npy(file, f"--noise-ceiling {file.name}")
     if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating) or values.dtype == np.bool_:
         raise InvalidParameterError(f"--noise-ceiling {file.name}: must be real numbers, got dtype {values.dtype}")
     if values.ndim > 2 or (values.ndim == 2 and 1 not in values.shape) or values.size != n_columns:
@@ -596,8 +612,9 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
         "perm_mode": cfg.perm_mode, "fdr_q": cfg.fdr_q, "notes": scores.notes,
         "n_iter": cfg.n_iter if design.banded else None, "seed": cfg.seed,
     }
+    model_id = cfg.model_id or "trained-" + re.sub(r"[^A-Za-z0-9_.+=-]+", "_", out.name)[:190]
     card = {
-        "model_id": cfg.model_id or "trained-" + re.sub(r"[^A-Za-z0-9_.+=-]+", "_", out.name)[:190],
+        "model_id": model_id,
         "description": cfg.description,
         "stimulus": cfg.stimulus,
         "feature_spaces": [
@@ -619,7 +636,7 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
                                        for flag, path in (("mask", inputs.space.mask), ("reference", inputs.space.reference))}
     if inputs.noise_ceiling is not None:
         training["inputs"]["noise_ceiling"] = {"file": str(cfg.noise_ceiling), "sha256": _sha256(str(cfg.noise_ceiling))}
-    maps = _maps(cfg, inputs, scores, card["model_id"])
+    maps = _maps(cfg, inputs, scores, model_id)
     extra_files = ([NOISE_CEILING_FILE] if inputs.noise_ceiling is not None else []) + \
         ([SPACE_MASK, SPACE_REFERENCE] if inputs.space is not None else []) + [f for name in maps for f in (name, _sidecar(name))]
     arrays = {"cv_cc": fitted.cv_cc, "alphas": fitted.best_alphas}
@@ -627,7 +644,7 @@ def write_outputs(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitt
         arrays["cc"] = cc
     if pcorr is not None:
         arrays["pvalues_corrected"] = pcorr
-    summary = {"suffix": s, "model_id": card["model_id"], "feature_spaces": names, "n_voxels": int(inputs.Y.shape[1]),
+    summary = {"suffix": s, "model_id": model_id, "feature_spaces": names, "n_voxels": int(inputs.Y.shape[1]),
                "n_weight_rows": int(coef.shape[0]), "scores": scores.summary, "files": sorted(f"{k}.npy" for k in scores.files)
                + ([f"dist_{s}.png"] if cc is not None else []) + extra_files, "training": training, "config": asdict(cfg)}
     # every file goes into a hidden sibling folder that replaces ``out`` only once complete
@@ -660,7 +677,7 @@ def _maps(cfg: TrainConfig, inputs: Inputs, scores: Scores, model_id: str) -> di
     s = inputs.suffix
     if inputs.space is None or scores.cc is None:
         return {}
-    base = {"model_id": model_id, "berg_core": _version(), "suffix": s, "space": cfg.space_name}
+    base: dict[str, Any] = {"model_id": model_id, "berg_core": _version(), "suffix": s, "space": cfg.space_name}
     maps = {f"map_r_{s}.nii.gz": (scores.cc, {**base, "map": "test Pearson r of the predictions per voxel", "units": "r"})}
     if f"cc_norm_{s}" in scores.files:
         maps[f"map_cc_norm_{s}.nii.gz"] = (scores.files[f"cc_norm_{s}"], {**base, "map": "test r / noise ceiling (CCmax) per voxel",
@@ -695,7 +712,7 @@ def _copy_gzipped(src: Path, dest: Path) -> None:
     dest.write_bytes(data if data[:2] == b"\x1f\x8b" else gzip.compress(data, compresslevel=6, mtime=0))
 
 
-def _delay(x: np.ndarray, delays: Sequence[int], mode: str) -> np.ndarray:
+def _delay(x: np.ndarray, delays: Sequence[int], mode: Literal["fir", "mean"]) -> np.ndarray:
     from berg_core.features.timeseries import delay
 
     return delay(x, delays, mode=mode)
