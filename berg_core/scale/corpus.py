@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,11 @@ from berg_core.console import notice
 from berg_core.errors import BergError, StimulusError
 from berg_core.scale.executor import ExecutorConfig, run_tasks
 from berg_core.search.shard import ByteRange, plan_ranges
+
+if TYPE_CHECKING:
+    from berg_core.encoder import Encoder
+    from berg_core.search import SearchResult
+    from berg_core.search.shard import Histogram
 
 #: version of the shard files' layout (part of the key)
 FORMAT = 1
@@ -45,7 +50,7 @@ class ModelRequest:
         return {"model": self.model, "berg_dir": str(Path(self.berg_dir).resolve()) if self.berg_dir else None, "subject": self.subject,
                 "selection": self.selection, "options": {k: str(v) for k, v in sorted(self.options.items())}}
 
-    def load(self):
+    def load(self) -> Encoder:
         from berg_core.facade import BERG
 
         return BERG(self.berg_dir).get_encoding_model(self.model, subject=self.subject, selection=self.selection,
@@ -102,7 +107,7 @@ def finished(task: ShardTask) -> bool:
         return False
     meta = Path(task.output + ".json") if task.kind == "encode" else path
     try:
-        return json.loads(meta.read_text(encoding="utf-8")).get("key") == task.key
+        return bool(json.loads(meta.read_text(encoding="utf-8")).get("key") == task.key)
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -162,7 +167,7 @@ def _missing(tasks: list[ShardTask]) -> None:
                         "run the same command again to run only those")
 
 
-def merge_search(tasks: list[ShardTask], model_id: str):
+def merge_search(tasks: list[ShardTask], model_id: str) -> tuple[SearchResult, Histogram]:
     """The merged ``SearchResult`` and ``Histogram`` of finished search shards (refused when one is missing)."""
     from berg_core.search import ExtremesTracker
     from berg_core.search.shard import Histogram

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from berg_core.console import notice
 from berg_core.errors import BergError, InvalidParameterError
@@ -32,6 +32,40 @@ _ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQU
            "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
 #: seconds a task may be out of the queue (or finished) without its result file before it counts as lost
 LOST_AFTER_S = 15.0
+
+
+class _JobPaths(Protocol):
+    """What berg reads of a ``submitit`` job's ``paths``."""
+
+    @property
+    def stderr(self) -> Path: ...
+
+    @property
+    def result_pickle(self) -> Path: ...
+
+
+class _Job(Protocol):
+    """What berg uses of a ``submitit.Job``: its id (``ARRAY_TASK`` for an array task), files, outcome and cancel."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def paths(self) -> _JobPaths: ...
+
+    def exception(self) -> BaseException | None: ...
+
+    def result(self) -> Any: ...
+
+    def results(self) -> list[Any]: ...
+
+    def cancel(self, check: bool = ...) -> None: ...
+
+
+class _ArrayExecutor(Protocol):
+    """What berg uses of a ``submitit.AutoExecutor``: one job per item, submitted as one array."""
+
+    def map_array(self, fn: Callable[[Any], Any], items: list[Any]) -> list[_Job]: ...
 
 
 class TasksFailedError(BergError):
@@ -111,12 +145,11 @@ def parse_time_min(text: str) -> int:
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
     if not m:
         raise argparse.ArgumentTypeError(f"--time {text!r}: use minutes (90) or [D-]HH:MM:SS as Slurm does")
-    days, a, b, c = (int(g) if g is not None else None for g in m.groups())
-    if days is None:
-        parts = [x for x in (a, b, c) if x is not None]
-        seconds = {1: lambda p: p[0] * 60, 2: lambda p: p[0] * 60 + p[1], 3: lambda p: p[0] * 3600 + p[1] * 60 + p[2]}[len(parts)](parts)
-    else:
-        seconds = days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    days = m.group(1)
+    parts = [int(g) for g in m.group(2, 3, 4) if g is not None]
+    # seconds per part: minutes, MM:SS or HH:MM:SS without days; HH, HH:MM or HH:MM:SS after "D-"
+    units = {1: (60,), 2: (60, 1), 3: (3600, 60, 1)}[len(parts)] if days is None else (3600, 60, 1)
+    seconds = (int(days) * 86400 if days is not None else 0) + sum(x * unit for x, unit in zip(parts, units))
     return max(1, -(-seconds // 60))
 
 
@@ -203,7 +236,8 @@ def run_tasks(fn: Callable[[Any], Any], items: Sequence[Any], labels: Sequence[s
     return [results[i] for i in range(len(items))]
 
 
-def _run_local(fn, items, labels, todo, config) -> tuple[dict[int, Any], list[TaskFailure]]:
+def _run_local(fn: Callable[[Any], Any], items: Sequence[Any], labels: Sequence[str], todo: list[int],
+               config: ExecutorConfig) -> tuple[dict[int, Any], list[TaskFailure]]:
     done: dict[int, Any] = {}
     failures: list[TaskFailure] = []
     for i in todo:
@@ -216,7 +250,7 @@ def _run_local(fn, items, labels, todo, config) -> tuple[dict[int, Any], list[Ta
     return done, failures
 
 
-def _executor(config: ExecutorConfig):
+def _executor(config: ExecutorConfig) -> _ArrayExecutor:
     try:
         import submitit
     except ImportError as exc:
@@ -225,10 +259,12 @@ def _executor(config: ExecutorConfig):
     config.folder.mkdir(parents=True, exist_ok=True)
     executor = submitit.AutoExecutor(folder=str(config.folder / "%j"), cluster=config.mode)
     executor.update_parameters(**config.submitit_parameters())
-    return executor
+    array_executor: _ArrayExecutor = executor
+    return array_executor
 
 
-def _run_submitit(fn, items, labels, todo, config) -> tuple[dict[int, Any], list[TaskFailure]]:
+def _run_submitit(fn: Callable[[Any], Any], items: Sequence[Any], labels: Sequence[str], todo: list[int],
+                  config: ExecutorConfig) -> tuple[dict[int, Any], list[TaskFailure]]:
     executor = _executor(config)
     try:
         jobs = executor.map_array(fn, [items[i] for i in todo])
@@ -255,14 +291,14 @@ def _run_submitit(fn, items, labels, todo, config) -> tuple[dict[int, Any], list
     return done, failures
 
 
-def _log_path(job) -> Path | None:
+def _log_path(job: _Job) -> Path | None:
     try:
         return Path(job.paths.stderr)
     except Exception:  # a job whose id is not known yet
         return None
 
 
-def _wait_debug(jobs) -> list[tuple[bool, Any]]:
+def _wait_debug(jobs: list[_Job]) -> list[tuple[bool, Any]]:
     """Debug jobs run here, one by one, when asked for their outcome (``exception`` first: ``results`` would start pdb)."""
     import traceback
 
@@ -290,7 +326,7 @@ def _queue_states(array_ids: set[str]) -> dict[str, str] | None:
     return dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) >= 2)
 
 
-def _wait_slurm(jobs, config: ExecutorConfig) -> list[tuple[bool, Any]]:
+def _wait_slurm(jobs: list[_Job], config: ExecutorConfig) -> list[tuple[bool, Any]]:
     """Poll until every task has a result file or has left the queue without one (killed, cancelled, preempted)."""
     outcomes: dict[int, tuple[bool, Any]] = {}
     gone_since: dict[int, float] = {}

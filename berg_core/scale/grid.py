@@ -31,6 +31,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class _GridParser(argparse.ArgumentParser):
     """With ``--grid``, the flags the grid file gives (``--features``, ``--responses``, ``--out``) are not required."""
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
         argv = list(sys.argv[1:] if args is None else args)
         grid = any(a == "--grid" or a.startswith("--grid=") for a in argv)
         for action in self._actions:
@@ -154,7 +155,10 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         if proc.stderr:
             sys.stderr.write(proc.stderr)  # into the task's log
         raise BergError(f"berg train failed: {message or f'exit status {proc.returncode}'}")
-    return json.loads((Path(cell.out) / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads((Path(cell.out) / "summary.json").read_text(encoding="utf-8"))
+    if not isinstance(summary, dict):
+        raise BergError(f"berg train wrote no summary object to {Path(cell.out) / 'summary.json'}")
+    return summary
 
 
 def run_grid(args: argparse.Namespace) -> int:
