@@ -15,6 +15,7 @@ import numpy as np
 from berg_core.config import resolve_berg_dir
 from berg_core.device import resolve_device
 from berg_core.errors import BergError, InvalidParameterError, PluginError, StimulusError, plugin_errors
+from berg_core.selection import check_selection
 from berg_core.spec import EncoderSpec, import_object
 from berg_core.stimulus import as_sentences, as_timed_words, as_tr_texts, as_words
 
@@ -33,55 +34,6 @@ def check_subject(spec: EncoderSpec, subject: str | int | None) -> str | None:
     if subject not in spec.subjects:
         raise InvalidParameterError(f"unknown subject {subject!r} for {spec.model_id}; valid subjects: {', '.join(spec.subjects)}")
     return subject
-
-
-def _check_roi(spec: EncoderSpec, value: Any) -> None:
-    items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else value
-    if isinstance(items, str):
-        return
-    valid = f"valid ROIs: {', '.join(spec.rois)}" if spec.rois else f"see `berg info {spec.model_id}`"
-    if not isinstance(items, (list, tuple)) or not all(isinstance(r, str) for r in items):
-        raise InvalidParameterError(f"selection['roi'] must be an ROI name or a list of ROI names, got {type(value).__name__}"
-                                    f"{' holding a non-str' if isinstance(items, (list, tuple)) else ''}; {valid}")
-    if not items:
-        raise InvalidParameterError(f"selection['roi'] is an empty list: it selects no voxel or output; give at least one ROI name; {valid}")
-
-
-def _check_mask(key: str, value: Any) -> None:
-    """A 0/1 vector (``voxel_index``, ``electrode_index``, ``lags``: ``selection.MASK_KEYS``); lengths are the family's."""
-    from berg_core.selection import MASK_KEYS
-
-    try:
-        mask = np.asarray(value)
-    except (TypeError, ValueError) as exc:  # ragged nested lists
-        raise InvalidParameterError(f"selection[{key!r}] must be a 0/1 vector: {exc}") from exc
-    if mask.dtype.kind not in "biuf" or mask.size == 0 or not np.isin(mask, (0, 1)).all():
-        raise InvalidParameterError(f"selection[{key!r}] must contain only 0 and 1 (a non-empty binary mask over {MASK_KEYS[key]}s)")
-
-
-def check_selection(spec: EncoderSpec, selection: dict[str, Any] | None) -> dict[str, Any]:
-    """Check the selection's keys against the spec's schema and the common keys' value types.
-
-    ``roi``: a name or a non-empty list of names; ``voxel_index``, ``electrode_index``, ``lags``: a vector of 0/1.
-    A ``None`` value means "no selection on that key" and is dropped. Lengths and names are checked by the family.
-    """
-    if selection is None:
-        return {}
-    if not isinstance(selection, dict):
-        raise InvalidParameterError(f"selection must be a dict like {{'roi': [...]}}, got {type(selection).__name__}")
-    unknown = sorted(repr(k) for k in selection if not isinstance(k, str) or k not in spec.selection)
-    if unknown:
-        valid = ", ".join(spec.selection) or "none (this model takes no selection)"
-        raise InvalidParameterError(f"unknown selection key(s) {', '.join(unknown)} for {spec.model_id}; valid keys: {valid}")
-    selection = {k: v for k, v in selection.items() if v is not None}
-    if "roi" in selection:
-        _check_roi(spec, selection["roi"])
-    from berg_core.selection import MASK_KEYS
-
-    for key in MASK_KEYS:
-        if key in selection:
-            _check_mask(key, selection[key])
-    return selection
 
 
 def check_options(spec: EncoderSpec, options: dict[str, Any]) -> dict[str, Any]:

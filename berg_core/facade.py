@@ -11,9 +11,10 @@ import numpy as np
 
 from berg_core.config import resolve_berg_dir
 from berg_core.device import resolve_device
-from berg_core.encoder import Encoder, check_options, check_selection, check_subject, load_metadata
+from berg_core.encoder import Encoder, check_options, check_subject, load_metadata
 from berg_core.errors import BergError, InvalidParameterError, PluginError, fill_fetch_hint, plugin_errors
 from berg_core.registry import get_registry
+from berg_core.selection import check_selection
 from berg_core.spec import EncoderSpec, import_object
 
 

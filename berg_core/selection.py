@@ -16,9 +16,10 @@ There are two kinds of model, and ``select_outputs`` answers for both:
   selection: every voxel).
 
 A user's mistake is one ``InvalidParameterError`` line naming what was wrong and what is valid; an ROI
-table that does not fit the model (its files are damaged) is a ``ModelLoadError``. The base
-``Encoder`` has already checked the selection's keys against the spec; this module checks the values
-again, so a family may call it with any dict.
+table that does not fit the model (its files are damaged) is a ``ModelLoadError``. ``check_selection`` checks
+a selection against the spec before anything loads (keys, value types; the base ``Encoder`` and the facade call
+it); ``select_outputs``/``select_indices`` check the values again with the loaded model's ROIs and sizes, so a
+family may call them with any dict.
 """
 
 from __future__ import annotations
@@ -30,11 +31,32 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from berg_core.errors import InvalidParameterError, ModelLoadError
+from berg_core.spec import EncoderSpec
 
-__all__ = ["MASK_KEYS", "select_indices", "select_outputs"]
+__all__ = ["MASK_KEYS", "check_selection", "select_indices", "select_outputs"]
 
 #: selection keys that are 0/1 vectors over one output axis -> what one entry is (for messages)
 MASK_KEYS: dict[str, str] = {"voxel_index": "voxel", "electrode_index": "electrode", "lags": "lag"}
+
+
+def check_selection(spec: EncoderSpec, selection: dict[str, Any] | None) -> dict[str, Any]:
+    """``selection`` checked before the model loads: keys in the spec's schema, ``roi`` a name or a non-empty list of
+    names, the ``MASK_KEYS`` non-empty 0/1 vectors; ``None`` values dropped. Names and lengths are checked once the
+    model is loaded (``select_outputs``, ``select_indices``)."""
+    if selection is None:
+        return {}
+    if not isinstance(selection, dict):
+        raise InvalidParameterError(f"selection must be a dict like {{'roi': [...]}}, got {type(selection).__name__}")
+    unknown = sorted(repr(k) for k in selection if not isinstance(k, str) or k not in spec.selection)
+    if unknown:
+        valid = ", ".join(spec.selection) or "none (this model takes no selection)"
+        raise InvalidParameterError(f"unknown selection key(s) {', '.join(unknown)} for {spec.model_id}; valid keys: {valid}")
+    selection = {k: v for k, v in selection.items() if v is not None}
+    if "roi" in selection:
+        _roi_list(selection["roi"], f"valid ROIs: {', '.join(spec.rois)}" if spec.rois else f"see `berg info {spec.model_id}`")
+    for key in MASK_KEYS.keys() & selection.keys():
+        _binary(selection[key], key)
+    return selection
 
 
 @overload
@@ -102,19 +124,23 @@ def _valid(names: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------- checks
 
 
-def _roi_names(value: Any, valid: Sequence[str], who: str | None, subject: str | None) -> list[str]:
-    """``selection['roi']`` as a list of known, distinct names in the user's order."""
+def _roi_list(value: Any, valid: str) -> list[str]:
+    """``selection['roi']`` (a name, or a non-empty list/tuple/1-D array of names) as a list; ``valid`` ends the message."""
     items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else value
     if isinstance(items, str):
-        items = [items]
+        return [items]
     if not isinstance(items, (list, tuple)) or not all(isinstance(r, str) for r in items):
         held = " holding a non-str" if isinstance(items, (list, tuple)) else ""
         raise InvalidParameterError(f"selection['roi'] must be an ROI name or a list of ROI names, got {type(value).__name__}{held}; "
-                                    f"{_valid(valid)}")
+                                    f"{valid}")
     if not items:
-        raise InvalidParameterError(f"selection['roi'] is an empty list: it selects no voxel or output; give at least one ROI name; "
-                                    f"{_valid(valid)}")
-    names = [str(r) for r in items]
+        raise InvalidParameterError(f"selection['roi'] is an empty list: it selects no voxel or output; give at least one ROI name; {valid}")
+    return [str(r) for r in items]
+
+
+def _roi_names(value: Any, valid: Sequence[str], who: str | None, subject: str | None) -> list[str]:
+    """``selection['roi']`` as a list of known, distinct names in the user's order."""
+    names = _roi_list(value, _valid(valid))
     known = set(valid)
     for name in names:
         if name not in known:
@@ -127,18 +153,26 @@ def _roi_names(value: Any, valid: Sequence[str], who: str | None, subject: str |
     return names
 
 
+def _binary(value: Any, key: str, n: int | None = None) -> NDArray[Any]:
+    """``selection[key]`` as an array of only 0 and 1, not empty (a row or column vector flattened); its length is
+    checked by the caller (``n``, when known, is named in the message)."""
+    try:
+        mask = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise InvalidParameterError(f"selection[{key!r}] must be a 0/1 vector{'' if n is None else f' of length {n}'}: {exc}") from exc
+    if mask.ndim == 2 and 1 in mask.shape:  # a row or column vector
+        mask = mask.reshape(-1)
+    if mask.dtype.kind not in "biuf" or mask.size == 0 or not np.isin(mask, (0, 1)).all():
+        raise InvalidParameterError(f"selection[{key!r}] must contain only 0 and 1 (a non-empty binary mask over "
+                                    f"{MASK_KEYS.get(key, 'entry')}s)")
+    return mask
+
+
 def _voxel_mask(value: Any, n: int, owner: str, key: str = "voxel_index") -> NDArray[np.bool_]:
     """``selection[key]`` (a 0/1 vector over the axis ``MASK_KEYS[key]``: voxels, electrodes, lags) as a boolean
     mask of shape (n,)."""
     unit = MASK_KEYS.get(key, "entry")
-    try:
-        mask = np.asarray(value)
-    except (TypeError, ValueError) as exc:  # ragged nested lists
-        raise InvalidParameterError(f"selection[{key!r}] must be a 0/1 vector of length {n}: {exc}") from exc
-    if mask.ndim == 2 and 1 in mask.shape:  # a row or column vector
-        mask = mask.reshape(-1)
-    if mask.dtype.kind not in "biuf" or (mask.size and not np.isin(mask, (0, 1)).all()):
-        raise InvalidParameterError(f"selection[{key!r}] must contain only 0 and 1 (a binary mask over {unit}s)")
+    mask = _binary(value, key, n)
     if mask.ndim != 1:
         raise InvalidParameterError(f"selection[{key!r}] must be a 0/1 vector of length {n}, got an array of shape {mask.shape}")
     if mask.size != n:

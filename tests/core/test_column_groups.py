@@ -171,7 +171,7 @@ def test_csv_sidecar_lists_the_column_indices(tmp_path, ext, delimiter):
 
 def test_npy_stays_bare_and_json_output_carries_the_groups(tmp_path, capsys):
     out = encode_to(tmp_path, "pred.npy")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pred")) == ["pred.npy"]  # no sidecar (cache/ is berg's)
     assert np.load(out, allow_pickle=False).shape == (3, N_VOXELS)
     assert main(["encode", SPEC.model_id, "ab", "--roi", "C", "--json", "-q"]) == 0
     printed = json.loads(capsys.readouterr().out)

@@ -65,9 +65,9 @@ def test_voxelwise_union_in_voxel_order():
 @pytest.mark.parametrize("selection,message", [
     ({"roi": "FFA"}, "unknown ROI 'FFA' for subject UTS01; valid ROIs: AC, Broca, V1, none"),
     ({"voxel_index": np.ones(3)}, "selection['voxel_index'] has length 3, but UTS01 has 8 voxels; give a 0/1 vector of length 8"),
-    ({"voxel_index": np.full(N, 2)}, "selection['voxel_index'] must contain only 0 and 1 (a binary mask over voxels)"),
-    ({"voxel_index": [np.nan] * N}, "selection['voxel_index'] must contain only 0 and 1 (a binary mask over voxels)"),
-    ({"voxel_index": ["1"] * N}, "selection['voxel_index'] must contain only 0 and 1 (a binary mask over voxels)"),
+    ({"voxel_index": np.full(N, 2)}, "selection['voxel_index'] must contain only 0 and 1 (a non-empty binary mask over voxels)"),
+    ({"voxel_index": [np.nan] * N}, "selection['voxel_index'] must contain only 0 and 1 (a non-empty binary mask over voxels)"),
+    ({"voxel_index": ["1"] * N}, "selection['voxel_index'] must contain only 0 and 1 (a non-empty binary mask over voxels)"),
     ({"voxel_index": np.zeros((2, 4))}, "selection['voxel_index'] must be a 0/1 vector of length 8, got an array of shape (2, 4)"),
     ({"voxel_index": [[1, 0], [1]]}, "selection['voxel_index'] must be a 0/1 vector of length 8: "),
     ({"voxel_index": np.zeros(N)}, "selection['voxel_index'] is all zeros (an empty selection): it selects no voxel; "
