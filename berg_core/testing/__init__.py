@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    import pytest
 
 # ------------------------------------------------------------------------------ loopback HTTP mirror
 
@@ -315,6 +319,12 @@ def _refuse(host: object, via: str) -> None:
                                 "berg_core.testing.serve_directory")
 
 
+#: a socket address: (host, port, ...) for the inet families, a path (str or bytes) for Unix sockets
+_Address = tuple[Any, ...] | str | bytes
+#: whether ``refuse_network`` is active (a nested use is a no-op)
+_network_refused = False
+
+
 @contextmanager
 def refuse_network() -> Iterator[None]:
     """While the block runs, resolving or connecting to any non-loopback host raises ``NetworkGuardError``.
@@ -323,39 +333,41 @@ def refuse_network() -> Iterator[None]:
     ``connect_ex`` (inet families only; Unix sockets pass). Nested use is a no-op. Child processes are
     not covered.
     """
-    if getattr(socket.socket.connect, "berg_guard", False):
+    global _network_refused
+    if _network_refused:
         yield
         return
-    real = {"getaddrinfo": socket.getaddrinfo, "create_connection": socket.create_connection}
+    from unittest import mock
+
+    real_getaddrinfo, real_create_connection = socket.getaddrinfo, socket.create_connection
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
     inet = (socket.AF_INET, socket.AF_INET6)
 
-    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def getaddrinfo(host: bytes | str | None, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
         _refuse(host, "getaddrinfo")
-        return real["getaddrinfo"](host, *args, **kwargs)
+        return real_getaddrinfo(host, *args, **kwargs)
 
-    def create_connection(address, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def create_connection(address: tuple[str | None, int], *args: Any, **kwargs: Any) -> socket.socket:
         _refuse(address[0], "create_connection")
-        return real["create_connection"](address, *args, **kwargs)
+        return real_create_connection(address, *args, **kwargs)
 
-    def connect(self, address):  # type: ignore[no-untyped-def]
+    def connect(self: socket.socket, address: _Address) -> None:
         if self.family in inet:
             _refuse(address[0], "socket.connect")
-        return real_connect(self, address)
+        real_connect(self, address)
 
-    def connect_ex(self, address):  # type: ignore[no-untyped-def]
+    def connect_ex(self: socket.socket, address: _Address) -> int:
         if self.family in inet:
             _refuse(address[0], "socket.connect_ex")
         return real_connect_ex(self, address)
 
-    connect.berg_guard = True  # type: ignore[attr-defined]
-    socket.getaddrinfo, socket.create_connection = getaddrinfo, create_connection
-    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        socket.getaddrinfo, socket.create_connection = real["getaddrinfo"], real["create_connection"]
-        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex  # type: ignore[method-assign]
+    with mock.patch.object(socket, "getaddrinfo", getaddrinfo), mock.patch.object(socket, "create_connection", create_connection), \
+            mock.patch.object(socket.socket, "connect", connect), mock.patch.object(socket.socket, "connect_ex", connect_ex):
+        _network_refused = True
+        try:
+            yield
+        finally:
+            _network_refused = False
 
 
 # ---------------------------------------------------------------------------- isolated test environment
@@ -363,7 +375,7 @@ BERG_PLUGIN_VARS = ("BERG_LOAD_PLUGINS", "BERG_DISABLE_PLUGINS", "BERG_STRICT_PL
 
 
 @contextmanager
-def isolated_berg(monkeypatch, tmp_path: Path, **extra_env: str) -> Iterator[None]:
+def isolated_berg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra_env: str) -> Iterator[None]:
     """For an autouse fixture: own cache root and berg_dir under ``tmp_path``, hub offline, no plugin
     env vars, a fresh registry (and feature memory cache) before and after, no connection to any
     non-loopback host (``refuse_network``); ``extra_env`` sets more."""

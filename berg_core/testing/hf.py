@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -25,7 +29,7 @@ CORPUS = [
 ]
 
 
-def train_tokenizer(folder: Path | str, *, vocab_size: int = 400, opt_style: bool = False):
+def train_tokenizer(folder: Path | str, *, vocab_size: int = 400, opt_style: bool = False) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on ``CORPUS`` and save it as a fast HF tokenizer in ``folder``.
 
     ``opt_style``: special tokens ``<s> <pad> </s> <unk>`` (ids 0-3, BOS = ``</s>`` id 2, as OPT);
@@ -214,7 +218,7 @@ def serve_hub(repo_id: str, folder: Path | str, *, commit: str = "c" * 40, branc
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
-def train_qwen2_tokenizer(folder: Path | str, *, vocab_size: int = 500):
+def train_qwen2_tokenizer(folder: Path | str, *, vocab_size: int = 500) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with Qwen2's pre-tokenizer (``QWEN2_SPLIT`` then byte-level, no prefix space,
     no special tokens added around the text), trained on ``CORPUS`` (plus newline runs) and saved in ``folder``."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
