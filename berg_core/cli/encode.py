@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from berg_core.cli.common import add_progress_options, parse_options, print_json
 from berg_core.console import notice
 from berg_core.errors import InvalidParameterError, StimulusError
 from berg_core.scale.executor import add_executor_options, executor_config
 
+if TYPE_CHECKING:
+    from berg_core.spec import EncoderSpec
+
 
 class _TextAnywhereParser(argparse.ArgumentParser):
     """Sentences may also follow options (``--roi X "a sentence"``): argparse gives the ``text`` positional
     only the words before the first option and calls the later ones unrecognized; they are taken as text."""
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
         namespace, extras = super().parse_known_args(args, namespace)
         text = [e for e in extras if e == "-" or not e.startswith("-")]
         if text and isinstance(getattr(namespace, "text", None), list):
@@ -28,7 +33,7 @@ class _TextAnywhereParser(argparse.ArgumentParser):
         return namespace, extras
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("encode", help="predict fMRI responses to text")
     p.__class__ = _TextAnywhereParser  # argparse builds subparsers from the parent's class
     p.add_argument("model", help="model id or trained-encoder folder")
@@ -77,11 +82,11 @@ def check_batch_size(value: int | None) -> None:
         raise InvalidParameterError(f"--batch-size must be 1 or more, got {value}")
 
 
-def selection_from_args(args: argparse.Namespace) -> dict | None:
+def selection_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
     from berg_core.selection import MASK_KEYS
     from berg_core.store.userfiles import read_voxel_index
 
-    selection: dict = {}
+    selection: dict[str, Any] = {}
     for item in args.mask:
         key, sep, path = item.partition("=")
         if not sep or key not in MASK_KEYS or key == "voxel_index" or not path:
@@ -172,7 +177,7 @@ def _check_sentence_file(path: str) -> int:
     return n
 
 
-def _sharded(args: argparse.Namespace, spec, options: dict, selection: dict | None) -> int:
+def _sharded(args: argparse.Namespace, spec: EncoderSpec, options: dict[str, Any], selection: dict[str, Any] | None) -> int:
     """Encode a large .txt in byte-range shards (berg_core.scale.corpus); one output, rows in line order."""
     from pathlib import Path
 

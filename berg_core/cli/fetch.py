@@ -10,12 +10,13 @@ is checked first (exists, no custom code, supported architecture), before anythi
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from berg_core.cli.common import add_progress_options
 from berg_core.scale.executor import add_executor_options, executor_config
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fetch", help="download a model's files into berg_dir and its backbone into the Hugging Face cache "
                                      "(all subjects unless --subject)")
     p.add_argument("model", help="model id, or a pattern of ids in quotes ('brainscore_language-*'): one task per model")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _many(args: argparse.Namespace, subject: str | None, options: dict) -> int:
+def _many(args: argparse.Namespace, subject: str | None, options: dict[str, Any]) -> int:
     """Every model matching the pattern as one task each (berg_core.scale.fetch); a failed model does not stop the rest."""
     from berg_core.config import resolve_berg_dir
     from berg_core.console import notice

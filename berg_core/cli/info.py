@@ -25,7 +25,7 @@ STIMULUS = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("info", help="describe a model: a short summary, the card with --card (no backbone is loaded)",
                        description="Summarise a model (id, family, plugin, stimulus, subjects, outputs, selection keys, "
                                    "files and how to fetch them), then its options and facts. --card adds the full "

@@ -20,7 +20,7 @@ COLUMNS = ("id", "family", "subjects", "stimulus")
 _NUMBERED = re.compile(r"(.*?)(\d+)")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("list", help="list installed models (a table: id, family, subjects, stimulus)",
                        description="List the installed models. On a terminal, rows are cut to its width (ending in …); "
                                    "piped output is never cut, and --json gives every field.")

@@ -176,7 +176,7 @@ def install_command(root: Path) -> str:
     return f"pip install {shlex.quote(text)}"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("new-plugin", help="make a pip-installable plugin package: trained encoder folders or a coded family",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("name", help="plugin namespace, e.g. mylab (distribution berg-mylab, package berg_mylab)")

@@ -16,7 +16,7 @@ from berg_core.registry import Registry
 from berg_core.spec import import_object
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plugins", help="show installed plugins, load failures and duplicate model ids",
                        description="Show the installed plugins, their models, load failures, skipped items and duplicate "
                                    "ids. --check also imports every model's factory, metadata and prepare code (no weights "

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from berg_core.cli.common import add_progress_options, parse_options
 from berg_core.console import notice
 from berg_core.errors import InvalidParameterError
 from berg_core.scale.executor import add_executor_options, executor_config
 
+if TYPE_CHECKING:
+    from berg_core.search import SearchResult
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("search", help="find the corpus sentences predicted to drive / suppress each ROI most",
                        description="Score every line of a corpus with a sentence model and keep, per ROI, the top-k "
                                    "(drive) and bottom-k (suppress) sentences. Ties: the earlier line ranks higher; "
@@ -91,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
             result = search(model, args.input, top_k=args.top_k, chunk_size=args.chunk_size, show_progress=args.progress,
                             on_chunk=hist.add)
             attrs = output_attrs(model)
-        hist_path = Path(args.output).with_name(Path(args.output).stem + "_histogram.csv") if args.output else None
     if args.output is None:
         write_hits(sys.stdout, result)
         sys.stdout.flush()
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     write_sidecar(args.output, {**attrs, "rows": "kept sentence (roi, direction, rank; line = its line in the corpus)",
                                 "columns": list(result.columns), "n_sentences_scored": result.n_sentences})
     if args.shards == 1 and args.executor == "local":
+        hist_path = Path(args.output).with_name(Path(args.output).stem + "_histogram.csv")
         hist.write_csv(hist_path)
     notice(f"scored {result.n_sentences} sentences; wrote the top and bottom {args.top_k} per ROI "
            f"({len(result.hits)} rows) to {args.output}")
@@ -127,7 +131,7 @@ def work_dir(args: argparse.Namespace, what: str) -> Path:
     return out.with_name(out.name + ".shards")
 
 
-def _sharded(args: argparse.Namespace, options: dict, selection: dict | None):
+def _sharded(args: argparse.Namespace, options: dict[str, Any], selection: dict[str, Any] | None) -> SearchResult:
     """Search in shards (see berg_core.scale.corpus); the merged result equals the one-pass search's."""
     from berg_core.facade import resolve_spec
     from berg_core.scale.corpus import ModelRequest, merge_search, plan, run_sharded

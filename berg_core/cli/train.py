@@ -26,7 +26,7 @@ def _alphas(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--alphas {text!r}: not numbers") from exc
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "train",
         help="fit a ridge encoding model (features -> fMRI responses) and write an encoder folder",
