@@ -36,13 +36,18 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
 from berg_core.console import notice
 from berg_core.errors import InvalidParameterError, ResourceError
 from berg_core.fit.ridge import DEFAULT_ALPHAS, PCA, BandedRidgeCV, RidgeCV, parse_reduce
+
+if TYPE_CHECKING:
+    from berg_core.store.volumes import VoxelSpace
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -251,15 +256,16 @@ def _space_names(cfg: TrainConfig) -> list[str]:
     return out
 
 
-def _per_space(values: Sequence[Any], n: int, flag: str) -> list[Any]:
-    values = list(values)
-    if not values:
+def _per_space(values: Sequence[_T], n: int, flag: str) -> list[_T | None]:
+    """One value per feature space: none given -> None each, one -> repeated, else exactly ``n``."""
+    given: list[_T | None] = list(values)
+    if not given:
         return [None] * n
-    if len(values) == 1:
-        return values * n
-    if len(values) != n:
-        raise InvalidParameterError(f"{flag}: give one value or one per feature space ({n}), got {len(values)}")
-    return values
+    if len(given) == 1:
+        return given * n
+    if len(given) != n:
+        raise InvalidParameterError(f"{flag}: give one value or one per feature space ({n}), got {len(given)}")
+    return given
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,8 +293,8 @@ class Inputs:
     suffix: str  #: ``raw`` or ``{N}PCs``
     n_components: int | None  #: PCA components per space (``--reduce pca:N``), or None
     names: list[str]  #: one clean name per feature space
-    backbones: list[Any]  #: per space (``None`` when not given)
-    layers: list[Any]  #: per space (``None`` when not given)
+    backbones: list[str | None]  #: per space (``None`` when not given)
+    layers: list[int | None]  #: per space (``None`` when not given)
     spaces: list[np.ndarray]  #: per space (n, n_features_i), as loaded
     Y: np.ndarray  #: responses (n, v), as loaded
     output_names: list[str] | None  #: v names, or None
@@ -299,7 +305,7 @@ class Inputs:
     groups: np.ndarray | None  #: CV label per training row (n_train,), or None (contiguous folds)
     bounds: list[tuple[int, int]]  #: (start, stop) of each segment; delays stay inside one
     alphas: np.ndarray  #: the alpha grid (n_alphas,), float64
-    space: Any = None  #: ``berg_core.store.volumes.VoxelSpace`` of the response columns (user's files, checked), or None
+    space: VoxelSpace | None = None  #: the subject space of the response columns (user's files, checked), or None
     noise_ceiling: np.ndarray | None = None  #: CCmax per voxel (v,), float64, or None
 
 
@@ -317,7 +323,7 @@ class Design:
 class Fitted:
     """What ``fit_models`` hands on: the fitted ridge model and its main arrays."""
 
-    model: Any  #: the fitted ``RidgeCV`` or ``BandedRidgeCV``
+    model: RidgeCV | BandedRidgeCV  #: the fitted ridge
     coef: np.ndarray  #: (n_weight_rows, v), spaces concatenated in order
     intercept: np.ndarray  #: (v,)
     best_alphas: np.ndarray  #: (v,) the chosen alpha per voxel (NaN when the solver reports none)
@@ -436,7 +442,7 @@ def load_inputs(cfg: TrainConfig) -> Inputs:
     )
 
 
-def _read_space(cfg: TrainConfig, n_columns: int) -> Any:
+def _read_space(cfg: TrainConfig, n_columns: int) -> VoxelSpace | None:
     """The ``VoxelSpace`` of ``--space-mask``/``--space-reference`` (None without them), checked before the fit: both
     readable NIfTI on one grid, and the mask's nonzero voxel count equal to the responses' column count."""
     if cfg.space_mask is None or cfg.space_reference is None:
@@ -510,7 +516,7 @@ def fit_models(cfg: TrainConfig, inputs: Inputs, design: Design) -> Fitted:
     """Stage 3: ``RidgeCV`` on the concatenated spaces, or ``BandedRidgeCV`` on the list of spaces, fit on the training rows."""
     rows, Yd = inputs.train_rows, design.Yd
     huth = cfg.alpha_convention == "huth"
-    model: Any
+    model: RidgeCV | BandedRidgeCV
     if design.banded:  # banded ridge takes penalties: huth's α becomes λ = α² and back
         model = BandedRidgeCV(inputs.alphas**2 if huth else inputs.alphas, n_iter=cfg.n_iter, cv=cfg.folds, scoring=cfg.scoring, random_state=cfg.seed,
                               target_batch=cfg.target_batch, backend=cfg.backend, device=cfg.device, show_progress=cfg.show_progress,
@@ -567,13 +573,13 @@ def evaluate(cfg: TrainConfig, inputs: Inputs, design: Design, fitted: Fitted) -
             cc = pearson_r(y_test, preds)
         files[f"cc_{s}"] = cc
         files[f"preds_{s}"] = preds
-        if design.banded:
+        if isinstance(fitted.model, BandedRidgeCV):  # design.banded
             parts = fitted.model.predict([d[test] for d in design.designs], split=True)
             split = split_correlation(y_test, parts)
             for k, name in enumerate(names):
                 files[f"preds_{s}_{name}"] = parts[k]
                 files[f"cc_{s}_{name}"] = split[k]
-    if design.banded:
+    if isinstance(fitted.model, BandedRidgeCV):  # design.banded
         for k, name in enumerate(names):
             files[f"coef_{s}_{name}"] = fitted.model.coefs_[k]
     summary: dict[str, Any] = {"mean_cv_cc": float(fitted.cv_cc.mean())}
@@ -693,7 +699,7 @@ def _sidecar(name: str) -> str:
     return name.removesuffix(".nii.gz") + ".json"
 
 
-def _write_maps(maps: dict[str, tuple[np.ndarray, dict[str, Any]]], folder: Path, space: Any) -> None:
+def _write_maps(maps: dict[str, tuple[np.ndarray, dict[str, Any]]], folder: Path, space: VoxelSpace) -> None:
     """Each map as a 3-D NIfTI in ``folder`` on the copies of the space's files (``berg_core.store.volumes.write_map``)."""
     from dataclasses import replace
 

@@ -21,7 +21,7 @@ import csv
 import heapq
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -29,7 +29,7 @@ from typing import IO, Any
 import numpy as np
 
 from berg_core.console import progress_bar
-from berg_core.encoder import output_names_of
+from berg_core.encoder import Encoder, output_names_of
 from berg_core.errors import BergError, InvalidParameterError, ResourceError, StimulusError
 from berg_core.store.cache import atomic_path
 
@@ -254,13 +254,13 @@ class SearchResult:
 
 
 def search(
-    model: Any,
+    model: Encoder,
     corpus: str | os.PathLike[str] | IO[str] | Iterable[str],
     *,
     top_k: int,
     chunk_size: int = 1024,
     show_progress: bool = False,
-    on_chunk: Any = None,
+    on_chunk: Callable[[np.ndarray], object] | None = None,
 ) -> SearchResult:
     """Stream ``corpus`` through ``model`` (a loaded sentence ``Encoder``) and keep the extremes per output.
 
@@ -278,7 +278,7 @@ def search(
     return tracker.result(model.model_id)
 
 
-def check_search_model(model: Any, chunk_size: int) -> None:
+def check_search_model(model: Encoder, chunk_size: int) -> None:
     """The model must take sentences; ``chunk_size`` an int >= 1."""
     if getattr(model.spec, "stimulus", None) != "sentences":
         raise InvalidParameterError(f"berg search needs a model whose stimulus is sentences; {model.model_id} takes "
@@ -287,8 +287,8 @@ def check_search_model(model: Any, chunk_size: int) -> None:
         raise InvalidParameterError(f"chunk size must be an int >= 1, got {chunk_size!r}")
 
 
-def scan(model: Any, numbered: Iterator[tuple[int, str]], *, top_k: int, chunk_size: int = 1024, show_progress: bool = False,
-         total: int | None = None, first_line: int = 1, on_chunk: Any = None) -> ExtremesTracker:
+def scan(model: Encoder, numbered: Iterator[tuple[int, str]], *, top_k: int, chunk_size: int = 1024, show_progress: bool = False,
+         total: int | None = None, first_line: int = 1, on_chunk: Callable[[np.ndarray], object] | None = None) -> ExtremesTracker:
     """Encode ``(line, sentence)`` pairs chunk by chunk and keep the extremes; ``on_chunk(responses)`` sees every chunk.
 
     ``total``/``first_line``: the line count and first line of what is read, for the progress bar.
