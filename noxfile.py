@@ -79,11 +79,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the declared plugin-author API and every plugin (files and allow-list: [tool.mypy] in pyproject.toml).
+    """mypy --strict on all of berg_core and every plugin (files and allow-list: [tool.mypy] in pyproject.toml).
 
     Heavy optional libraries (torch, transformers, brainscore, ...) are read as Any, so they are not installed here.
     """
-    session.install("mypy>=1.10", "-e", ".")  # the core's light dependencies (numpy, pluggy, ...) carry their types
+    # the core's light dependencies (numpy, pluggy, ...) carry their types; pytest's for berg_core.testing's fixtures
+    session.install("mypy>=1.10", "pytest>=7.4", "-e", ".")
     # the plugins without their dependencies: those would pull an unpinned torch
     session.install("--no-deps", "-e", "./plugins/berg_tuckute", "-e", "./plugins/berg_lebel", "-e", "./plugins/berg_brainscore",
                     "-e", "./plugins/berg_ecog", "-e", "./plugins/berg_text2fmri", "./tests/plugins/berg_testplugin")
