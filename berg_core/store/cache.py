@@ -132,8 +132,11 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def cache_path(namespace: str, name: str) -> Path:
-    """``<cache root>/<namespace>/<name>``, its folder created."""
+def cache_path(namespace: str, name: str, *, create: bool = True) -> Path:
+    """``<cache root>/<namespace>/<name>``, its folder created (``create=False``: only the path, for a read that must
+    leave no trace, e.g. at registration)."""
+    if not create:
+        return _root_path() / namespace / name
     folder = cache_root() / namespace
     with storage_errors(folder, CACHE_SETTING):
         folder.mkdir(parents=True, exist_ok=True)

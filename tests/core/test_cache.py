@@ -27,6 +27,12 @@ def test_cache_root_from_env(tmp_path, monkeypatch):
     assert cache_path("ns", "f.npy") == tmp_path / "c" / "ns" / "f.npy"
 
 
+def test_cache_path_without_create_leaves_no_trace(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERG_CACHE_DIR", str(tmp_path / "c"))
+    assert cache_path("ns", "f.npy", create=False) == tmp_path / "c" / "ns" / "f.npy"
+    assert not (tmp_path / "c").exists()
+
+
 def test_cache_key_depends_on_every_part():
     assert cache_key(a=1, b="x") == cache_key(b="x", a=1)
     assert cache_key(a=1, b="x") != cache_key(a=1, b="y")

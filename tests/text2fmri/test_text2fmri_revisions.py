@@ -152,3 +152,12 @@ def test_bergs_older_ids_resolve_to_the_model(capsys):
     for alias in ALIASES:
         assert get_spec(alias).model_id == MODEL_ID
     assert "is an older id of 'fmri-cneuromod_algo2025-text2fmri'" in capsys.readouterr().err
+
+
+def test_listing_the_models_creates_no_cache_folder(tmp_path, capsys):
+    """Registration reads the lock for `berg info`'s line; it must not create folders (`berg list` on a read-only home)."""
+    assert main(["list"]) == 0
+    assert MODEL_ID in capsys.readouterr().out
+    assert not (tmp_path / "cache").exists()
+    assert main(["info", MODEL_ID]) == 0 and "locked" in capsys.readouterr().out.lower()
+    assert not (tmp_path / "cache").exists()

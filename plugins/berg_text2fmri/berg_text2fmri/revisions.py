@@ -27,14 +27,15 @@ def is_commit(revision: object) -> bool:
     return isinstance(revision, str) and _COMMIT.fullmatch(revision) is not None
 
 
-def lock_path() -> Path:
-    """``<berg cache>/text2fmri/revisions.json`` (its folder created)."""
-    return cache_path(LOCK_NAMESPACE, LOCK_NAME)
+def lock_path(*, create: bool = True) -> Path:
+    """``<berg cache>/text2fmri/revisions.json`` (its folder created unless ``create=False``)."""
+    return cache_path(LOCK_NAMESPACE, LOCK_NAME, create=create)
 
 
 def read_locks() -> dict[str, str]:
-    """``{repo: commit}`` recorded so far ({} when there is no lock file); a damaged file is one ``ModelLoadError`` line."""
-    path = lock_path()
+    """``{repo: commit}`` recorded so far ({} when there is no lock file); a damaged file is one ``ModelLoadError`` line.
+    Reading creates nothing (``berg list`` reads it when the plugin registers)."""
+    path = lock_path(create=False)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -104,7 +105,7 @@ def locks_line() -> str:
     """``berg info``'s line: the commits locked so far, or how they get locked (never raises)."""
     try:
         locks = read_locks()
-        where = str(lock_path())
+        where = str(lock_path(create=False))
     except (BergError, OSError) as exc:
         return f"revision lock unreadable: {exc}"
     if not locks:
