@@ -93,6 +93,9 @@ def read_grid(path: str | Path) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise InvalidParameterError(f"grid file {str(path)!r} is not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: "
                                     f"{str(exc).splitlines()[0]}") from exc
+    except OSError as exc:  # permission denied, a folder, an I/O error
+        raise InvalidParameterError(f"grid file {str(path)!r} cannot be read ({exc.strerror or type(exc).__name__}); "
+                                    "give a readable TOML or JSON file") from exc
     if not isinstance(data, dict) or not isinstance(data.get("train"), dict) or not isinstance(data.get("grid"), dict):
         raise InvalidParameterError(f"grid file {str(path)!r} needs a [train] table (berg train's flags) and a [grid] table "
                                     "(name = [values]); see `berg train --help`")

@@ -90,3 +90,21 @@ def test_train_without_grid_is_unchanged_and_the_executor_needs_a_grid(data, cap
     assert "required: --features" in capsys.readouterr().err
     assert main(["train", "--features", "F_A_1.npy", "--responses", "Y_A.npy", "--out", "x", "--executor", "debug"]) == 1
     assert "add --grid FILE" in capsys.readouterr().err
+
+
+def test_an_unreadable_grid_file_is_one_line(data, capsys, monkeypatch):
+    """Permission denied (simulated: CI runs as root, which reads any file) is one line, not a traceback."""
+    from pathlib import Path
+
+    (data / "g.toml").write_text(GRID)
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "g.toml":
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    assert main(["train", "--grid", "g.toml", "--executor", "debug"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot be read (Permission denied)" in err and len(err.splitlines()) == 1, err
