@@ -8,9 +8,9 @@
   (the title says so).
 * Glass view (``glass``): nilearn's glass brain draws an MNI152 outline, which is wrong in a subject-native space
   (LeBel's 2.6 mm functional space is not MNI). berg therefore draws its own, in any space: three maximum-|value|
-  projections on the voxel grid (NaN ignored; a line of all-NaN voxels stays blank), each axis labelled with the voxel
-  index and the anatomical direction it runs toward (from the affine, ``nibabel.aff2axcodes``), pixels shaped by the
-  voxel sizes.
+  projections of the voxel grid reoriented to RAS (NaN ignored; a line of all-NaN voxels stays light grey), laid out as
+  nilearn's views are (the subject's left on the left), each axis labelled with its direction and the file's voxel axis,
+  pixels shaped by the voxel sizes.
 * A 4-D file (x, y, z, TR): the views show the mean over TRs, and ``timecourse`` draws chosen voxels' series
   (``--voxels i,j,k[;i,j,k]``, default the peak voxel of the mean map) against time in s (``pixdim[4]`` in the header's
   time unit), or against the volume number when the time unit is unknown (e.g. one volume per sentence).
@@ -152,7 +152,6 @@ def axis_codes(affine: np.ndarray) -> tuple[str, str, str]:
     return tuple(str(c) if c is not None else "?" for c in codes)  # type: ignore[return-value]
 
 
-OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S", "?": "?"}
 VIEW = {"R": "sagittal", "L": "sagittal", "A": "coronal", "P": "coronal", "S": "axial", "I": "axial", "?": "projection"}
 
 
@@ -188,7 +187,7 @@ def plot_ortho(map3: np.ndarray, affine: np.ndarray, *, bg: Path | None = None, 
     except ImportError:
         return _ortho_fallback(map3, affine, ijk, bg=bg, title=label + " (voxel grid; pip install 'berg-core[maps]' for nilearn)")
     nib = _nibabel()
-    img = nib.Nifti1Image(np.asarray(map3, dtype=np.float32), affine)
+    img = nib.Nifti1Image(np.array(map3, dtype=np.float32), affine)  # a copy: nilearn sets NaN to 0 in place
     bg_img = _load_image(bg, "background NIfTI (--bg)") if bg is not None else None
     fig = _plain_figure(11, 4, constrained=False)
     with warnings.catch_warnings():
@@ -228,6 +227,15 @@ def _ortho_fallback(map3: np.ndarray, affine: np.ndarray, ijk: tuple[int, int, i
     return fig
 
 
+def to_ras(map3: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, list[tuple[int, bool]]]:
+    """``map3`` with its voxel axes reordered and flipped to run toward R, A, S (display order x, y, z; nibabel's
+    ``io_orientation``), and for each of x, y, z the file's voxel axis it came from and whether it was reversed."""
+    ornt = _nibabel().orientations.io_orientation(affine)  # row d: file axis d -> (RAS axis, +1 or -1)
+    ras = _nibabel().orientations.apply_orientation(map3, ornt)
+    source = {int(axis): (d, flip < 0) for d, (axis, flip) in enumerate(ornt)}
+    return np.asarray(ras), [source[k] for k in range(3)]
+
+
 def glass_projections(map3: np.ndarray) -> list[np.ndarray]:
     """``np.nanmax(|map3|, axis=k)`` for k = 0, 1, 2 (NaN where a whole line is NaN)."""
     with warnings.catch_warnings():
@@ -235,28 +243,39 @@ def glass_projections(map3: np.ndarray) -> list[np.ndarray]:
         return [np.asarray(np.nanmax(np.abs(map3), axis=k)) for k in range(3)]
 
 
+RAS_VIEWS = ("sagittal", "coronal", "axial")  # projections along x (L-R), y (P-A), z (I-S)
+
+
 def plot_glass(map3: np.ndarray, affine: np.ndarray, *, title: str = "") -> Figure:
-    """Three maximum-|value| projections on the voxel grid; panel k's image is ``np.nanmax(|map3|, axis=k).T`` (rows: the
-    later remaining axis, bottom up), axes labelled with voxel index and direction (e.g. ``j (voxel) → A``)."""
+    """Three maximum-|value| projections in the radiologists' "neurological" layout nilearn also uses: the map is
+    reoriented to RAS (``to_ras``), panel k is ``np.nanmax(|ras|, axis=k).T`` drawn with ``origin="lower"`` (sagittal:
+    anterior right; coronal and axial: the subject's left on the left, right on the right), each axis labelled with the
+    direction it runs toward and the file's voxel axis it shows."""
     peak_voxel(map3)  # refuses an all-NaN map
-    codes, sizes = axis_codes(affine), _voxel_sizes(affine)
-    projections = glass_projections(map3)
+    ras, source = to_ras(map3, affine)
+    sizes = _voxel_sizes(affine)
+    projections = glass_projections(ras)
     vmax = float(np.nanmax([np.nanmax(p) for p in projections])) or 1.0
     from matplotlib import colormaps
 
     cmap = colormaps["inferno"].with_extremes(bad="#dddddd")  # lines without any value: light grey, not black
     fig = _plain_figure(12, 4.2)
     images: list[AxesImage] = []
+
+    def label(axis: int) -> str:
+        d, flipped = source[axis]
+        return f"{'xyz'[axis]} → {'RAS'[axis]} (voxel axis {'ijk'[d]}{', reversed' if flipped else ''})"
+
     for k, proj in enumerate(projections):
         a, b = [d for d in range(3) if d != k]
         ax = fig.add_subplot(1, 3, k + 1)
-        images.append(ax.imshow(proj.T, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax, aspect=sizes[b] / sizes[a],
-                                interpolation="nearest"))
-        ax.set_xlabel(f"{'ijk'[a]} (voxel) → {codes[a]}")
-        ax.set_ylabel(f"{'ijk'[b]} (voxel) → {codes[b]}")
-        ax.set_title(f"{VIEW[codes[k]]}: max |value| along {'ijk'[k]} ({OPPOSITE[codes[k]]}→{codes[k]})", fontsize=9)
+        images.append(ax.imshow(proj.T, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax,
+                                aspect=sizes[source[b][0]] / sizes[source[a][0]], interpolation="nearest"))
+        ax.set_xlabel(label(a))
+        ax.set_ylabel(label(b))
+        ax.set_title(f"{RAS_VIEWS[k]}: max |value| along {'xyz'[k]} ({'LPI'[k]}→{'RAS'[k]})", fontsize=9)
     fig.colorbar(images[-1], ax=fig.axes, shrink=0.8, label="max |value|")
-    fig.suptitle(f"{title}: glass view (voxel grid, native space)", fontsize=9)
+    fig.suptitle(f"{title}: glass view (RAS-oriented voxel grid, native space)", fontsize=9)
     return fig
 
 
@@ -334,5 +353,5 @@ def plot_volume_file(path: Path, *, bg: Path | None, title: str) -> Figure:
     return plot_ortho(vol.data, vol.affine, bg=vol.reference, title=title)
 
 
-__all__ = ["VOLUME_KINDS", "Volume", "glass_projections", "is_volume_path", "parse_voxels", "peak_voxel", "plot_glass",
+__all__ = ["VOLUME_KINDS", "Volume", "glass_projections", "is_volume_path", "parse_voxels", "peak_voxel", "plot_glass", "to_ras",
            "plot_ortho", "plot_voxel_timecourse", "read_volume", "volume_figures", "world"]

@@ -123,21 +123,26 @@ def test_ortho_is_cut_at_the_peak_voxel_world_coordinates_on_the_recorded_refere
     assert plt.get_fignums() == []
 
 
-def test_glass_projections_are_nanmax_abs_with_directions(vols):
+def ras(v: np.ndarray) -> np.ndarray:
+    """The test AFFINE's voxel axes run i -> A, j -> L, k -> S: RAS order is (j reversed, i, k), written out by hand."""
+    return np.transpose(v, (1, 0, 2))[::-1]
+
+
+def test_glass_projections_are_nanmax_abs_in_ras_layout_with_directions(vols):
     tmp, v3, _ = vols
     [(name, fig)] = figures_for(tmp / "pred3.nii.gz", "glass")
     assert name == "glass"
     panels = [ax for ax in fig.axes if ax.images and ax.get_xlabel()]
     assert len(panels) == 3
-    expected_labels = {0: ("j (voxel) → L", "k (voxel) → S"), 1: ("i (voxel) → A", "k (voxel) → S"),
-                       2: ("i (voxel) → A", "j (voxel) → L")}
+    x, y, z = "x → R (voxel axis j, reversed)", "y → A (voxel axis i)", "z → S (voxel axis k)"
+    expected_labels = {0: (y, z), 1: (x, z), 2: (x, y)}  # sagittal: anterior right; coronal, axial: left on the left
     for k, ax in enumerate(panels):
         with quiet():
-            want = np.nanmax(np.abs(v3), axis=k)
+            want = np.nanmax(np.abs(ras(v3)), axis=k)
         [got] = images(ax)
-        np.testing.assert_array_equal(got, want.T)  # rows: the later remaining axis
+        np.testing.assert_array_equal(got, want.T)  # rows: the later remaining axis, drawn bottom up
         assert (ax.get_xlabel(), ax.get_ylabel()) == expected_labels[k]
-    assert "sagittal" in panels[1].get_title() and "coronal" in panels[0].get_title() and "axial" in panels[2].get_title()
+    assert [ax.get_title().split(":")[0] for ax in panels] == ["sagittal", "coronal", "axial"]
 
 
 def test_berg_plot_volume_writes_png_and_svg(vols):
@@ -195,7 +200,7 @@ def test_4d_time_course_in_seconds_and_mean_map_views(vols, tmp_path):
     np.testing.assert_allclose(figs["timecourse"].axes[0].get_lines()[0].get_ydata(), v4[peak])
     panel = [ax for ax in figs["glass"].axes if ax.images and ax.get_xlabel()][0]
     with quiet():
-        want = np.nanmax(np.abs(mean), axis=0).T
+        want = np.nanmax(np.abs(ras(mean)), axis=0).T
     np.testing.assert_allclose(images(panel)[0], want, rtol=1e-6)
 
 
