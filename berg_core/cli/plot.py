@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                    "(response histogram over the corpus with the drive/suppress cut-offs, drive vs baseline vs "
                                    "suppress bars), a berg train folder (test-r histogram, per-ROI mean r, chosen alphas, r map), "
                                    "a brain volume pred.nii.gz (--kind brain: slices at the peak voxel on the reference (nilearn, "
-                                   "berg-core[maps]) and a glass view of max-|value| projections on the voxel grid; a 4-D file "
+                                   "berg-core[maps]) and a glass view of max-|value| projections (RAS-oriented, left on the left); a 4-D file "
                                    "adds the time course of --voxels). Several figures to OUT.png give OUT_<name>.png.")
     p.add_argument("files", nargs="+", metavar="FILE", help="berg encode/search output, berg train folder, or .nii.gz volume")
     p.add_argument("--kind", choices=KINDS, default="auto", help="what to draw (default auto: from the file)")
