@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from berg_core.errors import BergError, DownloadError, InvalidParameterError, ModelLoadError
 from berg_core.store.cache import atomic_path, cache_root
 from berg_core.store.fetch import CHUNK_BYTES, NOTICE_MARKER, ensure_file
+from berg_core.store.userfiles import write_sidecar
 
 SUMMARIES = ("mean", "max", "std")
 #: ``$BERG_OPENNEURO_URL``: base URL of the OpenNeuro export (a mirror, or a loopback server in tests)
@@ -160,9 +160,11 @@ def voxel_volume(values: np.ndarray, mask_zyx: np.ndarray, voxels: np.ndarray | 
     return vol.transpose(2, 1, 0, 3)
 
 
-def _write_nifti(path: Path, vol: np.ndarray, affine: np.ndarray, meta: dict[str, Any], *, step: tuple[float, str] | None = None) -> Path:
+def _write_nifti(path: Path, vol: np.ndarray, space: VoxelSpace, affine: np.ndarray, meta: dict[str, Any], *,
+                 step: tuple[float, str] | None = None) -> Path:
     """Write float32 ``vol`` (x, y, z[, n]) with ``affine`` atomically (gzip when ``path`` ends in .gz), xyz units mm,
-    and the JSON sidecar ``meta`` beside it. 4-D: ``step`` = (pixdim[4], its unit: "sec" or "unknown")."""
+    and the JSON sidecar ``meta`` + the space's reference (``reference_entry``) beside it. 4-D: ``step`` = (pixdim[4],
+    its unit: "sec" or "unknown")."""
     nib = _nibabel()
     img = nib.Nifti1Image(np.asarray(vol, dtype=np.float32), affine)
     t_step, t_unit = step or (0.0, "sec")
@@ -174,9 +176,7 @@ def _write_nifti(path: Path, vol: np.ndarray, affine: np.ndarray, meta: dict[str
     data = img.to_bytes()
     with atomic_path(path) as tmp:
         tmp.write_bytes(gzip.compress(data, compresslevel=6, mtime=0) if gz else data)
-    side = path.with_name(path.name[: -len(".nii.gz" if gz else ".nii")] + ".json")
-    with atomic_path(side) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    write_sidecar(path, {**meta, "reference": reference_entry(space, path)})
     return path
 
 
@@ -198,10 +198,9 @@ def write_volume(path: str | Path, responses: np.ndarray, space: VoxelSpace, *, 
     maps = responses if summary is None else getattr(np, summary)(responses, axis=0, keepdims=True)
     vol = voxel_volume(maps, mask_zyx, voxels)
     step = (float(space.tr_s), "sec") if space.tr_s is not None else (1.0, "unknown")
-    meta = {**(attrs or {}), "reference": reference_entry(space, Path(path)),
-            "tr_s": None if space.tr_s is None else float(space.tr_s), "summary": summary or "",
+    meta = {**(attrs or {}), "tr_s": None if space.tr_s is None else float(space.tr_s), "summary": summary or "",
             "n_trs" if space.tr_s is not None else "n_rows": int(responses.shape[0]), "n_selected_voxels": int(n_sel)}
-    return _write_nifti(Path(path), vol if summary is None else vol[..., 0], affine, meta, step=None if summary else step)
+    return _write_nifti(Path(path), vol if summary is None else vol[..., 0], space, affine, meta, step=None if summary else step)
 
 
 def reference_entry(space: VoxelSpace, out: Path) -> str:
@@ -218,8 +217,8 @@ def write_map(path: str | Path, values: np.ndarray, space: VoxelSpace, attrs: di
     if values.shape[0] != space.n_voxels:
         raise VolumeError(f"a map of {values.shape[0]} values does not fit the {space.n_voxels} voxels of the space")
     mask_zyx, affine = space_grid(space)
-    meta = {**(attrs or {}), "reference": reference_entry(space, Path(path)), "n_voxels": int(space.n_voxels)}
-    return _write_nifti(Path(path), voxel_volume(values[None], mask_zyx)[..., 0], affine, meta)
+    meta = {**(attrs or {}), "n_voxels": int(space.n_voxels)}
+    return _write_nifti(Path(path), voxel_volume(values[None], mask_zyx)[..., 0], space, affine, meta)
 
 
 def write_model_volume(model: Any, path: str | Path, responses: np.ndarray, labels: Any, *, summary: str | None = None) -> Path:
