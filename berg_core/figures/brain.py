@@ -29,6 +29,7 @@ import numpy as np
 
 from berg_core.errors import InvalidParameterError, ResourceError
 from berg_core.figures.readers import MAX_BYTES, ResultFileError, read_sidecar
+from berg_core.store.volumes import nibabel_module
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,14 +46,6 @@ WHAT = "NIfTI volume (.nii.gz or .nii, 3-D map or 4-D x, y, z, TR)"
 
 def is_volume_path(path: str | Path) -> bool:
     return Path(path).name.lower().endswith((".nii", ".nii.gz"))
-
-
-def _nibabel() -> Any:
-    try:
-        import nibabel
-    except ImportError as exc:
-        raise InvalidParameterError("reading .nii.gz needs nibabel: pip install 'berg-core[maps]'") from exc
-    return nibabel
 
 
 @dataclass
@@ -81,7 +74,7 @@ class Volume:
 
 
 def _load_image(path: Path, what: str) -> Any:
-    nib = _nibabel()
+    nib = nibabel_module()
     if not path.is_file():
         raise ResourceError(f"{str(path)!r} not found; give a {what}")
     try:
@@ -148,7 +141,7 @@ def world(affine: np.ndarray, ijk: tuple[int, ...]) -> np.ndarray:
 
 def axis_codes(affine: np.ndarray) -> tuple[str, str, str]:
     """The direction each voxel axis runs toward (``R``/``L``, ``A``/``P``, ``S``/``I``), from the affine."""
-    codes = _nibabel().aff2axcodes(affine)
+    codes = nibabel_module().aff2axcodes(affine)
     return tuple(str(c) if c is not None else "?" for c in codes)  # type: ignore[return-value]
 
 
@@ -186,7 +179,7 @@ def plot_ortho(map3: np.ndarray, affine: np.ndarray, *, bg: Path | None = None, 
         from nilearn import plotting
     except ImportError:
         return _ortho_fallback(map3, affine, ijk, bg=bg, title=label + " (voxel grid; pip install 'berg-core[maps]' for nilearn)")
-    nib = _nibabel()
+    nib = nibabel_module()
     img = nib.Nifti1Image(np.array(map3, dtype=np.float32), affine)  # a copy: nilearn sets NaN to 0 in place
     bg_img = _load_image(bg, "background NIfTI (--bg)") if bg is not None else None
     fig = _plain_figure(11, 4, constrained=False)
@@ -230,8 +223,8 @@ def _ortho_fallback(map3: np.ndarray, affine: np.ndarray, ijk: tuple[int, int, i
 def to_ras(map3: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, list[tuple[int, bool]]]:
     """``map3`` with its voxel axes reordered and flipped to run toward R, A, S (display order x, y, z; nibabel's
     ``io_orientation``), and for each of x, y, z the file's voxel axis it came from and whether it was reversed."""
-    ornt = _nibabel().orientations.io_orientation(affine)  # row d: file axis d -> (RAS axis, +1 or -1)
-    ras = _nibabel().orientations.apply_orientation(map3, ornt)
+    ornt = nibabel_module().orientations.io_orientation(affine)  # row d: file axis d -> (RAS axis, +1 or -1)
+    ras = nibabel_module().orientations.apply_orientation(map3, ornt)
     source = {int(axis): (d, flip < 0) for d, (axis, flip) in enumerate(ornt)}
     return np.asarray(ras), [source[k] for k in range(3)]
 

@@ -95,17 +95,18 @@ def ensure_external_file(f: ExternalFile, *, base_url: str | None = None, show_p
     return path
 
 
-def _nibabel() -> Any:
+def nibabel_module() -> Any:
+    """nibabel (the ``berg-core[maps]`` extra), imported on first use; missing: one ``VolumeError`` line."""
     try:
         import nibabel
     except ImportError as exc:
-        raise VolumeError("writing .nii.gz needs nibabel: pip install 'berg-core[maps]' (or write .npy/.h5)") from exc
+        raise VolumeError("reading or writing .nii/.nii.gz needs nibabel: pip install 'berg-core[maps]' (or use .npy/.h5)") from exc
     return nibabel
 
 
 def load_mask(path: Path, *, fix: str = "delete it to fetch it again") -> np.ndarray:
     """A NIfTI mask as bool (z, y, x) (pycortex's ``get_fdata().T != 0``); unreadable or not 3-D: one line."""
-    nib = _nibabel()
+    nib = nibabel_module()
     try:
         mask_zyx: np.ndarray = np.asarray(nib.load(path).get_fdata()).T != 0
     except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds for a damaged file
@@ -118,7 +119,7 @@ def load_mask(path: Path, *, fix: str = "delete it to fetch it again") -> np.nda
 def load_reference(path: Path, *, fix: str = "delete it to fetch it again", read_data: bool = False) -> tuple[tuple[int, ...], np.ndarray]:
     """The grid (x, y, z) and the 4×4 affine of a reference NIfTI (``read_data``: also decode its voxels, so a
     truncated file is refused now); unreadable: one line."""
-    nib = _nibabel()
+    nib = nibabel_module()
     try:
         ref = nib.load(path)
         affine = np.asarray(ref.affine, dtype=np.float64)
@@ -165,7 +166,7 @@ def _write_nifti(path: Path, vol: np.ndarray, space: VoxelSpace, affine: np.ndar
     """Write float32 ``vol`` (x, y, z[, n]) with ``affine`` atomically (gzip when ``path`` ends in .gz), xyz units mm,
     and the JSON sidecar ``meta`` + the space's reference (``reference_entry``) beside it. 4-D: ``step`` = (pixdim[4],
     its unit: "sec" or "unknown")."""
-    nib = _nibabel()
+    nib = nibabel_module()
     img = nib.Nifti1Image(np.asarray(vol, dtype=np.float32), affine)
     t_step, t_unit = step or (0.0, "sec")
     img.header.set_xyzt_units("mm", t_unit)
