@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import h5py
 import numpy as np
@@ -78,16 +79,7 @@ def test_nc_is_a_labelled_brainscore_style_assembly(tmp_path):
 
 
 def test_nc_without_xarray_is_one_line(tmp_path, monkeypatch, capsys):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_xarray(name, *args, **kwargs):
-        if name == "xarray":
-            raise ImportError("no xarray")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_xarray)
+    monkeypatch.setitem(sys.modules, "xarray", None)  # import xarray -> ImportError
     assert main(["encode", MODEL, "abc", "-o", str(tmp_path / "p.nc"), "-q"]) == 1
     err = capsys.readouterr().err.strip()
     assert "berg-core[nc]" in err and len(err.splitlines()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,16 +199,7 @@ def _voxel_file(tmp_path, chosen):
 
 
 def test_nifti_without_nibabel_is_refused_before_the_model_loads(story, tmp_path, capsys, monkeypatch):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_nibabel(name, *args, **kwargs):
-        if name == "nibabel":
-            raise ImportError("no nibabel")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_nibabel)
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # import nibabel -> ImportError
     assert main(["encode", MODEL, "--subject", SUBJECT, "--input", str(story), "-o", str(tmp_path / "p.nii.gz"),
                  "-O", "backbone=/nowhere"]) == 1  # refused before the (missing) backbone is looked at
     err = capsys.readouterr().err.strip()
